@@ -1,0 +1,13 @@
+"""Settings for the test suite: the site's own settings with a queue database of its own."""
+
+from twicesite import embedded_redis
+from twicesite.settings import *  # noqa: F403
+from twicesite.settings import EMBEDDED_REDIS, VAR_DIR, rq_queues
+
+if EMBEDDED_REDIS:
+    # Database 15 of the bundled server, so tests never touch a running demo's queues (db 0).
+    REDIS_URL = embedded_redis.url(VAR_DIR, db=15)
+    RQ_QUEUES = rq_queues(REDIS_URL)
+
+# Hashing passwords slowly protects nothing in tests.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,76 @@
+"""The bundled Redis server: one per checkout, started on first use, shared by processes."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+
+from twicesite import embedded_redis
+
+
+@pytest.fixture
+def var_dir(tmp_path):
+    path = tmp_path / "var"
+    yield path
+    embedded_redis.stop(path)
+
+
+def test_it_starts_on_first_use_and_is_reused(var_dir):
+    assert not embedded_redis.is_running(var_dir)
+    url = embedded_redis.ensure_running(var_dir)
+    pid = embedded_redis.server_pid(var_dir)
+    assert url == f"unix://{var_dir / 'redis.sock'}?db=0"
+    client = redis.Redis.from_url(url)
+    client.set("greeting", "hello")
+
+    assert embedded_redis.ensure_running(var_dir) == url
+    assert embedded_redis.server_pid(var_dir) == pid
+    assert client.get("greeting") == b"hello"
+
+
+def test_processes_starting_it_at_once_share_one_server(var_dir):
+    code = (
+        "import sys; from pathlib import Path; from twicesite import embedded_redis as e; "
+        "e.ensure_running(Path(sys.argv[1])); print(e.server_pid(Path(sys.argv[1])))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(var_dir)], cwd=root, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    pids = {proc.communicate(timeout=60)[0].strip() for proc in procs}
+    assert all(proc.returncode == 0 for proc in procs)
+    assert len(pids) == 1
+    out = subprocess.run(["ps", "-o", "comm=", "-p", pids.pop()], capture_output=True, text=True)
+    assert "redis-server" in out.stdout
+
+
+def test_stop_shuts_it_down_and_a_later_use_starts_it_again(var_dir):
+    embedded_redis.ensure_running(var_dir)
+    assert embedded_redis.stop(var_dir) is True
+    assert not embedded_redis.is_running(var_dir)
+    assert embedded_redis.stop(var_dir) is False
+    embedded_redis.ensure_running(var_dir)
+    assert embedded_redis.is_running(var_dir)
+
+
+def test_a_stale_socket_from_a_killed_server_does_not_block_a_restart(var_dir):
+    embedded_redis.ensure_running(var_dir)
+    pid = embedded_redis.server_pid(var_dir)
+    subprocess.run(["kill", "-9", str(pid)], check=True)
+    for _ in range(100):
+        if not embedded_redis.is_running(var_dir):
+            break
+    embedded_redis.ensure_running(var_dir)
+    assert embedded_redis.server_pid(var_dir) != pid
+
+
+def test_deep_checkouts_put_the_socket_in_the_temp_directory(tmp_path):
+    deep = tmp_path / ("d" * 60) / ("e" * 60) / "var"
+    path = embedded_redis.socket_path(deep)
+    assert len(str(path)) <= 100
+    assert path != embedded_redis.socket_path(tmp_path / "other" / "var")

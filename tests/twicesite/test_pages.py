@@ -1,0 +1,32 @@
+import pytest
+from django.contrib.auth import get_user_model
+
+
+@pytest.mark.django_db
+def test_home_page_explains_the_site(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert b"Who is that?" in response.content
+    assert b"twicesite/base.css" in response.content
+
+
+@pytest.mark.browser
+def test_home_page_renders_and_admin_login_works(page, django_user_model):
+    django_user_model.objects.create_superuser("curator", "c@example.org", "s3cret-pass!")
+    page.goto("/")
+    assert page.locator("h1").inner_text() == "Who is that?"
+    # The stylesheet is served by the site itself and applied.
+    assert page.locator(".site-header").evaluate("e => getComputedStyle(e).display") == "flex"
+
+    page.get_by_role("link", name="Log in").click()
+    page.fill("#id_username", "curator")
+    page.fill("#id_password", "wrong")
+    page.click("input[type=submit]")
+    assert page.locator(".errornote").is_visible()
+
+    page.fill("#id_username", "curator")
+    page.fill("#id_password", "s3cret-pass!")
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/")
+    assert "Site administration" in page.content()
+    assert get_user_model().objects.get(username="curator").last_login is not None

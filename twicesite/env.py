@@ -1,0 +1,95 @@
+"""Typed readers for settings taken from the environment."""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+
+class ConfigError(Exception):
+    """A setting from the environment is missing or unusable; the message says which and why."""
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def load_dotenv(path: Path) -> None:
+    """Read KEY=VALUE lines from `path` into os.environ; variables already set win."""
+    if not path.is_file():
+        return
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{path}:{number}: expected KEY=VALUE, got {raw!r}")
+        os.environ.setdefault(key.strip(), value.strip().strip("'\""))
+
+
+def envstr(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def envbool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    value = value.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+def envint(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+
+
+def envlist(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def envpath(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value).expanduser().resolve() if value else default
+
+
+def envdatabase(name: str, default: str) -> dict:
+    """Parse a database URL into Django's DATABASES entry."""
+    url = os.environ.get(name) or default
+    try:
+        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    except Exception as exc:  # dj-database-url raises ValueError, KeyError or others by scheme
+        raise ConfigError(f"{name} is not a usable database URL ({exc}): {redact(url)}") from None
+    if not config.get("ENGINE") or (not config.get("NAME") and "sqlite" not in config["ENGINE"]):
+        raise ConfigError(f"{name} names no database: {redact(url)}")
+    return config
+
+
+def envredis(name: str) -> str | None:
+    """Return the Redis URL from the environment, checked for a known scheme, or None."""
+    url = os.environ.get(name, "").strip()
+    if not url:
+        return None
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"{name} must start with redis://, rediss:// or unix://: {redact(url)}")
+    return url
+
+
+def redact(url: str) -> str:
+    """Hide the password in a service URL so it can be shown in messages."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url

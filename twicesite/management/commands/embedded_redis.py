@@ -1,0 +1,32 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from twicesite import embedded_redis
+
+
+class Command(BaseCommand):
+    help = (
+        "Show, start or stop this checkout's bundled Redis server (used when REDIS_URL is unset)."
+    )
+    requires_system_checks = []
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "action", choices=["status", "start", "stop"], nargs="?", default="status"
+        )
+
+    def handle(self, *args, action, **options):
+        if not settings.EMBEDDED_REDIS:
+            raise CommandError("REDIS_URL is set, so no bundled Redis server is used.")
+        var_dir = settings.VAR_DIR
+        if action == "start":
+            embedded_redis.ensure_running(var_dir)
+        elif action == "stop":
+            stopped = embedded_redis.stop(var_dir)
+            self.stdout.write("stopped" if stopped else "not running")
+            return
+        if embedded_redis.is_running(var_dir):
+            pid = embedded_redis.server_pid(var_dir)
+            self.stdout.write(f"running (pid {pid}) at {embedded_redis.url(var_dir)}")
+        else:
+            self.stdout.write("not running")
