@@ -1,6 +1,20 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_delete
 
 
 class GalleryConfig(AppConfig):
     name = "gallery"
     verbose_name = "Galleries"
+
+    def ready(self):
+        from gallery.models import GalleryImage
+
+        # A signal rather than delete(): it also fires for admin bulk deletes and for the
+        # cascade when a member or group goes, which never call the model's delete().
+        post_delete.connect(_delete_image_files, sender=GalleryImage, dispatch_uid="gallery-files")
+
+
+def _delete_image_files(sender, instance, **kwargs):
+    from gallery.services import image_delete_files
+
+    image_delete_files(image=instance)

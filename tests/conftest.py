@@ -2,7 +2,6 @@ import os
 import shutil
 from pathlib import Path
 
-import django_rq
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -20,8 +19,11 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
+def media_root(request, tmp_path):
     """Every test writes its files under its own temporary MEDIA_ROOT."""
+    if not request.config.pluginmanager.hasplugin("django"):
+        return None  # the Django-free core tests can run with `-p no:django`
+    settings = request.getfixturevalue("settings")
     settings.MEDIA_ROOT = tmp_path / "media"
     return settings.MEDIA_ROOT
 
@@ -29,6 +31,8 @@ def media_root(settings, tmp_path):
 @pytest.fixture
 def rq_queue():
     """The default queue on the test Redis database, emptied before and after the test."""
+    import django_rq
+
     queue = django_rq.get_queue("default")
     queue.connection.flushdb()
     yield queue
@@ -76,3 +80,17 @@ def page(browser, live_server):
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def admin_login(page):
+    """Log `username` in through the admin login form."""
+
+    def login(username, password):
+        page.goto("/admin/login/")
+        page.fill("#id_username", username)
+        page.fill("#id_password", password)
+        page.click("input[type=submit]")
+        page.wait_for_url("**/admin/")
+
+    return login

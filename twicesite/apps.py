@@ -7,7 +7,13 @@ class TwicesiteConfig(AppConfig):
     verbose_name = "twicesite"
 
     def ready(self):
+        from django.db.models.signals import post_migrate
+
         from twicesite import checks  # noqa: F401  registers the system checks
+        from twicesite.roles import ensure_curators_group
+
+        # Permissions appear app by app as migrate finishes each; the update is idempotent.
+        post_migrate.connect(ensure_curators_group, dispatch_uid="curators-group")
 
         if settings.EMBEDDED_REDIS:
             from twicesite import embedded_redis

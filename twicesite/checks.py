@@ -11,19 +11,14 @@ from twicesite.env import redact
 
 @register("twicesite")
 def check_ffmpeg(app_configs=None, **kwargs):
-    # Replaced by recognition.core.media.ffmpeg_exe once the media core lands.
-    import shutil
+    from recognition.core import media
 
     try:
-        import imageio_ffmpeg
-
-        found = shutil.which("ffmpeg") or imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError) as exc:
-        found, reason = None, str(exc)
-    if not found:
+        media.ffmpeg_exe()
+    except (media.MediaError, RuntimeError, ImportError) as exc:
         return [
             Error(
-                f"ffmpeg is missing: {reason}",
+                f"ffmpeg is missing: {exc}",
                 hint="Reinstall the imageio-ffmpeg package (make install) or put ffmpeg on PATH.",
                 id="twicesite.E001",
             )

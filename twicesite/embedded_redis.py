@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 # Unix socket paths are limited to 107 bytes on Linux; deep checkouts fall back to /tmp.
 _MAX_SOCKET_PATH = 100
@@ -34,12 +36,20 @@ def url(var_dir: Path, db: int = 0) -> str:
     return f"unix://{socket_path(var_dir)}?db={db}"
 
 
+def _client(var_dir: Path, timeout: float) -> redis.Redis:
+    # No retries: a dead socket must answer "not running" at once, not after redis-py's backoff.
+    return redis.Redis(
+        unix_socket_path=str(socket_path(var_dir)),
+        socket_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
 def is_running(var_dir: Path) -> bool:
-    path = socket_path(var_dir)
-    if not path.exists():
+    if not socket_path(var_dir).exists():
         return False
     try:
-        return bool(redis.Redis(unix_socket_path=str(path), socket_timeout=1).ping())
+        return bool(_client(var_dir, 1).ping())
     except (redis.ConnectionError, redis.TimeoutError, OSError):
         return False
 
@@ -60,9 +70,8 @@ def stop(var_dir: Path) -> bool:
     """Shut the checkout's Redis server down; return whether one was running."""
     if not is_running(var_dir):
         return False
-    client = redis.Redis(unix_socket_path=str(socket_path(var_dir)), socket_timeout=5)
     try:
-        client.shutdown(nosave=True)
+        _client(var_dir, 5).shutdown(nosave=True)
     except redis.ConnectionError:
         pass  # the server closes the connection as it exits
     return True

@@ -107,6 +107,24 @@ STATIC_ROOT = envpath("STATIC_ROOT", VAR_DIR / "static")
 MEDIA_URL = "media/"
 MEDIA_ROOT = envpath("MEDIA_ROOT", BASE_DIR / "media")
 
+# Gallery cleaning limits.
+GALLERY_MAX_BYTES = envint("GALLERY_MAX_BYTES", 30_000_000)
+GALLERY_MAX_PIXELS = envint("GALLERY_MAX_PIXELS", 40_000_000)  # refused before decoding
+GALLERY_MIN_IMAGE_SIDE = envint("GALLERY_MIN_IMAGE_SIDE", 64)  # smaller images are flagged
+GALLERY_MIN_FACE_SIDE = envint("GALLERY_MIN_FACE_SIDE", 40)  # smaller faces are flagged
+
+# Image search used by scraping; {keyword} and {offset} are filled in.
+SCRAPE_SEARCH_URLS = {
+    "bing": envstr(
+        "SCRAPE_BING_URL", "https://www.bing.com/images/async?q={keyword}&first={offset}"
+    ),
+    "baidu": envstr(
+        "SCRAPE_BAIDU_URL",
+        "https://image.baidu.com/search/acjson?tn=resultjson_com&ipn=rj&word={keyword}"
+        "&pn={offset}&rn=30",
+    ),
+}
+
 # The queue. With no REDIS_URL every process of this checkout shares one bundled Redis server
 # (twicesite/embedded_redis.py), started on first use.
 REDIS_URL = envredis("REDIS_URL")

@@ -6,6 +6,7 @@ from twicesite import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("gallery/", include("gallery.urls")),
     path("admin/rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,158 @@
+import uuid
+from pathlib import PurePosixPath
+
+import numpy as np
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.urls import reverse
+
+from twicesite.models import Job
+
+COLOUR = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Enter a colour as #rrggbb.")
+
+# Distinct, readable-on-video colours handed to new members in order.
+PALETTE = [
+    "#ff5fa2", "#4cc9f0", "#ffd166", "#06d6a0", "#f77f00",
+    "#9b5de5", "#ef476f", "#80ed99", "#00bbf9", "#fee440",
+]  # fmt: skip
+
+
+class Group(models.Model):
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Member(models.Model):
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="members")
+    name = models.CharField(max_length=100)
+    slug = models.SlugField()
+    color = models.CharField("display colour", max_length=7, validators=[COLOUR])
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["group", "order", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["group", "slug"], name="member_slug_unique_in_group")
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def color_rgb(self) -> tuple[int, int, int]:
+        value = self.color.lstrip("#")
+        return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
+
+
+def gallery_upload_to(instance, filename):
+    suffix = PurePosixPath(filename).suffix.lower() or ".png"
+    return f"gallery/{instance.uuid.hex[:2]}/{instance.uuid.hex}{suffix}"
+
+
+class GalleryImage(models.Model):
+    class Source(models.TextChoices):
+        UPLOAD = "upload"
+        SCRAPE = "scrape"
+        IMPORT = "import"
+        CORRECTION = "correction"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="images")
+    # Empty for embedding-only samples imported from the original scripts' pickles.
+    file = models.ImageField(upload_to=gallery_upload_to, blank=True, max_length=200)
+    original_name = models.CharField(max_length=255, blank=True)
+    source = models.CharField(max_length=12, choices=Source, default=Source.UPLOAD)
+    source_url = models.URLField(max_length=1000, blank=True)
+    status = models.CharField(max_length=10, choices=Status, default=Status.PENDING, db_index=True)
+    reason = models.CharField(max_length=255, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+    phash = models.CharField("perceptual hash", max_length=64, blank=True)
+    # Faces found by the detector, [[left, top, right, bottom], ...]; None until detection ran.
+    detected_boxes = models.JSONField(null=True, blank=True)
+    face_count = models.PositiveSmallIntegerField(null=True, blank=True)
+    face_box = models.JSONField(null=True, blank=True)
+    embedding = models.BinaryField(null=True, blank=True, editable=False)
+    embedding_model = models.CharField(max_length=64, blank=True)
+    # Flags, recomputed when the gallery changes.
+    is_small = models.BooleanField("too small", default=False)
+    duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates"
+    )
+    looks_like = models.ForeignKey(
+        Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="lookalike_images"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        ordering = ["member", "-created"]
+        indexes = [models.Index(fields=["member", "status"])]
+
+    def __str__(self):
+        return f"{self.member} · {self.original_name or self.uuid.hex[:8]}"
+
+    def get_absolute_url(self):
+        return reverse("admin:gallery_galleryimage_change", args=[self.pk])
+
+    def vector(self) -> np.ndarray | None:
+        """The stored face embedding as a float32 array, or None."""
+        if self.embedding is None:
+            return None
+        return np.frombuffer(bytes(self.embedding), dtype=np.float32)
+
+    def flags(self) -> list[str]:
+        """Short words for what a curator should look at."""
+        out = []
+        if self.face_count == 0:
+            out.append("no face")
+        elif self.face_count is not None and self.face_count > 1 and self.face_box is None:
+            out.append(f"{self.face_count} faces")
+        if self.is_small:
+            out.append("small")
+        if self.duplicate_of_id:
+            out.append("duplicate")
+        if self.looks_like_id:
+            out.append(f"looks like {self.looks_like}")
+        return out
+
+    def ready_for_approval(self) -> bool:
+        return self.status == self.Status.PENDING and self.face_box is not None
+
+
+class ScrapeRun(Job):
+    """One image-search scrape for a member, run as a background job."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="scrape_runs")
+    keyword = models.CharField(max_length=200)
+    engine = models.CharField(max_length=20)
+    requested = models.PositiveIntegerField()
+    downloaded = models.PositiveIntegerField(default=0)
+    added = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return f"{self.engine} “{self.keyword}” for {self.member}"

@@ -1,0 +1,145 @@
+"""Scraping image search with icrawler: downloads land in the gallery through image_ingest."""
+
+import logging
+import tempfile
+from pathlib import Path
+from urllib.parse import quote_plus
+
+import django_rq
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from icrawler import ImageDownloader
+from icrawler.builtin import BaiduImageCrawler, BingImageCrawler
+from icrawler.builtin.baidu import BaiduFeeder
+from icrawler.builtin.bing import BingFeeder
+
+from gallery import services
+from gallery.models import GalleryImage, Member, ScrapeRun
+from twicesite.jobs import running
+
+log = logging.getLogger(__name__)
+
+
+def _search_url(engine: str) -> str:
+    return settings.SCRAPE_SEARCH_URLS[engine]
+
+
+class _BingFeeder(BingFeeder):
+    # The same feed as icrawler's, with the search address from settings (tests use a local one).
+    def feed(self, keyword, offset, max_num, filters=None):
+        for first in range(offset, offset + max_num, 20):
+            self.out_queue.put(
+                _search_url("bing").format(keyword=quote_plus(keyword), offset=first)
+            )
+
+
+class _BaiduFeeder(BaiduFeeder):
+    def feed(self, keyword, offset, max_num, filters=None):
+        for first in range(offset, offset + max_num, 30):
+            self.out_queue.put(
+                _search_url("baidu").format(keyword=quote_plus(keyword), offset=first)
+            )
+
+
+class _CountingDownloader(ImageDownloader):
+    """Records where each file came from and reports download progress on the run."""
+
+    run_id: int
+    requested: int
+    sources: dict[str, str]
+
+    def process_meta(self, task):
+        if not task.get("success"):
+            return
+        self.sources[task["filename"]] = task["file_url"]
+        try:
+            ScrapeRun.objects.filter(pk=self.run_id).update(
+                downloaded=len(self.sources),
+                progress=min(50.0, 50.0 * len(self.sources) / max(self.requested, 1)),
+            )
+        except DatabaseError as exc:  # progress is worth less than the download itself
+            log.warning("scrape run %s: progress not saved: %s", self.run_id, exc)
+        finally:
+            connection.close()  # this is icrawler's thread; don't leave its connection open
+
+
+ENGINES = {
+    "bing": (BingImageCrawler, _BingFeeder),
+    "baidu": (BaiduImageCrawler, _BaiduFeeder),
+}
+
+
+def scrape_start(
+    *,
+    member: Member,
+    keyword: str = "",
+    count: int,
+    engine: str,
+    requested_by=None,
+    enqueue: bool = True,
+) -> ScrapeRun:
+    """Create a scrape run and, unless told not to, enqueue its job once the transaction commits."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if count < 1:
+        raise ValueError("count must be at least 1")
+    keyword = keyword.strip() or f"{member.group.name} {member.name}"
+    with transaction.atomic():
+        run = ScrapeRun.objects.create(
+            member=member,
+            keyword=keyword,
+            engine=engine,
+            requested=count,
+            requested_by=requested_by,
+            stage="queued",
+        )
+        if enqueue:
+            # The job is only sent when the transaction commits, so its id is chosen here.
+            run.rq_job_id = f"scrape-{run.pk}"
+            run.save(update_fields=["rq_job_id"])
+            django_rq.get_queue("default").enqueue(
+                "gallery.jobs.scrape_job", run.pk, job_id=run.rq_job_id, job_timeout=3600
+            )
+    return run
+
+
+def scrape_run(*, run: ScrapeRun) -> ScrapeRun:
+    """Download up to `run.requested` images and ingest them as pending images of the member."""
+    crawler_cls, feeder_cls = ENGINES[run.engine]
+    member = run.member
+    with running(run) as progress, tempfile.TemporaryDirectory(prefix="scrape-") as tmp:
+        progress(0, "searching and downloading", force=True)
+        crawler = crawler_cls(
+            feeder_cls=feeder_cls,
+            downloader_cls=_CountingDownloader,
+            downloader_threads=2,
+            storage={"root_dir": tmp},
+            log_level=logging.WARNING,
+        )
+        crawler.downloader.run_id = run.pk
+        crawler.downloader.requested = run.requested
+        crawler.downloader.sources = sources = {}
+        crawler.crawl(keyword=run.keyword, max_num=run.requested, max_idle_time=30)
+        files = sorted(Path(tmp).iterdir())
+        progress(50, f"cleaning {len(files)} images", force=True)
+        counts = {"added": 0, "duplicate": 0, "rejected": 0}
+        for done, path in enumerate(files, start=1):
+            result = services.image_ingest(
+                member=member,
+                data=path.read_bytes(),
+                name=Path(sources.get(path.name, path.name)).name,
+                source=GalleryImage.Source.SCRAPE,
+                source_url=sources.get(path.name, ""),
+                uploaded_by=run.requested_by,
+                skip_near_duplicates=True,
+            )
+            counts[result.outcome] += 1
+            ScrapeRun.objects.filter(pk=run.pk).update(
+                added=counts["added"], duplicates=counts["duplicate"], rejected=counts["rejected"]
+            )
+            progress(50 + 45 * done / max(len(files), 1))
+        progress(95, "recomputing flags", force=True)
+        services.group_refresh_flags(group=member.group)
+        ScrapeRun.objects.filter(pk=run.pk).update(downloaded=len(files), stage="done")
+    run.refresh_from_db()
+    return run

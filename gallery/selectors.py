@@ -1,0 +1,36 @@
+"""Reads about galleries that admin pages and commands share."""
+
+from django.db.models import Count, Q
+
+from gallery.models import GalleryImage, Member
+
+
+def member_health(member: Member) -> dict[str, int]:
+    """Counts a curator watches: approved, pending, flagged, duplicates, suspected mislabels."""
+    return members_health(Member.objects.filter(pk=member.pk))[member.pk]
+
+
+def members_health(members) -> dict[int, dict[str, int]]:
+    live = ~Q(images__status=GalleryImage.Status.REJECTED)
+    rows = members.annotate(
+        approved=Count("images", filter=Q(images__status=GalleryImage.Status.APPROVED)),
+        pending=Count("images", filter=Q(images__status=GalleryImage.Status.PENDING)),
+        rejected=Count("images", filter=Q(images__status=GalleryImage.Status.REJECTED)),
+        no_face=Count("images", filter=live & Q(images__face_box__isnull=True)),
+        small=Count("images", filter=live & Q(images__is_small=True)),
+        duplicates=Count("images", filter=live & Q(images__duplicate_of__isnull=False)),
+        lookalikes=Count("images", filter=live & Q(images__looks_like__isnull=False)),
+    ).values(
+        "pk", "approved", "pending", "rejected", "no_face", "small", "duplicates", "lookalikes"
+    )
+    return {row.pop("pk"): row for row in rows}
+
+
+def flagged(images):
+    """Images that need a curator's eye."""
+    return images.filter(
+        Q(face_box__isnull=True)
+        | Q(is_small=True)
+        | Q(duplicate_of__isnull=False)
+        | Q(looks_like__isnull=False)
+    )

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from gallery import views
+
+app_name = "gallery"
+urlpatterns = [
+    path("images/<uuid:uuid>/file/", views.image_file, name="file"),
+    path("images/<uuid:uuid>/thumbnail.jpg", views.thumbnail, name="thumbnail"),
+]

@@ -1,0 +1,823 @@
+"""Video plumbing on the ffmpeg binary: probe, decode to RGB frames, draw labels, encode with audio.
+
+Django-free. Everything runs through plain `ffmpeg` subprocesses with explicit argument lists, so
+the bundled imageio-ffmpeg binary (which ships without ffprobe) is enough.
+
+Conventions:
+- Frames are RGB24 `numpy.ndarray`s of shape (height, width, 3), uint8, of the displayed frame:
+  ffmpeg's autorotation has already applied the stream's display matrix.
+- Frame indices count from 0 over every decoded frame of the video stream.
+- Boxes are (left, top, right, bottom) in pixels of that displayed frame.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import queue
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import IO
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "MediaError",
+    "VideoInfo",
+    "draw_label",
+    "ffmpeg_exe",
+    "ffprobe_exe",
+    "probe",
+    "read_frames",
+    "render",
+    "scaled_size",
+    "transcode",
+]
+
+DEFAULT_PRESET = "veryfast"
+# CRF 20 keeps the thin label strokes and small text clean at 720p for a modest size increase
+# over x264's default of 23.
+DEFAULT_CRF = 20
+
+# Audio codecs that are copied into the MP4 untouched: MP4 can hold them and current browsers
+# play them. ALAC, AC-3/E-AC-3 and PCM are legal in MP4 (some only with -strict) but Chrome and
+# Firefox do not play them, so they are re-encoded to AAC like every other codec.
+MP4_COPY_AUDIO = frozenset({"aac", "mp3", "opus", "flac"})
+AAC_BITRATE = "192k"
+
+# Pipe size the decoder writes into; a bigger pipe means fewer context switches per frame.
+_PIPE_BYTES = 1 << 20
+# Frames buffered between the decoder and the encoder in render(); bounded in bytes so a 4K
+# video does not hold hundreds of MB.
+_QUEUE_BYTES = 48 << 20
+
+
+class MediaError(Exception):
+    """A file ffmpeg cannot use as a video, or an ffmpeg run that failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class VideoInfo:
+    """Facts about a video file, as probe() found them."""
+
+    width: int  # of the displayed (rotation-applied) frame
+    height: int
+    fps: float  # nominal rate for constant frame rate, frames / duration otherwise
+    frames: int  # video packets counted by a stream-copy pass; equals decoded frames
+    duration: float  # of the video stream, seconds (first frame start to last frame end)
+    rotation: int  # clockwise degrees the player turns the coded frame: 0, 90, 180, 270
+    has_audio: bool
+    audio_codec: str | None
+    video_codec: str
+    pix_fmt: str
+    vfr: bool  # frame durations vary (phone recordings, screen captures)
+    stream_index: int = 0  # absolute index of the video stream (skips cover art)
+    audio_index: int | None = None  # absolute index of the first audio stream
+    start_time: float = 0.0  # first video frame's time relative to the file's start
+    sar: tuple[int, int] = (1, 1)  # sample (pixel) aspect ratio of the displayed frame
+    # Colour tags as ffmpeg names them ("bt709", "smpte170m"...); "unknown" when untagged.
+    color_matrix: str = "unknown"
+    color_primaries: str = "unknown"
+    color_transfer: str = "unknown"
+
+
+# --------------------------------------------------------------------------- binaries
+
+
+@functools.cache
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary: system ffmpeg when on PATH, else the imageio-ffmpeg one."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    import imageio_ffmpeg  # only needed when there is no system ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@functools.cache
+def ffprobe_exe() -> str | None:
+    """Path of a system ffprobe, or None (the imageio-ffmpeg wheel ships none; probe() needs none)."""
+    return shutil.which("ffprobe")
+
+
+# --------------------------------------------------------------------------- probe
+
+_LEVEL_LINE = re.compile(
+    r"^(?:\[(?P<src>[^\]]*) @ 0x[0-9a-f]+\] )?\[(?P<level>[a-z]+)\] (?P<msg>.*)$"
+)
+_INPUT = re.compile(r"^Input #0, (?P<fmt>.+?), from ")
+_DURATION = re.compile(
+    r"^\s*Duration: (?P<dur>N/A|\d+:\d+:\d+(?:\.\d+)?)(?:, start: (?P<start>-?[\d.]+))?"
+)
+_STREAM = re.compile(
+    r"^\s*Stream #0:(?P<index>\d+)(?:\[0x[0-9a-f]+\])?(?:\([^)]*\))?: (?P<kind>\w+): (?P<rest>.*)$"
+)
+_MAPPED = re.compile(r"^\s*Stream #0:(?P<index>\d+) -> #0:0 \(copy\)")
+_ROTATION = re.compile(r"Display Matrix: rotation of (?P<deg>-?[\d.]+) degrees")
+_SIZE = re.compile(r"(?<![\w.])(?P<w>\d+)x(?P<h>\d+)(?![\w.])")
+_SAR = re.compile(r"\[SAR (?P<n>\d+):(?P<d>\d+) DAR")
+_FPS = re.compile(r"(?P<v>[\d.]+)(?P<k>k?) fps")
+_TBR = re.compile(r"(?P<v>[\d.]+)(?P<k>k?) tbr")
+_TB = re.compile(r"^#tb 0: (?P<n>\d+)/(?P<d>\d+)")
+# Names ffmpeg prints alone when matrix, primaries and transfer are the same standard.
+_COLOR_NAMES = frozenset({"bt709", "bt470bg", "smpte170m", "smpte240m", "bt2020", "bt2020nc"})
+_NOPTS = -(2**63)
+_PKT_DISCARD = 0x4
+_STILL_IMAGE_FORMATS = ("image2", "_pipe")  # png_pipe, jpeg_pipe, ... : one picture, not video
+
+
+@dataclass(slots=True)
+class _Stream:
+    index: int
+    kind: str
+    rest: str
+    extra: list[str]
+
+
+def probe(path: str | os.PathLike[str]) -> VideoInfo:
+    """Read a video's facts with one ffmpeg stream-copy pass (no decoding, no ffprobe)."""
+    path = Path(path)
+    name = path.name
+    if not path.is_file():
+        raise MediaError(f"{name}: no such file")
+    if path.stat().st_size == 0:
+        raise MediaError(f"{name}: file is empty")
+
+    # One run does both jobs: the input dump on stderr gives the streams, and copying the first
+    # real video stream (V skips cover art) to framecrc lists every packet's timestamps on
+    # stdout, which gives the exact frame count, duration and whether the rate varies.
+    # level+info tags each stderr line with its level, so demuxer errors stand out.
+    cmd = [
+        ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "level+info",
+        "-i", str(path), "-map", "0:V:0", "-c", "copy", "-f", "framecrc", "-",
+    ]  # fmt: skip
+    run = subprocess.run(cmd, capture_output=True, check=False)
+    stderr = run.stderr.decode("utf-8", "replace")
+    header, errors, mapped = _parse_stderr(stderr)
+
+    if header is None:
+        reason = "; ".join(dict.fromkeys(errors)) or "ffmpeg could not open it"
+        raise MediaError(f"{name}: not a readable video file, or truncated ({reason})")
+    fmt, streams, duration_text, _ = header
+    videos = [s for s in streams if s.kind == "Video" and "(attached pic)" not in s.rest]
+    audios = [s for s in streams if s.kind == "Audio"]
+    if not videos or mapped is None:
+        what = "audio-only" if audios else "no audio or video"
+        raise MediaError(f"{name}: has no video stream ({what})")
+    if any(tag in fmt for tag in _STILL_IMAGE_FORMATS):
+        raise MediaError(f"{name}: is a still image ({fmt}), not a video")
+    if errors:
+        raise MediaError(f"{name}: truncated or corrupt ({errors[0]})")
+    if run.returncode != 0:
+        raise MediaError(f"{name}: ffmpeg failed reading it (exit {run.returncode})")
+
+    video = next((s for s in videos if s.index == mapped), videos[0])
+    codec, pix_fmt, coded_w, coded_h, sar, colors = _parse_video_line(video.rest)
+    if not coded_w or not coded_h:
+        raise MediaError(f"{name}: video stream has no frame size")
+    rotation = _rotation(video.extra)
+    width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
+    if rotation in (90, 270):
+        sar = (sar[1], sar[0])  # autorotate's transpose swaps the pixel aspect too
+
+    frames, duration, start, vfr, measured_fps = _parse_packets(
+        run.stdout.decode("ascii", "replace")
+    )
+    if frames == 0:
+        raise MediaError(f"{name}: video stream has no frames")
+    header_fps = _header_rate(video.rest)
+    if duration <= 0:
+        # A single frame without a duration: fall back to the nominal rate, then the header.
+        duration = 1 / header_fps if header_fps else _clock(duration_text) or 0.0
+    fps = measured_fps if vfr else _nominal_rate(header_fps, frames / duration if duration else 0)
+
+    audio = audios[0] if audios else None
+    return VideoInfo(
+        width=width,
+        height=height,
+        fps=fps,
+        frames=frames,
+        duration=duration,
+        rotation=rotation,
+        has_audio=audio is not None,
+        audio_codec=audio.rest.split(" ", 1)[0].rstrip(",") if audio else None,
+        video_codec=codec,
+        pix_fmt=pix_fmt,
+        vfr=vfr,
+        stream_index=video.index,
+        audio_index=audio.index if audio else None,
+        start_time=start,
+        sar=sar,
+        color_matrix=colors[0],
+        color_primaries=colors[1],
+        color_transfer=colors[2],
+    )
+
+
+def _parse_stderr(
+    stderr: str,
+) -> tuple[tuple[str, list[_Stream], str | None, float] | None, list[str], int | None]:
+    """Split ffmpeg's level-tagged stderr into (input header, demuxer errors, mapped stream)."""
+    fmt: str | None = None
+    streams: list[_Stream] = []
+    duration_text: str | None = None
+    file_start = 0.0
+    errors: list[str] = []
+    mapped: int | None = None
+    in_input = False
+    for raw in stderr.splitlines():
+        m = _LEVEL_LINE.match(raw)
+        if not m:
+            continue  # continuation of a multi-line message
+        src, level, msg = m["src"] or "", m["level"], m["msg"]
+        if level in ("error", "fatal", "panic"):
+            # Demuxer complaints (partial file, premature end) mean a damaged file; option and
+            # mapping errors (no video stream) are judged from the header instead.
+            if src.startswith("in#") or (fmt is None and level == "fatal"):
+                errors.append(msg.strip())
+            continue
+        if im := _INPUT.match(msg):
+            fmt, in_input = im["fmt"], True
+            continue
+        if msg.startswith(("Stream mapping:", "Output #")):
+            in_input = False
+        if mm := _MAPPED.match(msg):
+            mapped = int(mm["index"])
+            continue
+        if not in_input:
+            continue
+        if dm := _DURATION.match(msg):
+            duration_text = dm["dur"]
+            file_start = float(dm["start"] or 0)
+        elif sm := _STREAM.match(msg):
+            streams.append(_Stream(int(sm["index"]), sm["kind"], sm["rest"], []))
+        elif streams:
+            streams[-1].extra.append(msg)
+    if fmt is None:
+        # "Error opening input" repeats the reason; keep the most specific line.
+        return None, [e for e in errors if not e.startswith("Error opening input file")], None
+    # Errors found while opening an input that did open are about packets, i.e. the file body.
+    return (fmt, streams, duration_text, file_start), errors, mapped
+
+
+def _split_top(text: str) -> list[str]:
+    """Split on commas outside parentheses ('yuv420p10le(tv, progressive)' is one part)."""
+    parts, depth, cur = [], 0, []
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur).strip())
+    return parts
+
+
+def _parse_video_line(rest: str) -> tuple[str, str, int, int, tuple[int, int], tuple[str, ...]]:
+    parts = _split_top(rest)
+    codec = parts[0].split(" ", 1)[0]
+    pix_fmt = parts[1].split("(", 1)[0].strip() if len(parts) > 1 else "none"
+    width = height = 0
+    for part in parts[1:]:
+        if m := _SIZE.search(part.split("[", 1)[0]):
+            width, height = int(m["w"]), int(m["h"])
+            break
+    sar = (1, 1)
+    if (m := _SAR.search(rest)) and int(m["n"]) and int(m["d"]):
+        sar = (int(m["n"]), int(m["d"]))
+    colors: tuple[str, ...] = ("unknown",) * 3
+    # "yuv420p(tv, bt709, progressive)" or "(tv, bt470bg/bt470bg/smpte170m, ...)": ffmpeg
+    # prints one name when matrix, primaries and transfer agree, all three otherwise.
+    details = parts[1].partition("(")[2].rstrip(")") if len(parts) > 1 else ""
+    for token in (t.strip() for t in details.split(",")):
+        if token.count("/") == 2:
+            colors = tuple(token.split("/"))
+        elif token in _COLOR_NAMES:
+            colors = (token,) * 3
+    return codec, pix_fmt, width, height, sar, colors
+
+
+def _rotation(extra: Sequence[str]) -> int:
+    for line in extra:
+        if m := _ROTATION.search(line):
+            # The display matrix angle is counter-clockwise; report the clockwise turn, the
+            # same number the legacy `rotate` tag carries (a phone's portrait video says 90).
+            return int(round(-float(m["deg"]) / 90) * 90) % 360
+    return 0
+
+
+def _header_rate(rest: str) -> float:
+    for pattern in (_FPS, _TBR):
+        if m := pattern.search(rest):
+            value = float(m["v"]) * (1000 if m["k"] else 1)
+            if value > 0:
+                return value
+    return 0.0
+
+
+def _nominal_rate(header_fps: float, measured: float) -> float:
+    """The exact constant rate: ffmpeg prints 29.97, the stream means 30000/1001."""
+    candidates = []
+    if header_fps:
+        ntsc = round(header_fps * 1.001)
+        candidates = [ntsc * 1000 / 1001, float(round(header_fps)), header_fps]
+    for rate in candidates:
+        # The printed value has two decimals; the timestamps confirm which rate it stands for.
+        if abs(rate - header_fps) < 0.006 and (not measured or abs(rate - measured) < 0.01 * rate):
+            return rate
+    return measured or header_fps
+
+
+def _parse_packets(text: str) -> tuple[int, float, float, bool, float]:
+    """Frames, duration, start, vfr and mean fps from framecrc packet lines."""
+    tb = Fraction(1, 1)
+    pts_list: list[int] = []
+    durations: dict[int, int] = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            if m := _TB.match(line):
+                tb = Fraction(int(m["n"]), int(m["d"]))
+            continue
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) < 6:
+            continue
+        flags = int(fields[6].split("=", 1)[1], 16) if len(fields) > 6 else 1
+        if flags & _PKT_DISCARD:
+            continue  # dropped by the demuxer's edit list; the decoder never shows it
+        dts, pts, dur = int(fields[1]), int(fields[2]), int(fields[3])
+        pts = dts if pts == _NOPTS else pts
+        pts_list.append(pts)
+        durations[pts] = dur
+    if not pts_list:
+        return 0, 0.0, 0.0, False, 0.0
+    pts_list.sort()
+    deltas = [b - a for a, b in zip(pts_list, pts_list[1:], strict=False) if b > a]
+    typical = sorted(deltas)[len(deltas) // 2] if deltas else 0
+    last = durations[pts_list[-1]] or typical
+    duration = float((pts_list[-1] + last - pts_list[0]) * tb)
+    # Containers with coarse clocks (Matroska's 1 ms) jitter by a tick at constant rate.
+    tolerance = max(1.5, 0.01 * typical)
+    vfr = any(abs(d - typical) > tolerance for d in deltas)
+    fps = len(pts_list) / duration if duration > 0 else 0.0
+    return len(pts_list), duration, float(pts_list[0] * tb), vfr, fps
+
+
+def _clock(text: str | None) -> float | None:
+    if not text or text == "N/A":
+        return None
+    h, m, s = text.split(":")
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+# --------------------------------------------------------------------------- decode
+
+
+def scaled_size(info: VideoInfo, scale_to_width: int | None) -> tuple[int, int]:
+    """(width, height) of frames read_frames() yields for this scale_to_width (never upscales)."""
+    if not scale_to_width or scale_to_width >= info.width:
+        return info.width, info.height
+    return scale_to_width, max(1, round(info.height * scale_to_width / info.width))
+
+
+def read_frames(
+    path: str | os.PathLike[str],
+    info: VideoInfo,
+    *,
+    scale_to_width: int | None = None,
+    start: int = 0,
+    end: int | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (index, RGB frame) for frames start..end-1, decoded and optionally shrunk by ffmpeg.
+
+    Memory stays at one frame however long the video is. Close the generator (or let it be
+    collected) to stop early: the ffmpeg process is killed and reaped.
+    """
+    if start < 0 or (end is not None and end < start):
+        raise ValueError(f"bad frame range start={start} end={end}")
+    if end is not None and end == start:
+        return
+    width, height = scaled_size(info, scale_to_width)
+    frame_bytes = width * height * 3
+
+    seek: list[str] = []
+    filters: list[str] = []
+    if start:
+        if info.vfr:
+            # Without a per-frame timetable a time cannot name a frame index, so decode from the
+            # start and drop frames inside ffmpeg (before scaling and RGB conversion, cheap).
+            filters.append(f"select=gte(n\\,{start})")
+        else:
+            # Input -ss decodes from the keyframe before and drops frames earlier than the given
+            # time (ffmpeg's accurate seek). Aiming half a frame early makes frame `start` the
+            # first one kept, whatever rounding the container's clock has.
+            at = info.start_time + (start - 0.5) / info.fps
+            seek = ["-ss", f"{max(at, 0.0):.6f}"]
+    # Pinning the output size keeps the byte stream parseable even if the coded size changes
+    # mid-stream; bilinear is plenty for face detection and cheaper than the default bicubic.
+    filters.append(f"scale={width}:{height}:flags=bilinear")
+    if (width, height) != (info.width, info.height) and info.pix_fmt.startswith("yuv"):
+        # Shrink in YUV first, then convert: swscale's scaled RGB output path costs about
+        # 40% more CPU than scaling YUV and using its unscaled YUV->RGB converter.
+        filters.append(f"format={info.pix_fmt}")
+    filters.append("format=rgb24")
+    cmd = [
+        ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", *seek,
+        "-i", os.fspath(path), "-map", f"0:{info.stream_index}", "-vf", ",".join(filters),
+        # Passthrough: one output frame per decoded frame, never duplicated or dropped for VFR.
+        "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24",
+    ]  # fmt: skip
+    if end is not None:
+        cmd += ["-frames:v", str(end - start)]
+    cmd.append("pipe:1")
+
+    with tempfile.TemporaryFile() as errfile:
+        # stderr goes to a file: a pipe nobody drains would stall ffmpeg once it fills up.
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errfile, bufsize=0)
+        try:
+            _grow_pipe(proc.stdout)
+            index = start
+            while True:
+                frame = np.empty((height, width, 3), dtype=np.uint8)
+                got = _read_into(proc.stdout, memoryview(frame).cast("B"))
+                if got == 0:
+                    break
+                if got < frame_bytes:
+                    proc.wait()
+                    raise MediaError(
+                        f"{Path(path).name}: decoding stopped mid-frame: {_tail(errfile)}"
+                    )
+                yield index, frame
+                index += 1
+            if proc.wait() != 0:
+                raise MediaError(f"{Path(path).name}: decoding failed: {_tail(errfile)}")
+        finally:
+            _stop(proc)
+
+
+def _read_into(stream: IO[bytes], view: memoryview) -> int:
+    """Fill view from a pipe; fewer bytes only at end of stream."""
+    got = 0
+    total = len(view)
+    while got < total:
+        n = stream.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _grow_pipe(stream: IO[bytes] | None) -> None:
+    """Ask Linux for a 1 MiB pipe buffer (64 KiB default): fewer wake-ups per frame."""
+    try:
+        import fcntl  # POSIX only
+
+        fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)  # type: ignore[union-attr]
+    except (ImportError, AttributeError, OSError):
+        pass  # not Linux, or above /proc/sys/fs/pipe-max-size: the default works, a bit slower
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Kill (if still running) and reap an ffmpeg child, closing its pipes."""
+    if proc.poll() is None:
+        proc.kill()
+    for stream in (proc.stdin, proc.stdout):
+        if stream is not None:
+            try:
+                stream.close()
+            except OSError:
+                pass  # a broken pipe on close: the process is gone anyway
+    proc.wait()
+
+
+def _tail(errfile: IO[bytes], lines: int = 3) -> str:
+    """ffmpeg's first error lines: the cause comes first, the knock-on failures after it."""
+    errfile.seek(0)
+    text = errfile.read().decode("utf-8", "replace")
+    found = [_PREFIX.sub("", line).strip() for line in text.splitlines() if line.strip()]
+    return " | ".join(found[:lines])[:500] or "no message from ffmpeg"
+
+
+_PREFIX = re.compile(r"^(?:\[[^\]]* @ 0x[0-9a-f]+\] ?)+")
+
+
+# --------------------------------------------------------------------------- draw
+
+
+def draw_label(
+    frame: np.ndarray,
+    box: Sequence[float],
+    text: str,
+    color_rgb: tuple[int, int, int],
+) -> None:
+    """Draw a box and a filled name tag on an RGB frame in place, kept inside the frame."""
+    fh, fw = frame.shape[:2]
+    left, top, right, bottom = (int(round(v)) for v in box)
+    left, right = sorted((max(0, min(fw - 1, left)), max(0, min(fw - 1, right))))
+    top, bottom = sorted((max(0, min(fh - 1, top)), max(0, min(fh - 1, bottom))))
+    color = tuple(int(c) for c in color_rgb)
+
+    # Sizes follow the frame's short side so a label reads the same at 360p and 4K.
+    short = min(fw, fh)
+    thickness = max(1, round(short / 360))
+    # Axis-aligned edges need no anti-aliasing; LINE_8 keeps them crisp and exact.
+    cv2.rectangle(frame, (left, top), (right, bottom), color, thickness, cv2.LINE_8)
+    if not text:
+        return
+
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    scale = max(0.35, short / 900)
+    weight = max(1, round(short / 540))
+    (tw, th), baseline = cv2.getTextSize(text, font, scale, weight)
+    pad = max(2, round(th * 0.3))
+    tag_w = min(tw + 2 * pad, fw)
+    tag_h = min(th + baseline + 2 * pad, fh)
+    # Above the box when there is room, else just inside its top edge; slid left if needed.
+    tag_top = top - tag_h if top - tag_h >= 0 else min(top, fh - tag_h)
+    tag_left = max(0, min(left, fw - tag_w))
+    cv2.rectangle(
+        frame, (tag_left, tag_top), (tag_left + tag_w - 1, tag_top + tag_h - 1), color, cv2.FILLED
+    )
+    # Black or white text, whichever contrasts with the tag (ITU-R BT.601 luma).
+    luma = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2]
+    ink = (0, 0, 0) if luma > 140 else (255, 255, 255)
+    cv2.putText(
+        frame, text, (tag_left + pad, tag_top + pad + th), font, scale, ink, weight, cv2.LINE_AA
+    )
+
+
+# --------------------------------------------------------------------------- encode
+
+
+def render(
+    path_in: str | os.PathLike[str],
+    path_out: str | os.PathLike[str],
+    info: VideoInfo,
+    draw: Callable[[int, np.ndarray], None],
+    *,
+    preset: str = DEFAULT_PRESET,
+    crf: int = DEFAULT_CRF,
+) -> None:
+    """Decode every frame, let draw(index, frame) paint on it, encode H.264 MP4 with the audio.
+
+    One ffmpeg process decodes, another encodes and muxes the original audio (copied when
+    browsers play it in MP4, else AAC) in the same run. The decoder is read on a thread so it
+    keeps working while draw() runs and the encoder takes frames.
+
+    Frame rate: raw frames carry no timestamps, so the encoder is fed at the stream's exact
+    nominal rate, or for variable frame rate input at frames / duration. Either way the output
+    has the same frame count and total duration as the input (audio stays in sync at both ends);
+    for VFR input the frames inside the video are spread evenly instead of at their original
+    irregular times.
+
+    Odd sizes: yuv420p needs even dimensions, so the last column and/or row is cropped; box
+    coordinates stay valid. The output appears at path_out only when complete.
+    """
+    width, height = info.width, info.height
+    # probe() gives the exact nominal rate for constant rate (29.97002997 -> 30000/1001 here)
+    # and frames / duration for variable rate, so frames / rate is the input's duration.
+    rate = Fraction(info.fps).limit_denominator(1001)
+
+    video_in = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}"]
+    video_in += ["-framerate", f"{rate.numerator}/{rate.denominator}"]
+    if info.start_time > 0.0005:
+        # The first frame starts after the file's start (audio leads): keep that gap so the
+        # original audio stays in sync.
+        video_in += ["-itsoffset", f"{info.start_time:.6f}"]
+    inputs = [*video_in, "-i", "pipe:0"]
+    maps = ["-map", "0:v:0"]
+    if info.has_audio and info.audio_index is not None:
+        inputs += ["-i", os.fspath(path_in)]
+        maps += ["-map", f"1:{info.audio_index}", *_audio_args(info)]
+    vf = [*_even_crop(width, height), *_color_filters(info)]
+    if info.sar != (1, 1):
+        vf.append(f"setsar={info.sar[0]}/{info.sar[1]}")
+    encode = ["-vf", ",".join(vf), *_x264_args(preset, crf)]
+
+    with _atomic_output(path_out) as tmp, tempfile.TemporaryFile() as errfile:
+        cmd = [
+            ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+            *inputs, *maps, *encode, "-f", "mp4", tmp,
+        ]  # fmt: skip
+        encoder = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=errfile, bufsize=0)
+        try:
+            _grow_pipe(encoder.stdin)
+            written = _pump(read_frames(path_in, info), draw, encoder, errfile)
+            encoder.stdin.close()  # type: ignore[union-attr]
+            if encoder.wait() != 0:
+                raise MediaError(f"{Path(path_in).name}: encoding failed: {_tail(errfile)}")
+            if written == 0:
+                raise MediaError(f"{Path(path_in).name}: no frames decoded")
+        finally:
+            _stop(encoder)
+
+
+def _pump(
+    frames: Iterator[tuple[int, np.ndarray]],
+    draw: Callable[[int, np.ndarray], None],
+    encoder: subprocess.Popen[bytes],
+    errfile: IO[bytes],
+) -> int:
+    """Move frames decoder -> draw -> encoder, decoding on a thread; return frames written."""
+    first = next(frames, None)
+    if first is None:
+        return 0
+    depth = max(2, min(16, _QUEUE_BYTES // max(1, first[1].nbytes)))
+    handoff: queue.Queue[tuple[int, np.ndarray] | BaseException | None] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def decode() -> None:
+        try:
+            handoff_put(first)
+            for item in frames:
+                if not handoff_put(item):
+                    return
+            handoff_put(None)
+        except BaseException as exc:  # handed to the main thread and re-raised there
+            handoff_put(exc)
+        finally:
+            frames.close()  # type: ignore[attr-defined]  # kills the decoder if we stopped early
+
+    def handoff_put(item: tuple[int, np.ndarray] | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    reader = threading.Thread(target=decode, name="media-decode", daemon=True)
+    reader.start()
+    written = 0
+    try:
+        while True:
+            item = handoff.get()
+            if item is None:
+                return written
+            if isinstance(item, BaseException):
+                raise item
+            index, frame = item
+            draw(index, frame)
+            try:
+                _write_all(encoder.stdin, memoryview(frame).cast("B"))  # type: ignore[arg-type]
+            except BrokenPipeError:
+                encoder.wait()
+                raise MediaError(f"encoder stopped: {_tail(errfile)}") from None
+            written += 1
+    finally:
+        stop.set()
+        reader.join()
+
+
+def _write_all(stream: IO[bytes], view: memoryview) -> None:
+    done = 0
+    while done < len(view):
+        done += stream.write(view[done:]) or 0
+
+
+def transcode(
+    path_in: str | os.PathLike[str],
+    path_out: str | os.PathLike[str],
+    *,
+    preset: str = DEFAULT_PRESET,
+    crf: int = DEFAULT_CRF,
+    info: VideoInfo | None = None,
+) -> None:
+    """Plain ffmpeg transcode (decode, libx264, audio copied) with render()'s settings: the baseline."""
+    info = info or probe(path_in)
+    maps = ["-map", f"0:{info.stream_index}"]
+    if info.has_audio and info.audio_index is not None:
+        maps += ["-map", f"0:{info.audio_index}", *_audio_args(info)]
+    vf = _even_crop(info.width, info.height)
+    with _atomic_output(path_out) as tmp, tempfile.TemporaryFile() as errfile:
+        cmd = [
+            ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+            "-i", os.fspath(path_in), *maps, *(["-vf", ",".join(vf)] if vf else []),
+            *_x264_args(preset, crf), "-f", "mp4", tmp,
+        ]  # fmt: skip
+        if subprocess.run(cmd, stderr=errfile, check=False).returncode != 0:
+            raise MediaError(f"{Path(path_in).name}: transcode failed: {_tail(errfile)}")
+
+
+def _x264_args(preset: str, crf: int) -> list[str]:
+    # yuv420p and faststart (index first) are what browsers need to start playing at once.
+    return [
+        "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
+        "-movflags", "+faststart",
+    ]  # fmt: skip
+
+
+def _audio_args(info: VideoInfo) -> list[str]:
+    if info.audio_codec in MP4_COPY_AUDIO:
+        return ["-c:a", "copy"]
+    return ["-c:a", "aac", "-b:a", AAC_BITRATE]
+
+
+# swscale's names for the YUV matrices it converts with, by the stream tag that selects them.
+_SWS_MATRIX = {
+    "bt709": "bt709",
+    "bt470bg": "bt470",
+    "smpte170m": "smpte170m",
+    "smpte240m": "smpte240m",
+    "fcc": "fcc",
+    "bt2020nc": "bt2020",
+    "bt2020c": "bt2020",
+}
+
+
+def _color_filters(info: VideoInfo) -> list[str]:
+    """RGB->YUV conversion that mirrors the input's colour tags, so players show both alike.
+
+    The decoder turned YUV into RGB with the input's tagged matrix, or swscale's BT.601 default
+    when untagged. Converting back with the same matrix and copying the tags reproduces the
+    input's YUV; an untagged input stays untagged, so each player treats the output exactly as
+    it treats the input. The range becomes limited (tv), tagged as such, which every player reads.
+    """
+    matrix = _SWS_MATRIX.get(info.color_matrix)
+    if matrix is None:
+        if info.color_matrix != "unknown":
+            # A matrix swscale cannot write (ycgco, gbr...): use BT.709 and say so in the tags.
+            return [
+                "scale=out_color_matrix=bt709:out_range=tv",
+                "format=yuv420p",
+                "setparams=colorspace=bt709:range=tv",
+            ]
+        return ["scale=out_range=tv", "format=yuv420p", "setparams=range=tv"]
+    tags = [f"colorspace={info.color_matrix}", "range=tv"]
+    if info.color_primaries != "unknown":
+        tags.append(f"color_primaries={info.color_primaries}")
+    if info.color_transfer != "unknown":
+        tags.append(f"color_trc={info.color_transfer}")
+    return [
+        f"scale=out_color_matrix={matrix}:out_range=tv",
+        "format=yuv420p",
+        "setparams=" + ":".join(tags),
+    ]
+
+
+def _even_crop(width: int, height: int) -> list[str]:
+    """A crop filter dropping the last column/row when a side is odd (yuv420p needs even)."""
+    even_w, even_h = width - width % 2, height - height % 2
+    if (even_w, even_h) == (width, height):
+        return []
+    if even_w < 2 or even_h < 2:
+        raise MediaError(f"frame {width}x{height} is too small to encode")
+    return [f"crop={even_w}:{even_h}:0:0"]
+
+
+def _umask() -> int:
+    # os.umask() can only be read by setting it, which races with other threads creating files.
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
+class _atomic_output:
+    """Context manager: a temp path next to path_out, moved into place only on success."""
+
+    def __init__(self, path_out: str | os.PathLike[str]) -> None:
+        self.path_out = Path(path_out)
+        self.tmp: str | None = None
+
+    def __enter__(self) -> str:
+        directory = self.path_out.parent
+        if not directory.is_dir():
+            raise MediaError(f"{directory}: output directory does not exist")
+        # Same directory, so the final rename is atomic (same filesystem).
+        fd, self.tmp = tempfile.mkstemp(
+            dir=directory, prefix=f".{self.path_out.name}.", suffix=".part"
+        )
+        os.close(fd)
+        return self.tmp
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        assert self.tmp is not None
+        if exc_type is None and os.path.getsize(self.tmp) > 0:
+            # mkstemp makes the file 0600; give the output the mode a plain open() would.
+            os.chmod(self.tmp, 0o666 & ~_umask())
+            os.replace(self.tmp, self.path_out)
+            return
+        try:
+            os.unlink(self.tmp)
+        except FileNotFoundError:
+            pass
+        if exc_type is None:
+            raise MediaError(f"{self.path_out.name}: ffmpeg wrote nothing")

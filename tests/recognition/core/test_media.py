@@ -1,0 +1,414 @@
+"""recognition.core.media on tiny real clips made by ffmpeg (see conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recognition.core.media import (
+    MediaError,
+    VideoInfo,
+    draw_label,
+    ffmpeg_exe,
+    ffprobe_exe,
+    probe,
+    read_frames,
+    render,
+    transcode,
+)
+from tests.recognition.core.conftest import COUNTER_FRAMES, COUNTER_STEP
+
+Clips = Callable[[str], Path]
+
+
+def counter_value(frame: np.ndarray) -> int:
+    """The frame index a counter-clip frame shows (its grey level / step)."""
+    return round(float(frame.mean()) / COUNTER_STEP)
+
+
+def audio_packets(path: Path) -> list[tuple[str, str]]:
+    """(size, crc) of every audio packet, as a stream copy sees them."""
+    cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), "-map", "0:a:0"]
+    out = subprocess.run([*cmd, "-c", "copy", "-f", "framecrc", "-"], capture_output=True)
+    rows = [line.split(",") for line in out.stdout.decode().splitlines() if line[:1] != "#"]
+    return [(r[4].strip(), r[5].strip()) for r in rows]
+
+
+def child_pids() -> set[int]:
+    """Children of this process, zombies included (a zombie is a child nobody reaped)."""
+    pids: set[int] = set()
+    for task in Path("/proc/self/task").iterdir():
+        pids.update(int(p) for p in (task / "children").read_text().split())
+    return pids
+
+
+def copy_render(src: Path, dst: Path, **kwargs: object) -> VideoInfo:
+    info = probe(src)
+    render(src, dst, info, lambda index, frame: None, **kwargs)  # type: ignore[arg-type]
+    return info
+
+
+def first_frame(path: Path) -> np.ndarray:
+    gen = read_frames(path, probe(path), end=1)
+    return next(gen)[1]
+
+
+# --------------------------------------------------------------------------- binaries and probe
+
+
+def test_it_finds_an_ffmpeg_binary() -> None:
+    assert Path(ffmpeg_exe()).is_file()
+    assert ffprobe_exe() is None or Path(ffprobe_exe()).is_file()  # type: ignore[arg-type]
+
+
+def test_it_probes_size_rate_frames_duration_and_codecs(clips: Clips) -> None:
+    info = probe(clips("av.mp4"))
+    assert (info.width, info.height) == (160, 120)
+    assert info.fps == 25
+    assert info.frames == 50
+    assert info.duration == pytest.approx(2.0, abs=1e-6)
+    assert info.rotation == 0
+    assert info.has_audio and info.audio_codec == "aac"
+    assert info.video_codec == "h264" and info.pix_fmt == "yuv420p"
+    assert not info.vfr
+
+
+def test_it_probes_a_video_without_audio(clips: Clips) -> None:
+    info = probe(clips("silent.mp4"))
+    assert not info.has_audio and info.audio_codec is None and info.audio_index is None
+
+
+def test_it_reports_the_displayed_size_of_a_rotated_video(clips: Clips) -> None:
+    info = probe(clips("rotated.mp4"))
+    assert info.rotation == 90
+    assert (info.width, info.height) == (120, 160)
+
+
+def test_it_detects_variable_frame_rate(clips: Clips) -> None:
+    info = probe(clips("vfr.mp4"))
+    assert info.vfr
+    assert info.frames == 50
+    # 1.5 s of frame starts; the last frame keeps the 40 ms the lavfi source gave it.
+    assert info.duration == pytest.approx(1.52, abs=1e-3)
+    assert info.fps == pytest.approx(50 / 1.52, rel=1e-3)
+
+
+def test_it_reports_the_pixel_format_of_a_10_bit_video(clips: Clips) -> None:
+    assert probe(clips("10bit.mp4")).pix_fmt == "yuv420p10le"
+
+
+def test_it_rejects_a_text_file_named_mp4(tmp_path: Path) -> None:
+    path = tmp_path / "notes.mp4"
+    path.write_text("this is not a video\n" * 20)
+    with pytest.raises(MediaError, match=r"notes\.mp4: not a readable video"):
+        probe(path)
+
+
+def test_it_rejects_an_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.mp4"
+    path.touch()
+    with pytest.raises(MediaError, match="file is empty"):
+        probe(path)
+
+
+def test_it_rejects_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(MediaError, match="no such file"):
+        probe(tmp_path / "gone.mp4")
+
+
+def test_it_rejects_a_truncated_mp4(clips: Clips, tmp_path: Path) -> None:
+    data = clips("av.mp4").read_bytes()
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(MediaError, match="truncated"):
+        probe(path)
+
+
+def test_it_rejects_an_mp4_cut_before_its_index(clips: Clips, tmp_path: Path) -> None:
+    data = clips("silent.mp4").read_bytes()  # index (moov) at the end, so a cut loses it
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(MediaError, match="truncated"):
+        probe(path)
+
+
+def test_it_rejects_an_audio_only_file(clips: Clips) -> None:
+    with pytest.raises(MediaError, match=r"no video stream \(audio-only\)"):
+        probe(clips("audio.m4a"))
+
+
+# --------------------------------------------------------------------------- read_frames
+
+
+def test_it_reads_every_frame_in_order_as_rgb(clips: Clips) -> None:
+    path = clips("counter.mp4")
+    frames = list(read_frames(path, probe(path)))
+    assert [i for i, _ in frames] == list(range(COUNTER_FRAMES))
+    assert [counter_value(f) for _, f in frames] == list(range(COUNTER_FRAMES))
+    assert frames[0][1].shape == (120, 160, 3) and frames[0][1].dtype == np.uint8
+
+
+@pytest.mark.parametrize(("start", "end"), [(13, 29), (0, 3), (8, 9), (45, None)])
+def test_it_reads_exactly_the_frames_of_a_range(clips: Clips, start: int, end: int | None) -> None:
+    path = clips("counter.mp4")
+    got = [(i, counter_value(f)) for i, f in read_frames(path, probe(path), start=start, end=end)]
+    expected = list(range(start, COUNTER_FRAMES if end is None else end))
+    assert got == [(i, i) for i in expected]
+
+
+def test_it_reads_a_range_of_a_variable_rate_video(clips: Clips) -> None:
+    path = clips("vfr.mp4")
+    got = [(i, counter_value(f)) for i, f in read_frames(path, probe(path), start=20, end=30)]
+    assert got == [(i, i) for i in range(20, 30)]
+
+
+def test_it_counts_every_frame_of_a_variable_rate_video(clips: Clips) -> None:
+    path = clips("vfr.mp4")
+    values = [counter_value(f) for _, f in read_frames(path, probe(path))]
+    assert values == list(range(COUNTER_FRAMES))  # no frame duplicated or dropped
+
+
+def test_it_downscales_in_ffmpeg(clips: Clips) -> None:
+    path = clips("counter.mp4")
+    index, frame = next(read_frames(path, probe(path), scale_to_width=80, start=7))
+    assert index == 7 and frame.shape == (60, 80, 3)
+    assert counter_value(frame) == 7
+
+
+def test_it_never_upscales(clips: Clips) -> None:
+    path = clips("av.mp4")
+    _, frame = next(read_frames(path, probe(path), scale_to_width=640))
+    assert frame.shape == (120, 160, 3)
+
+
+def test_it_applies_rotation_when_reading(clips: Clips) -> None:
+    frame = first_frame(clips("rotated.mp4"))
+    assert frame.shape == (160, 120, 3)
+    assert frame[:80].mean() > 200 and frame[80:].mean() < 50  # the white half is on top
+
+
+def test_it_decodes_10_bit_video_to_8_bit_rgb(clips: Clips) -> None:
+    path = clips("10bit.mp4")
+    frames = list(read_frames(path, probe(path)))
+    assert len(frames) == 25
+    assert frames[0][1].dtype == np.uint8 and frames[0][1].std() > 10  # a picture, not a blank
+
+
+def test_it_kills_and_reaps_ffmpeg_when_the_reader_stops_early(clips: Clips) -> None:
+    path = clips("av.mp4")
+    before = child_pids()
+    gen = read_frames(path, probe(path))
+    next(gen)
+    assert child_pids() - before  # ffmpeg is running
+    gen.close()
+    assert child_pids() == before
+
+
+def test_it_rejects_a_reversed_range(clips: Clips) -> None:
+    path = clips("av.mp4")
+    with pytest.raises(ValueError, match="bad frame range"):
+        next(read_frames(path, probe(path), start=10, end=5))
+
+
+# --------------------------------------------------------------------------- draw_label
+
+
+def test_the_label_changes_the_pixels_inside_the_box() -> None:
+    frame = np.zeros((240, 320, 3), np.uint8)
+    draw_label(frame, (100, 80, 200, 200), "Nayeon", (255, 0, 0))
+    assert (frame[80, 100:201] == (255, 0, 0)).all()  # top edge of the box
+    assert frame[:80].any()  # the tag sits above the box
+    assert not frame[201:].any() and not frame[:, 205:].any()
+
+
+def test_the_tag_text_contrasts_with_its_background() -> None:
+    for color in ((255, 255, 0), (0, 0, 128)):
+        frame = np.zeros((240, 320, 3), np.uint8)
+        draw_label(frame, (100, 80, 200, 200), "Momo", color)
+        tag = frame[:79, 100:200].reshape(-1, 3).astype(int)
+        on_tag = (tag == color).all(axis=1)
+        assert on_tag.sum() > 200  # the filled background
+        luma = tag @ (0.299, 0.587, 0.114)
+        tag_luma = np.dot(color, (0.299, 0.587, 0.114))
+        assert (abs(luma - tag_luma) > 120).sum() > 20  # and text far from it in brightness
+
+
+def test_the_tag_slides_inside_the_frame_at_the_edges() -> None:
+    def footprint(box: tuple[int, int, int, int]) -> int:
+        frame = np.zeros((240, 320, 3), np.uint8)
+        draw_label(frame, box, "Jennifer Aniston", (0, 200, 0))
+        return int(frame.any(axis=2).sum())
+
+    inside = footprint((120, 100, 180, 160))
+    # Same box size against the right edge and against the top: nothing cut off.
+    assert footprint((259, 100, 319, 160)) == inside
+    corner = np.zeros((240, 320, 3), np.uint8)
+    draw_label(corner, (0, 0, 60, 60), "Jennifer Aniston", (0, 200, 0))
+    assert corner[1:10, 1:60].any()  # tag drawn inside the top of the box
+
+
+def test_a_box_partly_outside_the_frame_is_clamped() -> None:
+    frame = np.zeros((120, 160, 3), np.uint8)
+    draw_label(frame, (-30, -30, 400, 400), "Sana", (255, 255, 255))
+    assert frame[:, 0].all() and frame[-1].all()  # the box runs along the frame's edges
+
+
+# --------------------------------------------------------------------------- render
+
+
+def test_it_renders_h264_with_the_aac_audio_copied(clips: Clips, tmp_path: Path) -> None:
+    src, out = clips("av.mp4"), tmp_path / "out.mp4"
+    info = copy_render(src, out)
+    got = probe(out)
+    assert (got.width, got.height, got.frames) == (info.width, info.height, info.frames)
+    assert abs(got.duration - info.duration) <= 1 / info.fps
+    assert got.video_codec == "h264" and got.pix_fmt == "yuv420p"
+    assert got.audio_codec == "aac"
+    assert audio_packets(out) == audio_packets(src)  # copied bit for bit, not re-encoded
+    data = out.read_bytes()
+    assert data.index(b"moov") < data.index(b"mdat")  # faststart: playable while downloading
+
+
+def test_it_draws_what_draw_paints_on_the_frame_it_is_given(clips: Clips, tmp_path: Path) -> None:
+    src, out = clips("counter.mp4"), tmp_path / "out.mp4"
+    seen: list[int] = []
+
+    def draw(index: int, frame: np.ndarray) -> None:
+        seen.append(index)
+        assert counter_value(frame) == index
+        if index >= 25:
+            frame[20:60, 20:60] = (255, 0, 0)
+
+    render(src, out, probe(src), draw)
+    assert seen == list(range(COUNTER_FRAMES))
+    frames = [f for _, f in read_frames(out, probe(out))]
+    assert len(frames) == COUNTER_FRAMES
+    red = [bool(f[30:50, 30:50, 0].mean() > 200 and f[30:50, 30:50, 2].mean() < 60) for f in frames]
+    assert red == [i >= 25 for i in range(COUNTER_FRAMES)]
+
+
+def test_it_renders_without_audio_when_the_input_has_none(clips: Clips, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    info = copy_render(clips("silent.mp4"), out)
+    got = probe(out)
+    assert not got.has_audio and got.frames == info.frames
+
+
+@pytest.mark.parametrize("name", ["pcm.mov", "vorbis.mkv"])
+def test_it_reencodes_audio_mp4_browsers_cannot_play_to_aac(
+    clips: Clips, tmp_path: Path, name: str
+) -> None:
+    out = tmp_path / "out.mp4"
+    info = copy_render(clips(name), out)
+    assert info.audio_codec in ("pcm_s16le", "vorbis")
+    got = probe(out)
+    assert got.audio_codec == "aac" and got.frames == info.frames
+
+
+def test_it_bakes_rotation_into_the_output(clips: Clips, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    copy_render(clips("rotated.mp4"), out)
+    got = probe(out)
+    assert got.rotation == 0 and (got.width, got.height) == (120, 160)
+    frame = first_frame(out)
+    assert frame[:78].mean() > 200 and frame[82:].mean() < 50
+
+
+def test_it_keeps_frame_count_and_duration_of_variable_rate_video(
+    clips: Clips, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.mp4"
+    info = copy_render(clips("vfr.mp4"), out)
+    got = probe(out)
+    assert got.frames == info.frames == 50
+    assert abs(got.duration - info.duration) <= 1 / info.fps
+    assert got.has_audio
+    values = [counter_value(f) for _, f in read_frames(out, got)]
+    assert values == list(range(50))
+
+
+def test_it_keeps_colour_tags_and_colours(clips: Clips, tmp_path: Path) -> None:
+    src, out = clips("tagged.mp4"), tmp_path / "out.mp4"
+    info = copy_render(src, out)
+    assert (info.color_matrix, info.color_primaries, info.color_transfer) == (
+        "bt709",
+        "bt470bg",
+        "smpte170m",
+    )
+    got = probe(out)
+    assert (got.color_matrix, got.color_primaries, got.color_transfer) == (
+        info.color_matrix,
+        info.color_primaries,
+        info.color_transfer,
+    )
+    before, after = first_frame(src).mean(axis=(0, 1)), first_frame(out).mean(axis=(0, 1))
+    assert np.abs(before - (200, 50, 50)).max() < 4
+    assert np.abs(after - before).max() < 3
+
+
+def test_an_untagged_input_gives_an_untagged_output(clips: Clips, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    info = copy_render(clips("av.mp4"), out)
+    assert info.color_matrix == probe(out).color_matrix == "unknown"
+
+
+def test_it_crops_an_odd_size_to_even(clips: Clips, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    info = copy_render(clips("odd.mp4"), out)
+    assert (info.width, info.height) == (159, 119)
+    got = probe(out)
+    assert (got.width, got.height) == (158, 118) and got.frames == info.frames
+
+
+def test_it_renders_10_bit_input_to_8_bit(clips: Clips, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    info = copy_render(clips("10bit.mp4"), out)
+    got = probe(out)
+    assert got.pix_fmt == "yuv420p" and got.frames == info.frames
+
+
+def test_nothing_appears_at_the_output_when_draw_fails(clips: Clips, tmp_path: Path) -> None:
+    src, out = clips("av.mp4"), tmp_path / "out.mp4"
+    before = child_pids()
+
+    def draw(index: int, frame: np.ndarray) -> None:
+        if index == 10:
+            raise RuntimeError("drawing broke")
+
+    with pytest.raises(RuntimeError, match="drawing broke"):
+        render(src, out, probe(src), draw)
+    assert os.listdir(tmp_path) == []  # no output and no temp file
+    assert child_pids() == before  # decoder and encoder reaped
+
+
+def test_a_failed_encode_raises_media_error_and_leaves_nothing(
+    clips: Clips, tmp_path: Path
+) -> None:
+    src, out = clips("av.mp4"), tmp_path / "out.mp4"
+    with pytest.raises(MediaError, match="preset"):
+        copy_render(src, out, preset="no-such-preset")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_finished_output_replaces_an_older_one(clips: Clips, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"old render")
+    copy_render(clips("silent.mp4"), out)
+    assert probe(out).frames == 50
+    assert os.listdir(tmp_path) == ["out.mp4"]
+
+
+# --------------------------------------------------------------------------- transcode
+
+
+def test_transcode_keeps_frames_and_copies_audio(clips: Clips, tmp_path: Path) -> None:
+    src, out = clips("av.mp4"), tmp_path / "out.mp4"
+    transcode(src, out, preset="ultrafast")
+    got = probe(out)
+    assert got.frames == 50 and got.video_codec == "h264"
+    assert audio_packets(out) == audio_packets(src)

@@ -1,0 +1,57 @@
+"""Helpers for RQ jobs whose status lives on a model row (see twicesite.models.Job)."""
+
+import logging
+import time
+import traceback
+from contextlib import contextmanager
+
+from django.db import close_old_connections
+from django.utils import timezone
+
+log = logging.getLogger(__name__)
+
+
+class Progress:
+    """Write stage and percentage to a Job row, at most every `interval` seconds."""
+
+    def __init__(self, row, *, interval: float = 0.5):
+        self.row = row
+        self.interval = interval
+        self._last = 0.0
+
+    def __call__(self, percent: float, stage: str | None = None, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and stage is None and now - self._last < self.interval:
+            return
+        self._last = now
+        fields = {"progress": max(0.0, min(100.0, percent))}
+        if stage is not None:
+            fields["stage"] = stage
+        type(self.row).objects.filter(pk=self.row.pk).update(**fields)
+        for name, value in fields.items():
+            setattr(self.row, name, value)
+
+
+@contextmanager
+def running(row):
+    """Mark `row` running; done on success; failed with the error on an exception (re-raised)."""
+    close_old_connections()
+    model = type(row)
+    model.objects.filter(pk=row.pk).update(
+        state=model.State.RUNNING, started=timezone.now(), error="", progress=0.0
+    )
+    row.refresh_from_db()
+    try:
+        yield Progress(row)
+    except BaseException as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        log.error("%s %s failed: %s\n%s", model.__name__, row.pk, message, traceback.format_exc())
+        model.objects.filter(pk=row.pk).update(
+            state=model.State.FAILED, error=message, finished=timezone.now()
+        )
+        raise
+    else:
+        model.objects.filter(pk=row.pk).update(
+            state=model.State.DONE, progress=100.0, finished=timezone.now()
+        )
+        row.refresh_from_db()
