@@ -49,13 +49,40 @@ class MemberInline(admin.TabularInline):
 
 @admin.register(Group)
 class GroupAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "member_count"]
+    list_display = ["name", "slug", "member_count", "active_version"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MemberInline]
+    actions = ["train"]
 
     @admin.display(description="members")
     def member_count(self, group):
         return group.members.count()
+
+    @admin.display(description="active model")
+    def active_version(self, group):
+        version = group.versions.filter(is_active=True).first()
+        if version is None:
+            return "none yet"
+        accuracy = version.metrics.get("accuracy")
+        return format_html(
+            '<a href="{}">v{}</a> ({})',
+            reverse("admin:recognition_modelversion_change", args=[version.pk]),
+            version.number,
+            "accuracy —" if accuracy is None else f"accuracy {100 * accuracy:.1f}%",
+        )
+
+    @admin.action(description="Train a new model version", permissions=["change"])
+    def train(self, request, queryset):
+        from recognition.services import training_request
+
+        for group in queryset:
+            run = training_request(
+                group=group, reason="requested in admin", requested_by=request.user
+            )
+            joined = f" (with {run.requests - 1} earlier request(s))" if run.requests > 1 else ""
+            self.message_user(
+                request, f"{group}: training queued as run {run.pk}{joined}.", messages.SUCCESS
+            )
 
 
 class GalleryImageInline(admin.TabularInline):

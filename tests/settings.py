@@ -11,3 +11,8 @@ if EMBEDDED_REDIS:
 
 # Hashing passwords slowly protects nothing in tests.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not Django's in-memory default: its shared-cache mode locks whole tables and ignores
+    # the busy timeout, so tests of concurrent writers would fail where the real site does not.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}  # noqa: F405

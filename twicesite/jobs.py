@@ -5,7 +5,7 @@ import time
 import traceback
 from contextlib import contextmanager
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,8 @@ class Progress:
 @contextmanager
 def running(row):
     """Mark `row` running; done on success; failed with the error on an exception (re-raised)."""
-    close_old_connections()
+    if not connection.in_atomic_block:
+        close_old_connections()  # a long-lived worker may hold a connection the server dropped
     model = type(row)
     model.objects.filter(pk=row.pk).update(
         state=model.State.RUNNING, started=timezone.now(), error="", progress=0.0

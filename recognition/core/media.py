@@ -55,9 +55,10 @@ AAC_BITRATE = "192k"
 
 # Pipe size the decoder writes into; a bigger pipe means fewer context switches per frame.
 _PIPE_BYTES = 1 << 20
-# Frames buffered between the decoder and the encoder in render(); bounded in bytes so a 4K
-# video does not hold hundreds of MB.
-_QUEUE_BYTES = 48 << 20
+# Frames buffered between the decoder and the encoder in render(): enough to absorb jitter
+# (8 frames of 720p), bounded in bytes so a 4K video does not hold hundreds of MB.
+_QUEUE_BYTES = 32 << 20
+_QUEUE_FRAMES = 8
 
 
 class MediaError(Exception):
@@ -105,7 +106,7 @@ def ffmpeg_exe() -> str:
 
 @functools.cache
 def ffprobe_exe() -> str | None:
-    """Path of a system ffprobe, or None (the imageio-ffmpeg wheel ships none; probe() needs none)."""
+    """Path of a system ffprobe, or None: the imageio-ffmpeg wheel has none, probe() needs none."""
     return shutil.which("ffprobe")
 
 
@@ -115,9 +116,7 @@ _LEVEL_LINE = re.compile(
     r"^(?:\[(?P<src>[^\]]*) @ 0x[0-9a-f]+\] )?\[(?P<level>[a-z]+)\] (?P<msg>.*)$"
 )
 _INPUT = re.compile(r"^Input #0, (?P<fmt>.+?), from ")
-_DURATION = re.compile(
-    r"^\s*Duration: (?P<dur>N/A|\d+:\d+:\d+(?:\.\d+)?)(?:, start: (?P<start>-?[\d.]+))?"
-)
+_DURATION = re.compile(r"^\s*Duration: (?P<dur>N/A|\d+:\d+:\d+(?:\.\d+)?)")
 _STREAM = re.compile(
     r"^\s*Stream #0:(?P<index>\d+)(?:\[0x[0-9a-f]+\])?(?:\([^)]*\))?: (?P<kind>\w+): (?P<rest>.*)$"
 )
@@ -129,7 +128,7 @@ _FPS = re.compile(r"(?P<v>[\d.]+)(?P<k>k?) fps")
 _TBR = re.compile(r"(?P<v>[\d.]+)(?P<k>k?) tbr")
 _TB = re.compile(r"^#tb 0: (?P<n>\d+)/(?P<d>\d+)")
 # Names ffmpeg prints alone when matrix, primaries and transfer are the same standard.
-_COLOR_NAMES = frozenset({"bt709", "bt470bg", "smpte170m", "smpte240m", "bt2020", "bt2020nc"})
+_COLOR_NAMES = frozenset({"bt709", "bt470bg", "smpte170m", "smpte240m"})
 _NOPTS = -(2**63)
 _PKT_DISCARD = 0x4
 _STILL_IMAGE_FORMATS = ("image2", "_pipe")  # png_pipe, jpeg_pipe, ... : one picture, not video
@@ -167,7 +166,7 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
     if header is None:
         reason = "; ".join(dict.fromkeys(errors)) or "ffmpeg could not open it"
         raise MediaError(f"{name}: not a readable video file, or truncated ({reason})")
-    fmt, streams, duration_text, _ = header
+    fmt, streams, duration_text = header
     videos = [s for s in streams if s.kind == "Video" and "(attached pic)" not in s.rest]
     audios = [s for s in streams if s.kind == "Audio"]
     if not videos or mapped is None:
@@ -225,12 +224,11 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
 
 def _parse_stderr(
     stderr: str,
-) -> tuple[tuple[str, list[_Stream], str | None, float] | None, list[str], int | None]:
+) -> tuple[tuple[str, list[_Stream], str | None] | None, list[str], int | None]:
     """Split ffmpeg's level-tagged stderr into (input header, demuxer errors, mapped stream)."""
     fmt: str | None = None
     streams: list[_Stream] = []
     duration_text: str | None = None
-    file_start = 0.0
     errors: list[str] = []
     mapped: int | None = None
     in_input = False
@@ -257,7 +255,6 @@ def _parse_stderr(
             continue
         if dm := _DURATION.match(msg):
             duration_text = dm["dur"]
-            file_start = float(dm["start"] or 0)
         elif sm := _STREAM.match(msg):
             streams.append(_Stream(int(sm["index"]), sm["kind"], sm["rest"], []))
         elif streams:
@@ -266,7 +263,7 @@ def _parse_stderr(
         # "Error opening input" repeats the reason; keep the most specific line.
         return None, [e for e in errors if not e.startswith("Error opening input file")], None
     # Errors found while opening an input that did open are about packets, i.e. the file body.
-    return (fmt, streams, duration_text, file_start), errors, mapped
+    return (fmt, streams, duration_text), errors, mapped
 
 
 def _split_top(text: str) -> list[str]:
@@ -402,15 +399,14 @@ def read_frames(
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (index, RGB frame) for frames start..end-1, decoded and optionally shrunk by ffmpeg.
 
-    Memory stays at one frame however long the video is. Close the generator (or let it be
-    collected) to stop early: the ffmpeg process is killed and reaped.
+    Each frame is a new array the caller may keep; only one is in memory at a time, however
+    long the video. Close the iterator (or let it be collected) to stop early: the ffmpeg
+    process is killed and reaped. Constant-rate video seeks to `start`; variable-rate video
+    decodes from the beginning and drops the frames before `start` inside ffmpeg.
     """
     if start < 0 or (end is not None and end < start):
         raise ValueError(f"bad frame range start={start} end={end}")
-    if end is not None and end == start:
-        return
     width, height = scaled_size(info, scale_to_width)
-    frame_bytes = width * height * 3
 
     seek: list[str] = []
     filters: list[str] = []
@@ -442,7 +438,16 @@ def read_frames(
     if end is not None:
         cmd += ["-frames:v", str(end - start)]
     cmd.append("pipe:1")
+    if end == start:
+        return iter(())
+    return _decode(cmd, Path(path).name, start, (height, width, 3))
 
+
+def _decode(
+    cmd: list[str], name: str, start: int, shape: tuple[int, int, int]
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Run a decoding ffmpeg and yield numbered frames from its raw RGB output."""
+    frame_bytes = shape[0] * shape[1] * shape[2]
     with tempfile.TemporaryFile() as errfile:
         # stderr goes to a file: a pipe nobody drains would stall ffmpeg once it fills up.
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errfile, bufsize=0)
@@ -450,19 +455,19 @@ def read_frames(
             _grow_pipe(proc.stdout)
             index = start
             while True:
-                frame = np.empty((height, width, 3), dtype=np.uint8)
+                frame = np.empty(shape, dtype=np.uint8)
                 got = _read_into(proc.stdout, memoryview(frame).cast("B"))
                 if got == 0:
                     break
                 if got < frame_bytes:
                     proc.wait()
                     raise MediaError(
-                        f"{Path(path).name}: decoding stopped mid-frame: {_tail(errfile)}"
+                        f"{name}: decoding stopped mid-frame: {_ffmpeg_message(errfile)}"
                     )
                 yield index, frame
                 index += 1
             if proc.wait() != 0:
-                raise MediaError(f"{Path(path).name}: decoding failed: {_tail(errfile)}")
+                raise MediaError(f"{name}: decoding failed: {_ffmpeg_message(errfile)}")
         finally:
             _stop(proc)
 
@@ -502,15 +507,15 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def _tail(errfile: IO[bytes], lines: int = 3) -> str:
+_PREFIX = re.compile(r"^(?:\[[^\]]* @ 0x[0-9a-f]+\] ?)+")
+
+
+def _ffmpeg_message(errfile: IO[bytes], lines: int = 3) -> str:
     """ffmpeg's first error lines: the cause comes first, the knock-on failures after it."""
     errfile.seek(0)
     text = errfile.read().decode("utf-8", "replace")
     found = [_PREFIX.sub("", line).strip() for line in text.splitlines() if line.strip()]
     return " | ".join(found[:lines])[:500] or "no message from ffmpeg"
-
-
-_PREFIX = re.compile(r"^(?:\[[^\]]* @ 0x[0-9a-f]+\] ?)+")
 
 
 # --------------------------------------------------------------------------- draw
@@ -617,7 +622,9 @@ def render(
             written = _pump(read_frames(path_in, info), draw, encoder, errfile)
             encoder.stdin.close()  # type: ignore[union-attr]
             if encoder.wait() != 0:
-                raise MediaError(f"{Path(path_in).name}: encoding failed: {_tail(errfile)}")
+                raise MediaError(
+                    f"{Path(path_in).name}: encoding failed: {_ffmpeg_message(errfile)}"
+                )
             if written == 0:
                 raise MediaError(f"{Path(path_in).name}: no frames decoded")
         finally:
@@ -634,7 +641,7 @@ def _pump(
     first = next(frames, None)
     if first is None:
         return 0
-    depth = max(2, min(16, _QUEUE_BYTES // max(1, first[1].nbytes)))
+    depth = max(2, min(_QUEUE_FRAMES, _QUEUE_BYTES // max(1, first[1].nbytes)))
     handoff: queue.Queue[tuple[int, np.ndarray] | BaseException | None] = queue.Queue(depth)
     stop = threading.Event()
 
@@ -648,7 +655,9 @@ def _pump(
         except BaseException as exc:  # handed to the main thread and re-raised there
             handoff_put(exc)
         finally:
-            frames.close()  # type: ignore[attr-defined]  # kills the decoder if we stopped early
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()  # kills the decoder when the main thread stopped early
 
     def handoff_put(item: tuple[int, np.ndarray] | BaseException | None) -> bool:
         while not stop.is_set():
@@ -675,7 +684,7 @@ def _pump(
                 _write_all(encoder.stdin, memoryview(frame).cast("B"))  # type: ignore[arg-type]
             except BrokenPipeError:
                 encoder.wait()
-                raise MediaError(f"encoder stopped: {_tail(errfile)}") from None
+                raise MediaError(f"encoder stopped: {_ffmpeg_message(errfile)}") from None
             written += 1
     finally:
         stop.set()
@@ -696,7 +705,7 @@ def transcode(
     crf: int = DEFAULT_CRF,
     info: VideoInfo | None = None,
 ) -> None:
-    """Plain ffmpeg transcode (decode, libx264, audio copied) with render()'s settings: the baseline."""
+    """Plain ffmpeg transcode with render()'s encoder settings and audio rule: the baseline."""
     info = info or probe(path_in)
     maps = ["-map", f"0:{info.stream_index}"]
     if info.has_audio and info.audio_index is not None:
@@ -709,7 +718,7 @@ def transcode(
             *_x264_args(preset, crf), "-f", "mp4", tmp,
         ]  # fmt: skip
         if subprocess.run(cmd, stderr=errfile, check=False).returncode != 0:
-            raise MediaError(f"{Path(path_in).name}: transcode failed: {_tail(errfile)}")
+            raise MediaError(f"{Path(path_in).name}: transcode failed: {_ffmpeg_message(errfile)}")
 
 
 def _x264_args(preset: str, crf: int) -> list[str]:

@@ -53,6 +53,11 @@ RECIPES = {
         "-c:v libx264 -preset ultrafast -pix_fmt yuv444p -c:a aac"
     ).format(s=1),
     "10bit.mp4": f"{_TESTSRC} -c:v libx264 -preset ultrafast -pix_fmt yuv420p10le".format(s=1),
+    # The video starts 0.4 s after the audio (a camera that starts its sound first).
+    "late.mp4": (
+        f"-itsoffset 0.4 -i {{clips}}/counter.mp4 {_SINE.format(s=2.5)} "
+        "-map 0:v -map 1:a -c:v copy -c:a aac"
+    ),
     # Colour tagged BT.709 (matrix) / BT.470BG (primaries) / SMPTE 170M (transfer).
     "tagged.mp4": (
         "-f lavfi -i color=0xC83232:size=160x120:rate=25:duration=1,format=rgb24 "
@@ -65,7 +70,7 @@ RECIPES = {
     "audio.m4a": f"{_SINE} -c:a aac".format(s=1),
 }
 # Clips other clips are made from.
-_NEEDS = {"rotated.mp4": "halves.mp4"}
+_NEEDS = {"rotated.mp4": "halves.mp4", "late.mp4": "counter.mp4"}
 
 
 def ffmpeg(args: list[str]) -> None:

@@ -212,7 +212,14 @@ def test_it_kills_and_reaps_ffmpeg_when_the_reader_stops_early(clips: Clips) -> 
 def test_it_rejects_a_reversed_range(clips: Clips) -> None:
     path = clips("av.mp4")
     with pytest.raises(ValueError, match="bad frame range"):
-        next(read_frames(path, probe(path), start=10, end=5))
+        read_frames(path, probe(path), start=10, end=5)  # at the call, not at the first frame
+
+
+def test_an_empty_range_starts_no_ffmpeg(clips: Clips) -> None:
+    path = clips("av.mp4")
+    info, before = probe(path), child_pids()
+    frames = read_frames(path, info, start=5, end=5)
+    assert child_pids() == before and list(frames) == []
 
 
 # --------------------------------------------------------------------------- draw_label
@@ -355,6 +362,16 @@ def test_an_untagged_input_gives_an_untagged_output(clips: Clips, tmp_path: Path
     out = tmp_path / "out.mp4"
     info = copy_render(clips("av.mp4"), out)
     assert info.color_matrix == probe(out).color_matrix == "unknown"
+
+
+def test_it_keeps_a_late_video_start_in_sync_with_the_audio(clips: Clips, tmp_path: Path) -> None:
+    src, out = clips("late.mp4"), tmp_path / "out.mp4"
+    info = copy_render(src, out)
+    assert info.start_time == pytest.approx(0.4, abs=1e-3)
+    got = probe(out)
+    assert got.start_time == pytest.approx(0.4, abs=1e-3) and got.frames == info.frames
+    got_frames = read_frames(src, info, start=20, end=23)
+    assert [(i, counter_value(f)) for i, f in got_frames] == [(20, 20), (21, 21), (22, 22)]
 
 
 def test_it_crops_an_odd_size_to_even(clips: Clips, tmp_path: Path) -> None:

@@ -1,0 +1,33 @@
+"""Reads that recognition's services, commands and pages share."""
+
+import numpy as np
+
+from gallery.models import GalleryImage, Group
+from recognition.core import faces
+from recognition.models import ModelVersion
+
+
+def current_embedding_model() -> str:
+    return faces.Embedder().model_id
+
+
+def active_version(group: Group) -> ModelVersion | None:
+    return ModelVersion.objects.filter(group=group, is_active=True).first()
+
+
+def training_images(group: Group):
+    """Approved images of the group's members, whatever their embedding state."""
+    return GalleryImage.objects.filter(
+        member__group=group, status=GalleryImage.Status.APPROVED
+    ).select_related("member")
+
+
+def training_set(group: Group, embedding_model: str) -> tuple[np.ndarray, list[str]]:
+    """Embeddings and member slugs of the approved images encoded by `embedding_model`."""
+    rows = training_images(group).filter(embedding_model=embedding_model, embedding__isnull=False)
+    vectors, labels = [], []
+    for image in rows.order_by("member__order", "pk"):
+        vectors.append(image.vector())
+        labels.append(image.member.slug)
+    X = np.stack(vectors) if vectors else np.empty((0, 128), dtype=np.float32)
+    return X, labels

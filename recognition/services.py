@@ -1,0 +1,184 @@
+"""Writes for recognition: encoding gallery faces, training model versions, activating them."""
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+
+import django_rq
+import numpy as np
+from django.core.files import File
+from django.db import transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from gallery.models import GalleryImage, Group
+from gallery.services import image_pixels
+from recognition import selectors
+from recognition.core import classifier, faces
+from recognition.models import ModelVersion, TrainingRun
+from twicesite.jobs import running
+
+log = logging.getLogger(__name__)
+
+ENCODE_BATCH = 32
+# A new version that cross-validates worse than the active one by more than this waits for a
+# curator instead of replacing it.
+ACTIVATION_TOLERANCE = 0.01
+
+
+def embeddings_encode(*, group: Group, progress=None) -> dict[str, int]:
+    """Compute the embeddings that approved images lack for the current embedding model."""
+    embedder = faces.Embedder()
+    stale = (
+        selectors.training_images(group)
+        .filter(face_box__isnull=False)
+        .filter(Q(embedding__isnull=True) | ~Q(embedding_model=embedder.model_id))
+    )
+    todo = list(stale.exclude(file=""))
+    no_file = stale.filter(file="").count()  # embedding-only samples cannot be re-encoded
+    failed = 0
+    for start in range(0, len(todo), ENCODE_BATCH):
+        batch, chips = [], []
+        for image in todo[start : start + ENCODE_BATCH]:
+            try:
+                pixels = image_pixels(image)
+            except Exception as exc:  # a file gone missing must not stop the others
+                log.warning("cannot read %s: %s", image.file.name, exc)
+                failed += 1
+                continue
+            batch.append(image)
+            chips.append(faces.face_chips(pixels, [tuple(image.face_box)])[0])
+        if batch:
+            vectors = embedder.embed_chips(np.stack(chips))
+            for image, vector in zip(batch, vectors, strict=True):
+                image.embedding = np.asarray(vector, dtype=np.float32).tobytes()
+                image.embedding_model = embedder.model_id
+            GalleryImage.objects.bulk_update(batch, ["embedding", "embedding_model"])
+        if progress:
+            progress(100 * min(start + ENCODE_BATCH, len(todo)) / len(todo))
+    return {"encoded": len(todo) - failed, "failed": failed, "not_encodable": no_file}
+
+
+def training_request(
+    *, group: Group, reason: str = "", requested_by=None, folds: int = 5
+) -> TrainingRun:
+    """Queue a training run for `group`, or join the one already waiting to start."""
+    with transaction.atomic():
+        # Serialises concurrent requests for one group (a row lock on PostgreSQL; SQLite
+        # transactions here take the write lock up front).
+        Group.objects.select_for_update().filter(pk=group.pk).update(slug=group.slug)
+        waiting = TrainingRun.objects.filter(group=group, state=TrainingRun.State.QUEUED).first()
+        if waiting:
+            TrainingRun.objects.filter(pk=waiting.pk).update(requests=waiting.requests + 1)
+            waiting.refresh_from_db()
+            return waiting
+        run = TrainingRun.objects.create(
+            group=group, reason=reason[:200], requested_by=requested_by, folds=folds
+        )
+        run.rq_job_id = f"train-{run.pk}"
+        run.save(update_fields=["rq_job_id"])
+        django_rq.get_queue("default").enqueue(
+            "recognition.jobs.train_job", run.pk, job_id=run.rq_job_id, job_timeout=3600
+        )
+    return run
+
+
+def training_run(*, run: TrainingRun) -> ModelVersion:
+    """Encode what is missing, train, measure and store a new version (one run per group)."""
+    lock = django_rq.get_connection("default").lock(
+        f"twicesite:train:{run.group_id}", timeout=3600, blocking_timeout=3600
+    )
+    if not lock.acquire():
+        raise RuntimeError("another training of this group did not finish within an hour")
+    try:
+        # Holding the lock, any other run still marked running lost its worker.
+        TrainingRun.objects.filter(group=run.group, state=TrainingRun.State.RUNNING).exclude(
+            pk=run.pk
+        ).update(
+            state=TrainingRun.State.FAILED, error="its worker stopped", finished=timezone.now()
+        )
+        with running(run) as progress:
+            progress(0, "encoding gallery faces", force=True)
+            embeddings_encode(group=run.group, progress=lambda p: progress(0.3 * p))
+            version = _train(run, progress)
+        TrainingRun.objects.filter(pk=run.pk).update(version=version)
+        return version
+    finally:
+        lock.release()
+
+
+def _train(run: TrainingRun, progress) -> ModelVersion:
+    group = run.group
+    embedding_model = selectors.current_embedding_model()
+    X, labels = selectors.training_set(group, embedding_model)
+    progress(30, f"training on {len(labels)} faces", force=True)
+    clf = classifier.fit(X, labels, folds=run.folds)
+    progress(50, f"cross-validating on {len(labels)} faces", force=True)
+    try:
+        metrics = classifier.cross_validate(X, labels, folds=run.folds)
+    except classifier.ClassifierError as exc:
+        # A gallery can be too small to measure (one member, one face) yet still usable.
+        metrics = {"accuracy": None, "cross_validation": f"not possible: {exc}"}
+    metrics["mode"] = clf.mode
+    metrics["thresholds"] = {
+        "min_probability": clf.thresholds.min_probability,
+        "max_distance": clf.thresholds.max_distance,
+        "source": clf.thresholds.source,
+    }
+    counts = {slug: labels.count(slug) for slug in clf.members}
+    progress(95, "saving", force=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "classifier.npz"
+        sha256 = classifier.save(clf, path)
+        with transaction.atomic():
+            Group.objects.select_for_update().filter(pk=group.pk).update(slug=group.slug)
+            number = (group.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+            version = ModelVersion(
+                group=group,
+                number=number,
+                sha256=sha256,
+                embedding_model=embedding_model,
+                members=list(clf.members),
+                training_counts=counts,
+                metrics=json.loads(json.dumps(metrics, default=float)),
+            )
+            with path.open("rb") as handle:
+                version.file.save("classifier.npz", File(handle), save=False)
+            version.save()
+            _activate_if_not_worse(version)
+    return version
+
+
+def _activate_if_not_worse(version: ModelVersion) -> None:
+    active = selectors.active_version(version.group)
+    new, old = version.accuracy(), active.accuracy() if active else None
+    if active is None or old is None or (new is not None and new >= old - ACTIVATION_TOLERANCE):
+        model_version_activate(version=version)
+        return
+    version.needs_review = True
+    version.note = (
+        f"cross-validated accuracy {new:.3f} is below the active v{active.number}'s {old:.3f}; "
+        "activate it by hand if it is right"
+    )
+    version.save(update_fields=["needs_review", "note"])
+
+
+@transaction.atomic
+def model_version_activate(*, version: ModelVersion) -> ModelVersion:
+    """Make `version` its group's active model (also how a curator rolls back)."""
+    ModelVersion.objects.filter(group=version.group, is_active=True).exclude(pk=version.pk).update(
+        is_active=False
+    )
+    version.is_active = True
+    version.needs_review = False
+    version.activated = timezone.now()
+    version.save(update_fields=["is_active", "needs_review", "activated"])
+    return version
+
+
+def model_version_load(version: ModelVersion) -> classifier.FaceClassifier:
+    """The version's classifier, checked against its stored SHA-256."""
+    with version.file.open("rb"):
+        path = version.file.path
+    return classifier.load(path, sha256=version.sha256)

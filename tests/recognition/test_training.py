@@ -1,0 +1,174 @@
+"""Training jobs and model versions, through a real queue and worker."""
+
+import threading
+
+import pytest
+from django.db import connection
+from rq import SimpleWorker
+
+from gallery import services as gallery_services
+from gallery.models import GalleryImage
+from recognition import selectors, services
+from recognition.core.classifier import ClassifierError
+from recognition.models import ModelVersion, TrainingRun
+from tests import imagefactory as make
+
+
+def work(queue):
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_train_job_makes_an_active_version_with_metrics(gallery, rq_queue):
+    run = services.training_request(group=gallery, reason="test")
+    work(rq_queue)
+
+    run.refresh_from_db()
+    assert run.state == TrainingRun.State.DONE, run.error
+    version = run.version
+    assert version.is_active and version.number == 1
+    assert sorted(version.members) == sorted(gallery.members.values_list("slug", flat=True))
+    assert (
+        sum(version.training_counts.values())
+        == GalleryImage.objects.filter(status="approved").count()
+    )
+    metrics = version.metrics
+    assert 0.0 <= metrics["accuracy"] <= 1.0
+    assert metrics["seed"]["accuracy"] <= 1.0
+    assert len(metrics["confusion"]["matrix"]) == len(version.members)
+    assert services.model_version_load(version).members == tuple(version.members)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_requests_made_while_one_waits_join_it(gallery, rq_queue):
+    first = services.training_request(group=gallery)
+    second = services.training_request(group=gallery)
+    third = services.training_request(group=gallery)
+    assert first.pk == second.pk == third.pk
+    assert third.requests == 3
+    assert rq_queue.count == 1
+
+    work(rq_queue)
+    assert ModelVersion.objects.count() == 1
+
+    # Once the run has started, a new request is a new follow-up run.
+    after = services.training_request(group=gallery)
+    assert after.pk != first.pk
+    assert rq_queue.count == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_requests_from_several_threads_make_one_run(gallery, rq_queue):
+    errors = []
+
+    def request():
+        try:
+            services.training_request(group=gallery)
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=request) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert TrainingRun.objects.count() == 1
+    assert TrainingRun.objects.get().requests == 4
+    assert rq_queue.count == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worse_version_waits_for_a_curator_and_rollback_works(gallery, rq_queue):
+    services.training_request(group=gallery)
+    work(rq_queue)
+    v1 = ModelVersion.objects.get()
+    ModelVersion.objects.filter(pk=v1.pk).update(metrics={**v1.metrics, "accuracy": 1.5})
+
+    services.training_request(group=gallery)
+    work(rq_queue)
+    v2 = ModelVersion.objects.get(number=2)
+    assert not v2.is_active
+    assert v2.needs_review
+    assert "below the active v1" in v2.note
+    assert selectors.active_version(gallery).pk == v1.pk
+
+    services.model_version_activate(version=v2)
+    assert selectors.active_version(gallery).pk == v2.pk
+    services.model_version_activate(version=v1)  # roll back
+    assert selectors.active_version(gallery).pk == v1.pk
+    assert ModelVersion.objects.filter(is_active=True).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_training_keeps_the_active_version_and_shows_its_error(gallery, rq_queue):
+    services.training_request(group=gallery)
+    work(rq_queue)
+    v1 = ModelVersion.objects.get()
+
+    GalleryImage.objects.update(status=GalleryImage.Status.REJECTED)
+    run = services.training_request(group=gallery)
+    work(rq_queue)
+
+    run.refresh_from_db()
+    assert run.state == TrainingRun.State.FAILED
+    assert "no training faces" in run.error
+    assert selectors.active_version(gallery).pk == v1.pk
+    assert ModelVersion.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_an_empty_gallery_cannot_be_trained(db):
+    group = gallery_services.group_get_or_create(slug="empty")
+    run = TrainingRun.objects.create(group=group)
+    with pytest.raises(ClassifierError, match="no training faces"):
+        services.training_run(run=run)
+    run.refresh_from_db()
+    assert run.state == TrainingRun.State.FAILED
+
+
+@pytest.mark.django_db
+def test_one_member_gets_a_distance_only_model(db):
+    group = gallery_services.group_get_or_create(slug="solo")
+    member = gallery_services.member_get_or_create(group=group, slug="tom-hanks")
+    for i in range(1, 5):
+        gallery_services.image_ingest(
+            member=member,
+            data=make.encode(make.face("tom-hanks", i), "PNG"),
+            name=f"{i}",
+            approve=True,
+        )
+    version = services.training_run(run=TrainingRun.objects.create(group=group))
+    assert version.members == ["tom-hanks"]
+    assert version.metrics["mode"] == "distance"
+    assert "not possible" in version.metrics["cross_validation"]
+    clf = services.model_version_load(version)
+    tom_vector = GalleryImage.objects.filter(member=member).first().vector()
+    assert clf.predict(tom_vector[None])[0].label == "tom-hanks"
+
+
+@pytest.mark.django_db
+def test_a_member_with_one_image_still_trains(gallery):
+    lonely = gallery_services.member_get_or_create(group=gallery, slug="drew-barrymore")
+    gallery_services.image_ingest(
+        member=lonely,
+        data=make.encode(make.face("drew-barrymore", 1), "PNG"),
+        name="d",
+        approve=True,
+    )
+    version = services.training_run(run=TrainingRun.objects.create(group=gallery))
+    assert "drew-barrymore" in version.members
+    assert version.training_counts["drew-barrymore"] == 1
+
+
+@pytest.mark.django_db
+def test_a_corrupt_classifier_file_is_refused(gallery):
+    version = services.training_run(run=TrainingRun.objects.create(group=gallery))
+    path = version.file.path
+    with open(path, "r+b") as handle:
+        handle.seek(100)
+        handle.write(b"garbage garbage garbage")
+    with pytest.raises(ClassifierError, match="does not match its SHA-256"):
+        services.model_version_load(version)
