@@ -56,3 +56,42 @@ def running(row):
             state=model.State.DONE, progress=100.0, finished=timezone.now()
         )
         row.refresh_from_db()
+
+
+def reconcile(row) -> bool:
+    """Mark `row` failed if its RQ job died without saying so (worker killed, job lost).
+
+    A killed work-horse or machine cannot run our error handling, so pages that show a job's
+    state call this first. Returns whether the row changed.
+    """
+    if not row.is_active() or not row.rq_job_id:
+        return False
+    import django_rq
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job as RQJob
+    from rq.job import JobStatus
+
+    connection = django_rq.get_connection("default")
+    try:
+        job = RQJob.fetch(row.rq_job_id, connection=connection)
+        status = job.get_status()
+    except NoSuchJobError:
+        job, status = None, None
+    if status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
+        return False
+    if status == JobStatus.FINISHED:
+        row.refresh_from_db()
+        return False
+    reason = "the job was lost (its queue was emptied)"
+    if job is not None:
+        result = job.latest_result()
+        last = (result.exc_string or "").strip().splitlines() if result else []
+        reason = last[-1] if last else f"the job ended as {status}"
+    model = type(row)
+    changed = model.objects.filter(
+        pk=row.pk, state__in=[model.State.QUEUED, model.State.RUNNING]
+    ).update(
+        state=model.State.FAILED, error=f"worker stopped: {reason}"[:2000], finished=timezone.now()
+    )
+    row.refresh_from_db()
+    return bool(changed)

@@ -94,7 +94,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "videos:list"
+LOGOUT_REDIRECT_URL = "home"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = envstr("TIME_ZONE", "UTC")
@@ -112,6 +114,14 @@ GALLERY_MAX_BYTES = envint("GALLERY_MAX_BYTES", 30_000_000)
 GALLERY_MAX_PIXELS = envint("GALLERY_MAX_PIXELS", 40_000_000)  # refused before decoding
 GALLERY_MIN_IMAGE_SIDE = envint("GALLERY_MIN_IMAGE_SIDE", 64)  # smaller images are flagged
 GALLERY_MIN_FACE_SIDE = envint("GALLERY_MIN_FACE_SIDE", 40)  # smaller faces are flagged
+
+# Videos.
+VIDEO_MAX_BYTES = envint("VIDEO_MAX_BYTES", 2_000_000_000)
+VIDEO_UPLOADS_PER_HOUR = envint("VIDEO_UPLOADS_PER_HOUR", 10)
+# Long videos are cut into segments of this many seconds, analysed as separate jobs.
+VIDEO_SEGMENT_SECONDS = envint("VIDEO_SEGMENT_SECONDS", 60)
+VIDEO_RENDER_PRESET = envstr("VIDEO_RENDER_PRESET", "veryfast")
+FILE_UPLOAD_TEMP_DIR = None  # the system's; large uploads stream to disk, never into memory
 
 # Image search used by scraping; {keyword} and {offset} are filled in.
 SCRAPE_SEARCH_URLS = {

@@ -7,6 +7,8 @@ from twicesite import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("gallery/", include("gallery.urls")),
+    path("", include("videos.urls")),
+    path("accounts/", include("django.contrib.auth.urls")),
     path("admin/rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
 ]

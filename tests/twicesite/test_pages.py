@@ -21,12 +21,14 @@ def test_home_page_renders_and_admin_login_works(page, django_user_model):
     page.get_by_role("link", name="Log in").click()
     page.fill("#id_username", "curator")
     page.fill("#id_password", "wrong")
-    page.click("input[type=submit]")
-    assert page.locator(".errornote").is_visible()
+    page.click("button[type=submit]")
+    assert page.locator(".error").is_visible()
 
     page.fill("#id_username", "curator")
     page.fill("#id_password", "s3cret-pass!")
-    page.click("input[type=submit]")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/videos/")
+    page.get_by_role("link", name="Admin").click()
     page.wait_for_url("**/admin/")
     assert "Site administration" in page.content()
     assert get_user_model().objects.get(username="curator").last_login is not None

@@ -1,0 +1,133 @@
+import subprocess
+
+import numpy as np
+import pytest
+
+from gallery import services as gallery_services
+from recognition.core import media
+from videos.models import Detection, Track, Video
+
+
+def make_clip(path, *, seconds=1.0, size="160x120", audio=True):
+    """A small real video made by ffmpeg: test pattern, optional 440 Hz tone."""
+    command = [
+        media.ffmpeg_exe(),
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size={size}:rate=25:duration={seconds}",
+    ]
+    if audio:
+        command += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-c:a", "aac"]
+    command += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-shortest", str(path)]
+    subprocess.run(command, check=True)
+    return path
+
+
+@pytest.fixture
+def clip(tmp_path):
+    return make_clip(tmp_path / "clip.mp4")
+
+
+@pytest.fixture
+def group(db):
+    return gallery_services.group_get_or_create(slug="twice", name="Twice")
+
+
+@pytest.fixture
+def members(group):
+    return [
+        gallery_services.member_get_or_create(group=group, slug=slug)
+        for slug in ("nayeon", "mina", "sana")
+    ]
+
+
+@pytest.fixture
+def fan(django_user_model):
+    return django_user_model.objects.create_user("fan", password="pw-fan-123")
+
+
+@pytest.fixture
+def other_fan(django_user_model):
+    return django_user_model.objects.create_user("other", password="pw-other-123")
+
+
+@pytest.fixture
+def processed_video(group, members, fan, clip):
+    """A video row as processing leaves it: two tracks over 25 frames, one of them unknown."""
+    from django.core.files import File
+
+    video = Video(
+        owner=fan,
+        group=group,
+        title="Stage",
+        original_name="clip.mp4",
+        size=clip.stat().st_size,
+        fps=25.0,
+        frames=25,
+        width=160,
+        height=120,
+        duration=1.0,
+        has_audio=True,
+        state=Video.State.DONE,
+    )
+    with clip.open("rb") as handle:
+        video.original.save("clip.mp4", File(handle), save=False)
+    with clip.open("rb") as handle:
+        video.labelled.save("labelled.mp4", File(handle), save=False)
+    video.save()
+    vector = np.zeros((2, 128), dtype=np.float32)
+    nayeon = Track.objects.create(
+        video=video,
+        number=1,
+        member=members[0],
+        confidence=0.93,
+        first_frame=0,
+        last_frame=24,
+        embedding=vector[0].tobytes(),
+        samples=vector.tobytes(),
+        embedding_model="m",
+    )
+    stranger = Track.objects.create(
+        video=video,
+        number=2,
+        member=None,
+        confidence=0.4,
+        first_frame=10,
+        last_frame=19,
+        embedding=vector[0].tobytes(),
+        samples=vector.tobytes(),
+        embedding_model="m",
+    )
+    Detection.objects.bulk_create(
+        [
+            Detection(
+                video=video,
+                track=nayeon,
+                frame=f,
+                time=f / 25,
+                left=10,
+                top=10,
+                right=50,
+                bottom=60,
+            )
+            for f in range(25)
+        ]
+        + [
+            Detection(
+                video=video,
+                track=stranger,
+                frame=f,
+                time=f / 25,
+                left=90,
+                top=20,
+                right=130,
+                bottom=70,
+            )
+            for f in range(10, 20)
+        ]
+    )
+    return video

@@ -1,0 +1,123 @@
+"""The fan-facing video pages: who may see what, and what they show."""
+
+import pytest
+from django.urls import reverse
+
+from videos import exports
+
+pytestmark = pytest.mark.django_db
+
+
+def urls(video):
+    return {
+        "watch": reverse("videos:watch", args=[video.uuid]),
+        "progress": reverse("videos:progress", args=[video.uuid]),
+        "labelled": reverse("videos:file", args=[video.uuid, "labelled"]),
+        "original": reverse("videos:file", args=[video.uuid, "original"]),
+        "json": reverse("videos:predictions", args=[video.uuid, "json"]),
+        "csv": reverse("videos:predictions", args=[video.uuid, "csv"]),
+        "vtt": reverse("videos:predictions", args=[video.uuid, "vtt"]),
+    }
+
+
+def test_the_owner_sees_everything_about_their_video(client, fan, processed_video):
+    client.force_login(fan)
+    for name, url in urls(processed_video).items():
+        assert client.get(url).status_code == 200, name
+    page = client.get(urls(processed_video)["watch"]).content.decode()
+    assert "Nayeon" in page and "Screen time" in page and "1.0 s" in page
+
+
+def test_a_fan_cannot_see_review_or_download_another_fans_private_video(
+    client, other_fan, processed_video
+):
+    client.force_login(other_fan)
+    for name, url in urls(processed_video).items():
+        assert client.get(url).status_code == 404, name
+    assert processed_video.title not in client.get(reverse("videos:list")).content.decode()
+
+
+def test_anonymous_visitors_cannot_see_a_private_video(client, processed_video):
+    for name, url in urls(processed_video).items():
+        assert client.get(url).status_code == 404, name
+
+
+def test_a_public_video_can_be_watched_by_anyone_with_the_link(client, processed_video):
+    processed_video.is_public = True
+    processed_video.save()
+    assert client.get(urls(processed_video)["watch"]).status_code == 200
+    assert client.get(urls(processed_video)["json"]).status_code == 200
+
+
+def test_the_export_follows_the_documented_format(processed_video):
+    data = exports.predictions(processed_video)
+    assert data["video"] == {
+        "fps": 25.0,
+        "frames": 25,
+        "width": 160,
+        "height": 120,
+        "duration": 1.0,
+    }
+    assert data["model"] == {"version": None, "group": "twice"}
+    assert len(data["detections"]) == 35
+    first = data["detections"][0]
+    assert first == {
+        "frame": 0,
+        "time": 0.0,
+        "box": [10, 10, 50, 60],
+        "member": "nayeon",
+        "confidence": 0.93,
+        "track": 1,
+    }
+    assert {d["member"] for d in data["detections"] if d["track"] == 2} == {None}
+
+
+def test_csv_and_webvtt_say_the_same(client, fan, processed_video):
+    client.force_login(fan)
+    csv_text = b"".join(client.get(urls(processed_video)["csv"]).streaming_content).decode()
+    lines = csv_text.strip().splitlines()
+    assert lines[0] == "frame,time,left,top,right,bottom,member,confidence,track"
+    assert len(lines) == 36
+    vtt = client.get(urls(processed_video)["vtt"]).content.decode()
+    assert vtt.startswith("WEBVTT")
+    assert "00:00:00.000 --> 00:00:01.000\nNayeon" in vtt
+
+
+def test_video_files_answer_range_requests_so_players_can_seek(client, fan, processed_video):
+    client.force_login(fan)
+    size = processed_video.labelled.size
+    response = client.get(urls(processed_video)["labelled"], HTTP_RANGE="bytes=100-199")
+    assert response.status_code == 206
+    assert response["Content-Range"] == f"bytes 100-199/{size}"
+    body = b"".join(response.streaming_content)
+    with processed_video.labelled.open("rb") as handle:
+        handle.seek(100)
+        assert body == handle.read(100)
+    assert (
+        client.get(urls(processed_video)["labelled"], HTTP_RANGE=f"bytes={size + 5}-").status_code
+        == 416
+    )
+
+
+def test_exports_of_an_unfinished_video_say_so(client, fan, processed_video):
+    processed_video.state = processed_video.State.RUNNING
+    processed_video.save()
+    client.force_login(fan)
+    response = client.get(urls(processed_video)["json"])
+    assert response.status_code == 409
+    assert "not processed yet" in response.json()["error"]
+
+
+def test_signup_logs_the_new_fan_in(client):
+    response = client.post(
+        reverse("videos:signup"),
+        {"username": "newfan", "password1": "a-Long-pass-9876", "password2": "a-Long-pass-9876"},
+    )
+    assert response.status_code == 302
+    assert client.get(reverse("videos:list")).status_code == 200
+
+
+def test_pages_need_the_right_method(client, fan, processed_video):
+    client.force_login(fan)
+    assert client.post(urls(processed_video)["watch"]).status_code == 405
+    assert client.post(urls(processed_video)["json"]).status_code == 405

@@ -1,0 +1,112 @@
+"""Uploads are checked before anything is stored, and bad files get a clear message."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from recognition.models import ModelVersion
+from videos.models import Video
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def trained(group, members):
+    return ModelVersion.objects.create(
+        group=group,
+        number=1,
+        sha256="0" * 64,
+        embedding_model="m",
+        members=["nayeon"],
+        training_counts={"nayeon": 1},
+        metrics={},
+        is_active=True,
+    )
+
+
+def post(client, group, name, data, **extra):
+    return client.post(
+        reverse("videos:upload"),
+        {"group": group.pk, "title": "", "file": SimpleUploadedFile(name, data)},
+        **extra,
+    )
+
+
+def test_the_upload_page_needs_a_login(client):
+    response = client.get(reverse("videos:upload"))
+    assert response.status_code == 302
+    assert reverse("login") in response["Location"]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        (
+            "notes.mp4",
+            b"this is a text file, not a video\n" * 10,
+            "notes.mp4: not a readable video",
+        ),
+        ("empty.mp4", b"", "empty"),
+        ("song.mp3.exe", b"MZ" * 100, "is not a video file we take"),
+    ],
+    ids=["text-named-mp4", "zero-byte", "wrong-type"],
+)
+def test_a_bad_file_is_refused_with_a_clear_message_and_nothing_is_stored(
+    client, fan, group, trained, media_root, name, data, message
+):
+    client.force_login(fan)
+    response = post(client, group, name, data)
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+    assert Video.objects.count() == 0
+    assert not (media_root / "videos").exists()
+
+
+def test_a_truncated_mp4_is_refused(client, fan, group, trained, clip):
+    client.force_login(fan)
+    data = clip.read_bytes()
+    response = post(client, group, "cut.mp4", data[: len(data) // 3])
+    assert response.status_code == 400
+    assert Video.objects.count() == 0
+
+
+def test_a_file_over_the_limit_is_refused_before_it_is_read(client, fan, group, trained, settings):
+    settings.VIDEO_MAX_BYTES = 1000
+    client.force_login(fan)
+    response = post(client, group, "big.mp4", b"x" * 5000)
+    assert response.status_code in (400, 413)
+    assert "limit" in response.json()["error"]
+
+
+def test_uploads_are_rate_limited_per_fan(client, fan, group, trained, clip, settings):
+    settings.VIDEO_UPLOADS_PER_HOUR = 2
+    client.force_login(fan)
+    for _ in range(2):
+        assert post(client, group, "clip.mp4", clip.read_bytes()).status_code == 201
+    response = post(client, group, "clip.mp4", clip.read_bytes())
+    assert response.status_code == 400
+    assert "in the last hour" in response.json()["error"]
+
+
+def test_a_good_upload_is_stored_with_its_probe_facts_and_queued(client, fan, group, trained, clip):
+    client.force_login(fan)
+    response = post(client, group, "clip.mp4", clip.read_bytes())
+    assert response.status_code == 201
+    video = Video.objects.get()
+    assert response.json()["url"] == video.get_absolute_url()
+    assert (video.owner, video.frames, video.width, video.height, video.has_audio) == (
+        fan,
+        25,
+        160,
+        120,
+        True,
+    )
+    assert video.state == Video.State.QUEUED
+    assert video.original.name.endswith("original.mp4")
+    assert video.title == "clip"
+
+
+def test_a_group_without_a_model_cannot_take_videos(client, fan, group, clip):
+    client.force_login(fan)
+    response = post(client, group, "clip.mp4", clip.read_bytes())
+    assert response.status_code == 400

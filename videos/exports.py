@@ -1,0 +1,112 @@
+"""The predictions export (ARCHITECTURE.md's public format), as JSON, CSV and WebVTT."""
+
+import csv
+import io
+from collections.abc import Iterator
+
+from videos.models import Detection, Video
+
+CSV_HEADER = ["frame", "time", "left", "top", "right", "bottom", "member", "confidence", "track"]
+
+
+def _rows(video: Video) -> Iterator[tuple]:
+    """(frame, time, l, t, r, b, member slug or None, confidence, track number), frame order."""
+    yield from (
+        Detection.objects.filter(video=video)
+        .order_by("frame", "track__number")
+        .values_list(
+            "frame",
+            "time",
+            "left",
+            "top",
+            "right",
+            "bottom",
+            "track__member__slug",
+            "track__confidence",
+            "track__number",
+        )
+        .iterator(chunk_size=5000)
+    )
+
+
+def predictions(video: Video) -> dict:
+    """Every stored detection with its track's current label."""
+    version = video.model_version
+    return {
+        "video": {
+            "fps": video.fps,
+            "frames": video.frames,
+            "width": video.width,
+            "height": video.height,
+            "duration": video.duration,
+        },
+        "model": {"version": version.number if version else None, "group": video.group.slug},
+        "detections": [
+            {
+                "frame": frame,
+                "time": round(time, 4),
+                "box": [left, top, right, bottom],
+                "member": member,
+                "confidence": round(confidence, 4),
+                "track": track,
+            }
+            for frame, time, left, top, right, bottom, member, confidence, track in _rows(video)
+        ],
+    }
+
+
+def predictions_csv(video: Video) -> Iterator[str]:
+    """The same rows as CSV lines, streamed."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_HEADER)
+    for frame, time, left, top, right, bottom, member, confidence, track in _rows(video):
+        writer.writerow(
+            [
+                frame,
+                f"{time:.4f}",
+                left,
+                top,
+                right,
+                bottom,
+                member or "",
+                f"{confidence:.4f}",
+                track,
+            ]
+        )
+        if buffer.tell() > 64_000:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _stamp(seconds: float) -> str:
+    millis = round(seconds * 1000)
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}"
+
+
+def webvtt(video: Video) -> str:
+    """A WebVTT track naming who is on screen, one cue per change."""
+    fps = video.fps or 30.0
+    names = {}
+    for track in video.tracks.select_related("member").exclude(member=None):
+        names[track.number] = track.member.name
+    on_screen: dict[int, set[str]] = {}
+    for frame, _time, *_box, member, _confidence, number in _rows(video):
+        if member is not None:
+            on_screen.setdefault(frame, set()).add(names[number])
+    cues, current, start = [], frozenset(), 0
+    for frame in range((video.frames or 0) + 1):
+        people = frozenset(on_screen.get(frame, ()))
+        if people != current:
+            if current:
+                cues.append((start / fps, frame / fps, ", ".join(sorted(current))))
+            current, start = people, frame
+    lines = ["WEBVTT", ""]
+    for i, (begin, end, text) in enumerate(cues, start=1):
+        lines += [str(i), f"{_stamp(begin)} --> {_stamp(end)}", text, ""]
+    return "\n".join(lines)

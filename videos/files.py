@@ -1,0 +1,50 @@
+"""Serving private media with HTTP range support, so browsers can seek in videos."""
+
+import os
+import re
+
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+
+RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+CHUNK = 256 * 1024
+
+
+def ranged_file_response(request, field, content_type: str, filename: str | None = None):
+    """A FileResponse for `field` (a FieldFile), answering Range requests with 206."""
+    handle = field.open("rb")
+    size = field.size
+    match = RANGE.match(request.headers.get("Range", "").strip())
+    if not match or not any(match.groups()):
+        response = FileResponse(handle, content_type=content_type, filename=filename)
+        response["Accept-Ranges"] = "bytes"
+        return response
+    first, last = match.groups()
+    if first == "":  # a suffix range: the last N bytes
+        start, end = max(0, size - int(last)), size - 1
+    else:
+        start, end = int(first), min(int(last) if last else size - 1, size - 1)
+    if start >= size or start > end:
+        handle.close()
+        response = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{size}"
+        return response
+    handle.seek(start)
+
+    def body(remaining=end - start + 1):
+        try:
+            while remaining > 0:
+                chunk = handle.read(min(CHUNK, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                yield chunk
+        finally:
+            handle.close()
+
+    response = StreamingHttpResponse(body(), status=206, content_type=content_type)
+    response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    response["Content-Length"] = str(end - start + 1)
+    response["Accept-Ranges"] = "bytes"
+    if filename:
+        response["Content-Disposition"] = f'inline; filename="{os.path.basename(filename)}"'
+    return response

@@ -1,0 +1,130 @@
+import uuid
+from pathlib import PurePosixPath
+
+import numpy as np
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+from twicesite.models import Job
+
+
+def original_upload_to(instance, filename):
+    suffix = PurePosixPath(filename).suffix.lower()[:8] or ".mp4"
+    return f"videos/{instance.uuid.hex}/original{suffix}"
+
+
+def labelled_upload_to(instance, filename):
+    return f"videos/{instance.uuid.hex}/labelled.mp4"
+
+
+def thumbnail_upload_to(instance, filename):
+    return f"videos/{instance.video.uuid.hex}/tracks/{instance.number}.jpg"
+
+
+class Video(Job):
+    """An uploaded video, its processing state, and what was found in it."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="videos",
+    )
+    group = models.ForeignKey("gallery.Group", on_delete=models.PROTECT, related_name="videos")
+    title = models.CharField(max_length=200, blank=True)
+    original = models.FileField(upload_to=original_upload_to, max_length=200)
+    original_name = models.CharField(max_length=255, blank=True)
+    size = models.PositiveBigIntegerField(default=0)
+    labelled = models.FileField(upload_to=labelled_upload_to, blank=True, max_length=200)
+    is_public = models.BooleanField("public by link", default=False)
+    model_version = models.ForeignKey(
+        "recognition.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="videos",
+    )
+    # Probe facts, of the displayed (rotation-applied) picture.
+    fps = models.FloatField(null=True, blank=True)
+    frames = models.PositiveIntegerField(null=True, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    duration = models.FloatField(null=True, blank=True)
+    rotation = models.SmallIntegerField(default=0)
+    has_audio = models.BooleanField(default=False)
+    # Seconds the analysis and the render took, for the curious and for benchmarks.
+    timings = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return self.title or self.original_name or f"video {self.pk}"
+
+    def get_absolute_url(self):
+        return reverse("videos:watch", args=[self.uuid])
+
+    def duration_label(self) -> str:
+        if self.duration is None:
+            return "—"
+        minutes, seconds = divmod(round(self.duration), 60)
+        return f"{minutes}:{seconds:02d}"
+
+
+class Track(models.Model):
+    """One face followed through the video; the label is a decision about the whole track."""
+
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="tracks")
+    number = models.PositiveIntegerField(help_text="track id in exports, unique within the video")
+    member = models.ForeignKey(
+        "gallery.Member", null=True, blank=True, on_delete=models.SET_NULL, related_name="tracks"
+    )
+    confidence = models.FloatField(default=0.0)
+    # The model's best guess even when it said unknown, for review pages.
+    candidate = models.ForeignKey(
+        "gallery.Member", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    first_frame = models.PositiveIntegerField()
+    last_frame = models.PositiveIntegerField()
+    thumbnail = models.ImageField(upload_to=thumbnail_upload_to, blank=True, max_length=200)
+    embedding = models.BinaryField(help_text="mean embedding of the track's samples")
+    samples = models.BinaryField(help_text="the sample embeddings, (n, 128) float32")
+    embedding_model = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["video", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["video", "number"], name="track_number_unique_in_video")
+        ]
+
+    def __str__(self):
+        return f"track {self.number} of {self.video}"
+
+    def sample_vectors(self) -> np.ndarray:
+        return np.frombuffer(bytes(self.samples), dtype=np.float32).reshape(-1, 128)
+
+
+class Detection(models.Model):
+    """A face box in one frame, belonging to a track."""
+
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="detections")
+    track = models.ForeignKey(Track, on_delete=models.CASCADE, related_name="detections")
+    frame = models.PositiveIntegerField()
+    time = models.FloatField()
+    left = models.IntegerField()
+    top = models.IntegerField()
+    right = models.IntegerField()
+    bottom = models.IntegerField()
+
+    class Meta:
+        ordering = ["video", "frame"]
+        indexes = [models.Index(fields=["video", "frame"])]
+
+    def __str__(self):
+        return f"frame {self.frame} of track {self.track_id}"
+
+    def box(self) -> list[int]:
+        return [self.left, self.top, self.right, self.bottom]

@@ -1,0 +1,91 @@
+"""Reads for video pages: who may see what, and what is on screen when."""
+
+from collections import defaultdict
+
+from django.db.models import Count, Max, Min
+from django.http import Http404
+
+from twicesite.roles import is_curator
+from videos.models import Detection, Video
+
+
+def videos_visible_to(user):
+    if is_curator(user):
+        return Video.objects.all()
+    if not user.is_authenticated:
+        return Video.objects.none()
+    return Video.objects.filter(owner=user)
+
+
+def video_for_viewer(user, uuid) -> Video:
+    """The video if `user` may watch it: its owner, a curator, or anyone when public by link."""
+    video = (
+        Video.objects.select_related("group", "owner", "model_version").filter(uuid=uuid).first()
+    )
+    if video is None or not (video.is_public or can_edit(user, video)):
+        raise Http404("No such video")  # the same answer whether it exists or not
+    return video
+
+
+def can_edit(user, video: Video) -> bool:
+    return bool(user.is_authenticated and (video.owner_id == user.pk or is_curator(user)))
+
+
+def screen_time(video: Video) -> list[dict]:
+    """Seconds and share of the video each member is on screen, most first."""
+    fps = video.fps or 30.0
+    rows = (
+        Detection.objects.filter(video=video, track__member__isnull=False)
+        .values("track__member__slug", "track__member__name", "track__member__color")
+        .annotate(frames=Count("frame", distinct=True))
+        .order_by("-frames")
+    )
+    total = max(video.frames or 1, 1)
+    return [
+        {
+            "slug": row["track__member__slug"],
+            "name": row["track__member__name"],
+            "color": row["track__member__color"],
+            "seconds": round(row["frames"] / fps, 1),
+            "share": row["frames"] / total,
+        }
+        for row in rows
+    ]
+
+
+def timeline(video: Video) -> dict[str, list[dict]]:
+    """For each member slug, the stretches they are on screen: start second, left and width in %."""
+    fps = video.fps or 30.0
+    frames = defaultdict(set)
+    for slug, frame in (
+        Detection.objects.filter(video=video, track__member__isnull=False)
+        .values_list("track__member__slug", "frame")
+        .iterator(chunk_size=5000)
+    ):
+        frames[slug].add(frame)
+    spans = {}
+    for slug, present in frames.items():
+        ordered = sorted(present)
+        runs, start, previous = [], ordered[0], ordered[0]
+        for frame in ordered[1:]:
+            if frame > previous + 1:
+                runs.append((start / fps, (previous + 1) / fps))
+                start = frame
+            previous = frame
+        runs.append((start / fps, (previous + 1) / fps))
+        length = video.duration or (video.frames or 1) / fps
+        spans[slug] = [
+            {"start": a, "left": 100 * a / length, "width": 100 * (b - a) / length} for a, b in runs
+        ]
+    return spans
+
+
+def tracks_for_review(video: Video):
+    """Tracks, least confident first, with their extent."""
+    return (
+        video.tracks.select_related("member", "candidate")
+        .annotate(
+            boxes=Count("detections"), first=Min("detections__frame"), last=Max("detections__frame")
+        )
+        .order_by("confidence", "number")
+    )

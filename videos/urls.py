@@ -1,0 +1,22 @@
+from django.urls import path, re_path
+
+from videos import views
+
+app_name = "videos"
+urlpatterns = [
+    path("videos/", views.video_list, name="list"),
+    path("videos/upload/", views.upload, name="upload"),
+    path("videos/<uuid:uuid>/", views.watch, name="watch"),
+    path("videos/<uuid:uuid>/progress.json", views.progress, name="progress"),
+    re_path(
+        r"^videos/(?P<uuid>[0-9a-f-]{36})/(?P<kind>labelled|original)\.mp4$",
+        views.media_file,
+        name="file",
+    ),
+    re_path(
+        r"^api/videos/(?P<uuid>[0-9a-f-]{36})/predictions\.(?P<fmt>json|csv|vtt)$",
+        views.predictions,
+        name="predictions",
+    ),
+    path("accounts/signup/", views.signup, name="signup"),
+]
