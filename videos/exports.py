@@ -12,7 +12,7 @@ CSV_HEADER = ["frame", "time", "left", "top", "right", "bottom", "member", "conf
 def _rows(video: Video) -> Iterator[tuple]:
     """(frame, time, l, t, r, b, member slug or None, confidence, track number), frame order."""
     yield from (
-        Detection.objects.filter(video=video)
+        Detection.objects.filter(video=video, track__is_face=True)
         .order_by("frame", "track__number")
         .values_list(
             "frame",

@@ -93,6 +93,11 @@ class Track(models.Model):
     embedding = models.BinaryField(help_text="mean embedding of the track's samples")
     samples = models.BinaryField(help_text="the sample embeddings, (n, 128) float32")
     embedding_model = models.CharField(max_length=64)
+    # Frames and boxes the samples were taken from, [[frame, l, t, r, b], ...], for gallery crops.
+    sample_boxes = models.JSONField(default=list, blank=True)
+    # A person's correction wins over the model from then on: relabelling leaves the track alone.
+    corrected = models.BooleanField(default=False)
+    is_face = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["video", "number"]
@@ -128,3 +133,61 @@ class Detection(models.Model):
 
     def box(self) -> list[int]:
         return [self.left, self.top, self.right, self.bottom]
+
+
+class Correction(models.Model):
+    """A person's fix to a track's label: recorded, undoable, and (once approved) training data."""
+
+    class Kind(models.TextChoices):
+        CONFIRM = "confirm"
+        MEMBER = "member", "another member"
+        UNKNOWN = "unknown", "unknown person"
+        NOT_FACE = "not_face", "not a face"
+        SPLIT = "split", "split the track"
+
+    class Review(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="corrections")
+    track = models.ForeignKey(Track, on_delete=models.CASCADE, related_name="corrections")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    kind = models.CharField(max_length=10, choices=Kind)
+    before_member = models.ForeignKey(
+        "gallery.Member", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    before_corrected = models.BooleanField(default=False)
+    before_is_face = models.BooleanField(default=True)
+    after_member = models.ForeignKey(
+        "gallery.Member", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    split_frame = models.PositiveIntegerField(null=True, blank=True)
+    new_track = models.ForeignKey(
+        Track, null=True, blank=True, on_delete=models.SET_NULL, related_name="split_from"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    undone = models.DateTimeField(null=True, blank=True)
+    review = models.CharField(max_length=8, choices=Review, default=Review.PENDING, db_index=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed = models.DateTimeField(null=True, blank=True)
+    samples_added = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} on {self.track}"
+
+    def describe(self) -> str:
+        before = self.before_member.name if self.before_member else "unknown"
+        if self.kind == self.Kind.SPLIT:
+            return f"split at frame {self.split_frame}"
+        if self.kind == self.Kind.NOT_FACE:
+            return f"{before} → not a face"
+        if self.kind == self.Kind.CONFIRM:
+            return f"confirmed {before}"
+        after = self.after_member.name if self.after_member else "unknown"
+        return f"{before} → {after}"

@@ -35,7 +35,7 @@ def screen_time(video: Video) -> list[dict]:
     """Seconds and share of the video each member is on screen, most first."""
     fps = video.fps or 30.0
     rows = (
-        Detection.objects.filter(video=video, track__member__isnull=False)
+        Detection.objects.filter(video=video, track__member__isnull=False, track__is_face=True)
         .values("track__member__slug", "track__member__name", "track__member__color")
         .annotate(frames=Count("frame", distinct=True))
         .order_by("-frames")
@@ -58,7 +58,7 @@ def timeline(video: Video) -> dict[str, list[dict]]:
     fps = video.fps or 30.0
     frames = defaultdict(set)
     for slug, frame in (
-        Detection.objects.filter(video=video, track__member__isnull=False)
+        Detection.objects.filter(video=video, track__member__isnull=False, track__is_face=True)
         .values_list("track__member__slug", "frame")
         .iterator(chunk_size=5000)
     ):

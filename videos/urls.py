@@ -8,6 +8,9 @@ urlpatterns = [
     path("videos/upload/", views.upload, name="upload"),
     path("videos/<uuid:uuid>/", views.watch, name="watch"),
     path("videos/<uuid:uuid>/progress.json", views.progress, name="progress"),
+    path("videos/<uuid:uuid>/review/", views.review, name="review"),
+    path("videos/<uuid:uuid>/corrections/", views.correct, name="correct"),
+    path("videos/<uuid:uuid>/tracks/<int:number>.jpg", views.thumbnail, name="thumbnail"),
     re_path(
         r"^videos/(?P<uuid>[0-9a-f-]{36})/(?P<kind>labelled|original)\.mp4$",
         views.media_file,

@@ -3,14 +3,15 @@ import json
 from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from twicesite.jobs import reconcile
-from videos import exports, selectors, services
+from videos import corrections, exports, selectors, services
 from videos.files import ranged_file_response
 from videos.forms import SignupForm, UploadForm
+from videos.models import Correction, Track
 
 
 @require_http_methods(["GET", "POST"])
@@ -128,3 +129,86 @@ def predictions(request, uuid, fmt):
     if request.GET.get("download"):
         response["Content-Disposition"] = f'attachment; filename="predictions-{video.pk}.{fmt}"'
     return response
+
+
+def _editable(request, uuid):
+    """Anyone signed in who can see a video may correct it; every change is recorded."""
+    video = selectors.video_for_viewer(request.user, uuid)
+    if not request.user.is_authenticated:
+        raise Http404("No such video")
+    return video
+
+
+@require_GET
+def review(request, uuid):
+    video = selectors.video_for_viewer(request.user, uuid)
+    context = {
+        "video": video,
+        "tracks": selectors.tracks_for_review(video),
+        "members": list(video.group.members.all()[:9]),
+        "can_edit": selectors.can_edit(request.user, video),
+    }
+    return render(request, "videos/review.html", context)
+
+
+@require_POST
+def correct(request, uuid):
+    """One correction (or an undo) on one track, as JSON in, JSON out."""
+    video = _editable(request, uuid)
+    try:
+        body = json.loads(request.body)
+        track = video.tracks.get(number=int(body["track"]))
+        action = body["action"]
+    except (ValueError, KeyError, TypeError, Track.DoesNotExist):
+        return JsonResponse({"error": "name a track of this video and an action"}, status=400)
+    try:
+        if action == "undo":
+            correction = video.corrections.get(pk=int(body.get("correction", 0)))
+            corrections.correction_undo(correction=correction, user=request.user)
+            track.refresh_from_db()
+            return JsonResponse(
+                {"track": _track_json(track), "reload": correction.kind == Correction.Kind.SPLIT}
+            )
+        if action == "split":
+            correction = corrections.track_split(
+                track=track, user=request.user, frame=int(body.get("frame", 0))
+            )
+        else:
+            member = None
+            if action == "member":
+                member = video.group.members.filter(pk=int(body.get("member", 0))).first()
+            correction = corrections.track_correct(
+                track=track, user=request.user, kind=action, member=member
+            )
+    except (corrections.CorrectionError, ValueError, Correction.DoesNotExist) as exc:
+        return JsonResponse({"error": str(exc) or "that correction is not possible"}, status=400)
+    track.refresh_from_db()
+    return JsonResponse(
+        {
+            "track": _track_json(track),
+            "correction": correction.pk,
+            "summary": correction.describe(),
+            "new_track": correction.new_track.number if correction.new_track else None,
+        }
+    )
+
+
+def _track_json(track) -> dict:
+    member = track.member
+    return {
+        "number": track.number,
+        "member": member.slug if member else None,
+        "member_name": member.name if member else None,
+        "member_color": member.color if member else None,
+        "is_face": track.is_face,
+        "corrected": track.corrected,
+    }
+
+
+@require_GET
+def thumbnail(request, uuid, number):
+    video = selectors.video_for_viewer(request.user, uuid)
+    track = video.tracks.filter(number=number).first()
+    if track is None or not track.thumbnail:
+        raise Http404("no picture")
+    return FileResponse(track.thumbnail.open("rb"), content_type="image/jpeg")

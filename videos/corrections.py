@@ -1,0 +1,200 @@
+"""Corrections: a person fixes a track's label; approved fixes become training samples."""
+
+import logging
+
+import numpy as np
+from django.db import transaction
+from django.utils import timezone
+
+from gallery import services as gallery_services
+from gallery.models import GalleryImage, Member
+from recognition.core import media
+from recognition.core.images import encode_png
+from twicesite.roles import is_curator
+from videos.models import Correction, Detection, Track
+
+log = logging.getLogger(__name__)
+
+# Face crops taken from an approved correction's track; a few varied ones are worth more than many.
+CROPS_PER_CORRECTION = 3
+
+
+class CorrectionError(ValueError):
+    """The correction cannot be made; the message says why."""
+
+
+@transaction.atomic
+def track_correct(*, track: Track, user, kind: str, member: Member | None = None) -> Correction:
+    """Relabel a whole track (confirm, another member, unknown, or not a face)."""
+    if kind == Correction.Kind.MEMBER and member is None:
+        raise CorrectionError("choose the member this face is")
+    if member is not None and member.group_id != track.video.group_id:
+        raise CorrectionError(f"{member} is not in {track.video.group}")
+    correction = Correction(
+        video=track.video,
+        track=track,
+        user=user,
+        kind=kind,
+        before_member=track.member,
+        before_corrected=track.corrected,
+        before_is_face=track.is_face,
+    )
+    if kind == Correction.Kind.CONFIRM:
+        correction.after_member = track.member
+    elif kind == Correction.Kind.MEMBER:
+        correction.after_member = member
+        track.member = member
+    elif kind in (Correction.Kind.UNKNOWN, Correction.Kind.NOT_FACE):
+        track.member = None
+    else:
+        raise CorrectionError(f"unknown correction {kind!r}")
+    track.is_face = kind != Correction.Kind.NOT_FACE
+    track.corrected = True
+    track.save(update_fields=["member", "corrected", "is_face"])
+    # Curators' own corrections count as approved.
+    if is_curator(user):
+        correction.review = Correction.Review.APPROVED
+        correction.reviewed_by = user
+        correction.reviewed = timezone.now()
+    correction.save()
+    return correction
+
+
+@transaction.atomic
+def track_split(*, track: Track, user, frame: int) -> Correction:
+    """Cut a track in two at `frame`; the second part starts unlabelled and uncorrected."""
+    if not track.first_frame < frame <= track.last_frame:
+        raise CorrectionError(
+            f"split inside the track: after frame {track.first_frame}, up to {track.last_frame}"
+        )
+    number = (Track.objects.filter(video=track.video).order_by("-number").first().number) + 1
+    tail = Track.objects.create(
+        video=track.video,
+        number=number,
+        member=None,
+        candidate=track.candidate,
+        confidence=track.confidence,
+        first_frame=frame,
+        last_frame=track.last_frame,
+        embedding=track.embedding,
+        samples=track.samples,
+        embedding_model=track.embedding_model,
+        sample_boxes=[s for s in track.sample_boxes if s[0] >= frame],
+        thumbnail=track.thumbnail.name if track.thumbnail else "",
+    )
+    Detection.objects.filter(track=track, frame__gte=frame).update(track=tail)
+    track.last_frame = frame - 1
+    track.sample_boxes = [s for s in track.sample_boxes if s[0] < frame]
+    track.save(update_fields=["last_frame", "sample_boxes"])
+    correction = Correction.objects.create(
+        video=track.video,
+        track=track,
+        user=user,
+        kind=Correction.Kind.SPLIT,
+        before_member=track.member,
+        before_corrected=track.corrected,
+        split_frame=frame,
+        new_track=tail,
+        review=Correction.Review.APPROVED,  # a split changes no label, so there is nothing to vet
+    )
+    return correction
+
+
+@transaction.atomic
+def correction_undo(*, correction: Correction, user) -> None:
+    """Put the track back as it was before `correction`."""
+    if correction.undone:
+        raise CorrectionError("this correction was already undone")
+    track = correction.track
+    if correction.kind == Correction.Kind.SPLIT:
+        tail = correction.new_track
+        if tail is not None:
+            Detection.objects.filter(track=tail).update(track=track)
+            track.last_frame = max(track.last_frame, tail.last_frame)
+            track.sample_boxes = sorted(track.sample_boxes + tail.sample_boxes)
+            tail.delete()
+    else:
+        track.member = correction.before_member
+        track.corrected = correction.before_corrected
+        track.is_face = correction.before_is_face
+    track.save()
+    correction.undone = timezone.now()
+    correction.save(update_fields=["undone"])
+
+
+def corrections_approve(*, corrections, by) -> dict[str, int]:
+    """Approve corrections: their tracks' faces join the gallery and a retrain is queued."""
+    from recognition.services import training_request
+
+    approved = added = 0
+    groups = set()
+    for correction in corrections:
+        if correction.review != Correction.Review.PENDING or correction.undone:
+            continue
+        correction.review = Correction.Review.APPROVED
+        correction.reviewed_by = by
+        correction.reviewed = timezone.now()
+        correction.samples_added = correction_add_samples(correction=correction)
+        correction.save()
+        approved += 1
+        added += correction.samples_added
+        if correction.samples_added:
+            groups.add(correction.video.group)
+    for group in groups:
+        gallery_services.group_refresh_flags(group=group)
+        training_request(group=group, reason="approved corrections", requested_by=by)
+    return {"approved": approved, "samples": added, "retrains": len(groups)}
+
+
+def corrections_reject(*, corrections, by) -> int:
+    count = 0
+    for correction in corrections:
+        if correction.review == Correction.Review.PENDING:
+            correction.review = Correction.Review.REJECTED
+            correction.reviewed_by = by
+            correction.reviewed = timezone.now()
+            correction.save(update_fields=["review", "reviewed_by", "reviewed"])
+            count += 1
+    return count
+
+
+def correction_add_samples(*, correction: Correction) -> int:
+    """Crop the corrected track's best faces from the original video into the gallery."""
+    track = correction.track
+    member = track.member
+    if correction.kind not in (Correction.Kind.MEMBER, Correction.Kind.CONFIRM) or member is None:
+        return 0
+    wanted = sorted(track.sample_boxes, key=lambda s: -(s[3] - s[1]) * (s[4] - s[2]))
+    wanted = sorted(wanted[:CROPS_PER_CORRECTION])
+    if not wanted:
+        return 0
+    video = track.video
+    info = media.probe(video.original.path)
+    by_frame = {s[0]: s[1:] for s in wanted}
+    added = 0
+    for index, frame in media.read_frames(
+        video.original.path, info, start=wanted[0][0], end=wanted[-1][0] + 1
+    ):
+        if index not in by_frame:
+            continue
+        crop = _face_crop(frame, by_frame[index])
+        result = gallery_services.image_ingest(
+            member=member,
+            data=encode_png(crop),
+            name=f"{video}-track{track.number}-frame{index}.png",
+            source=GalleryImage.Source.CORRECTION,
+            approve=True,
+        )
+        added += result.outcome == "added"
+    return added
+
+
+def _face_crop(frame: np.ndarray, box) -> np.ndarray:
+    """The face with a margin, as a gallery image would show it."""
+    left, top, right, bottom = box
+    margin = int(0.35 * max(right - left, bottom - top))
+    height, width = frame.shape[:2]
+    return frame[
+        max(0, top - margin) : min(height, bottom + margin),
+        max(0, left - margin) : min(width, right + margin),
+    ].copy()
