@@ -121,6 +121,8 @@ VIDEO_UPLOADS_PER_HOUR = envint("VIDEO_UPLOADS_PER_HOUR", 10)
 # Long videos are cut into segments of this many seconds, analysed as separate jobs.
 VIDEO_SEGMENT_SECONDS = envint("VIDEO_SEGMENT_SECONDS", 60)
 VIDEO_RENDER_PRESET = envstr("VIDEO_RENDER_PRESET", "veryfast")
+# Off: segments run one after another in the job that took the video (one worker).
+VIDEO_SEGMENTS_AS_JOBS = envbool("VIDEO_SEGMENTS_AS_JOBS", True)
 FILE_UPLOAD_TEMP_DIR = None  # the system's; large uploads stream to disk, never into memory
 
 # Image search used by scraping; {keyword} and {offset} are filled in.

@@ -55,6 +55,9 @@ class Video(Job):
     duration = models.FloatField(null=True, blank=True)
     rotation = models.SmallIntegerField(default=0)
     has_audio = models.BooleanField(default=False)
+    # Long videos are analysed as segment jobs on any worker, then joined.
+    segments = models.PositiveIntegerField(default=0)
+    segments_done = models.PositiveIntegerField(default=0)
     # Seconds the analysis and the render took, for the curious and for benchmarks.
     timings = models.JSONField(default=dict, blank=True)
 

@@ -1,0 +1,136 @@
+"""Video analysis on a small real clip made here from the fixture faces."""
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from recognition.core import classifier, faces, media, pipeline
+
+FACES = Path(__file__).resolve().parents[2] / "fixtures" / "faces"
+SIZE = (480, 270)
+FPS = 25
+
+
+def _face(person, index, side):
+    return Image.open(FACES / person / f"{index:03d}.png").convert("RGB").resize((side, side))
+
+
+def _scene(people, frames, background):
+    """Faces moving slowly over a flat background; returns frames and the true boxes."""
+    out, truth = [], []
+    for f in range(frames):
+        canvas = Image.new("RGB", SIZE, background)
+        boxes = {}
+        for k, (person, index) in enumerate(people):
+            x, y = 40 + 220 * k + 2 * f, 60 + f
+            canvas.paste(_face(person, index, 120), (x, y))
+            boxes[person] = (x, y, x + 120, y + 120)
+        out.append(np.asarray(canvas))
+        truth.append(boxes)
+    return out, truth
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """Two shots of 30 frames: Tom and Halle, then Keanu and a stranger (Will Smith)."""
+    one, truth1 = _scene([("tom-hanks", 1), ("halle-berry", 1)], 30, (70, 90, 140))
+    two, truth2 = _scene([("keanu-reeves", 1), ("will-smith", 1)], 30, (150, 120, 60))
+    path = tmp_path_factory.mktemp("clip") / "stage.mp4"
+    command = [
+        media.ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+        "-s", f"{SIZE[0]}x{SIZE[1]}", "-r", str(FPS), "-i", "-",
+        "-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p", str(path),
+    ]  # fmt: skip
+    subprocess.run(command, input=np.stack(one + two).tobytes(), check=True)
+    return path, truth1 + truth2
+
+
+@pytest.fixture(scope="module")
+def model():
+    """A classifier fit on other pictures of the same people (images 2-4), strangers left out."""
+    embedder = faces.Embedder()
+    X, labels = [], []
+    for person in ("tom-hanks", "halle-berry", "keanu-reeves", "miley-cyrus"):
+        for index in (2, 3, 4):
+            image = np.asarray(Image.open(FACES / person / f"{index:03d}.png").convert("RGB"))
+            padded = np.pad(image, ((28, 28), (28, 28), (0, 0)), mode="edge")
+            boxes = faces.detect(padded, upsample=1) or [(28, 28, 139, 139)]
+            X.append(embedder.embed_chips(faces.face_chips(padded, boxes[:1]))[0])
+            labels.append(person)
+    return classifier.fit(np.stack(X), labels, folds=3)
+
+
+def _label_at(tracks, frame, box):
+    """The label of the track whose box at `frame` has its centre inside `box`."""
+    for track in tracks:
+        found = track.boxes.get(frame)
+        if found is None:
+            continue
+        cx, cy = (found[0] + found[2]) / 2, (found[1] + found[3]) / 2
+        if box[0] <= cx <= box[2] and box[1] <= cy <= box[3]:
+            return track.label or "unknown"
+    return None
+
+
+def test_it_finds_tracks_names_them_and_never_crosses_a_cut(clip, model):
+    path, truth = clip
+    analysis = pipeline.analyze(path)
+    pipeline.name_tracks(analysis.tracks, model)
+
+    assert analysis.cuts == [30]
+    assert all(t.last_frame < 30 or t.first_frame >= 30 for t in analysis.tracks)
+    for frame in (0, 13, 29, 30, 45, 59):
+        for person, box in truth[frame].items():
+            expected = "unknown" if person == "will-smith" else person
+            assert _label_at(analysis.tracks, frame, box) == expected, (frame, person)
+    assert all(len(t.samples) >= 1 for t in analysis.tracks)
+
+
+def test_a_member_is_named_at_most_once_per_frame(clip, model):
+    analysis = pipeline.analyze(clip[0])
+    pipeline.name_tracks(analysis.tracks, model)
+    # Force a clash: claim the stranger is Keanu too; only the stronger track keeps the name.
+    keanu = next(t for t in analysis.tracks if t.label == "keanu-reeves")
+    stranger = next(t for t in analysis.tracks if t.first_frame >= 30 and t is not keanu)
+    stranger.samples = keanu.samples.copy()
+    pipeline.name_tracks(analysis.tracks, model)
+    named = [t for t in analysis.tracks if t.label == "keanu-reeves"]
+    frames = [set(t.boxes) for t in named]
+    assert all(not (a & b) for i, a in enumerate(frames) for b in frames[i + 1 :])
+
+
+def test_segments_joined_give_the_tracks_of_one_pass(clip, model):
+    path, _ = clip
+    whole = pipeline.analyze(path)
+    parts = [
+        pipeline.analyze(path, start=0, end=20, first_track_id=1),
+        pipeline.analyze(path, start=20, end=60, first_track_id=1000),
+    ]
+    joined = pipeline.join(parts, [0, 20])
+    assert len(joined.tracks) == len(whole.tracks)
+    spans = sorted((t.first_frame, t.last_frame) for t in joined.tracks)
+    assert spans == sorted((t.first_frame, t.last_frame) for t in whole.tracks)
+
+
+def test_an_analysis_survives_a_save_and_load(clip, tmp_path):
+    analysis = pipeline.analyze(clip[0], start=0, end=30)
+    pipeline.save(analysis, tmp_path / "a.npz")
+    again = pipeline.load(tmp_path / "a.npz")
+    assert [t.boxes for t in again.tracks] == [t.boxes for t in analysis.tracks]
+    assert all(
+        np.array_equal(a.samples, b.samples)
+        for a, b in zip(again.tracks, analysis.tracks, strict=True)
+    )
+
+
+def test_a_video_without_faces_has_no_tracks(tmp_path):
+    path = tmp_path / "empty.mp4"
+    subprocess.run(
+        [media.ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "color=c=gray:s=320x240:d=1",
+         "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)],
+        check=True,
+    )  # fmt: skip
+    assert pipeline.analyze(path).tracks == []
