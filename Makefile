@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format demo bench-embed bench clean-var
+.PHONY: install test lint format demo bench-embed bench
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,3 +30,6 @@ demo: install
 
 bench-embed: install
 	$(PY) -m bench.bench_embed
+
+bench: install
+	$(PY) -m bench.bench_video $(BENCH_ARGS)

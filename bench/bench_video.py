@@ -1,0 +1,189 @@
+"""Video benchmark: plain ffmpeg transcode vs the seed method vs twicesite, in one run.
+
+    .venv/bin/python -m bench.bench_video [--video V --truth T --gallery DIR --seed-frames N]
+
+Prints wall times, twicesite's ratio to the transcode, frames per second, peak memory and the
+quality figures of ../shared/tools/score.py for the seed method and for twicesite.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+KNOWN = "barack-obama,tom-hanks,keanu-reeves,halle-berry,jennifer-aniston,hugh-laurie,miley-cyrus,drew-barrymore"
+
+
+def _peak_mb(usage) -> float:
+    return usage.ru_maxrss / 1024
+
+
+def run_twicesite(args) -> None:
+    """Child mode: gallery -> classifier -> analyze -> name -> render; prints JSON."""
+    import numpy as np
+    from PIL import Image
+
+    from recognition.core import classifier, faces, media, pipeline
+
+    t0 = time.perf_counter()
+    embedder = faces.Embedder()
+    X, labels = [], []
+    for person in args.members.split(","):
+        for name in sorted(os.listdir(Path(args.gallery) / person))[: args.first]:
+            image = np.asarray(Image.open(Path(args.gallery) / person / name).convert("RGB"))
+            margin = max(8, image.shape[0] // 4)
+            padded = np.pad(image, ((margin, margin), (margin, margin), (0, 0)), mode="edge")
+            boxes = faces.detect(padded) or faces.detect(padded, upsample=1)
+            if boxes:
+                X.append(embedder.embed_chips(faces.face_chips(padded, boxes[:1]))[0])
+                labels.append(person)
+    clf = classifier.fit(np.stack(X), labels)
+    t_gallery = time.perf_counter() - t0
+
+    info = media.probe(args.video)
+    t1 = time.perf_counter()
+    analysis = pipeline.analyze(args.video, info=info, embedder=embedder)
+    pipeline.name_tracks(analysis.tracks, clf)
+    t_analysis = time.perf_counter() - t1
+    colours = {}
+    by_frame = {}
+    for track in analysis.tracks:
+        if track.label:
+            colours.setdefault(track.label, (255, 95, 162))
+            for frame, box in track.boxes.items():
+                by_frame.setdefault(frame, []).append((box, track.label))
+
+    def draw(index, frame):
+        for box, label in by_frame.get(index, ()):
+            media.draw_label(frame, box, label, colours[label])
+
+    t2 = time.perf_counter()
+    media.render(args.video, args.out, info, draw, preset=args.preset)
+    t_render = time.perf_counter() - t2
+    detections = [
+        {"frame": f, "box": list(b), "member": t.label, "confidence": t.confidence, "track": t.id}
+        for t in analysis.tracks
+        for f, b in t.boxes.items()
+    ]
+    Path(args.preds).write_text(
+        json.dumps({"video": {"fps": info.fps, "frames": info.frames}, "detections": detections})
+    )
+    print(
+        json.dumps(
+            {
+                "gallery_s": round(t_gallery, 2),
+                "analysis_s": round(t_analysis, 2),
+                "render_s": round(t_render, 2),
+                "frames": info.frames,
+                "stages": analysis.timings,
+                "tracks": len(analysis.tracks),
+                "peak_mb_python": round(_peak_mb(resource.getrusage(resource.RUSAGE_SELF)), 1),
+                "peak_mb_ffmpeg": round(_peak_mb(resource.getrusage(resource.RUSAGE_CHILDREN)), 1),
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--video", default=str(SHARED / "data" / "stage-dev.mp4"))
+    parser.add_argument("--truth", default=str(SHARED / "data" / "stage-dev.truth.json"))
+    parser.add_argument("--gallery", default=str(SHARED / "data" / "faces"))
+    parser.add_argument("--members", default=KNOWN)
+    parser.add_argument("--first", type=int, default=30)
+    parser.add_argument("--preset", default="veryfast")
+    parser.add_argument(
+        "--seed-frames", type=int, default=90, help="frames the seed method runs on (0: all)"
+    )
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", default="")
+    parser.add_argument("--preds", default="")
+    args = parser.parse_args()
+    if args.child:
+        run_twicesite(args)
+        return
+    if not Path(args.video).exists():
+        sys.exit(f"no video at {args.video}; pass --video and --truth")
+    sys.path.insert(0, str(SHARED / "tools"))
+    from score import score
+
+    from recognition.core import media
+
+    work = Path(tempfile.mkdtemp(prefix="bench-video-"))
+    info = media.probe(args.video)
+    rows = {}
+
+    t = time.perf_counter()
+    media.transcode(args.video, work / "transcode.mp4", preset=args.preset)
+    rows["transcode"] = {"wall_s": round(time.perf_counter() - t, 2)}
+
+    seed_script = SHARED / "tools" / "seed_pipeline.py"
+    if seed_script.exists():
+        t = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, str(seed_script), "--gallery", args.gallery, "--members", args.members,
+             "--first", str(args.first), "--video", args.video, "--out", str(work / "seed.mp4"),
+             "--preds", str(work / "seed.json"), "--max-frames", str(args.seed_frames)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        wall = time.perf_counter() - t
+        seed = json.loads(done.stdout.strip().splitlines()[-1])
+        frames = seed["frames"]
+        per_frame = seed["video_s"] / frames
+        rows["seed"] = {
+            "wall_s_measured": round(wall, 2),
+            "frames_run": frames,
+            "fps": round(frames / seed["video_s"], 2),
+            "wall_s_whole_video_estimate": round(seed["encode_s"] + per_frame * info.frames, 1),
+            "quality_on_frames_run": score(
+                {
+                    **json.load(open(args.truth)),
+                    "faces": json.load(open(args.truth))["faces"][:frames],
+                },
+                json.load(open(work / "seed.json")),
+            ),
+        }
+
+    t = time.perf_counter()
+    child = subprocess.run(
+        [sys.executable, "-m", "bench.bench_video", "--child", "--video", args.video,
+         "--gallery", args.gallery, "--members", args.members, "--first", str(args.first),
+         "--preset", args.preset, "--out", str(work / "twicesite.mp4"), "--preds", str(work / "twicesite.json")],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    )  # fmt: skip
+    wall = time.perf_counter() - t
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    video_s = result["analysis_s"] + result["render_s"]
+    rows["twicesite"] = {
+        **result,
+        "wall_s_process": round(wall, 2),
+        "video_s": round(video_s, 2),
+        "fps": round(info.frames / video_s, 1),
+        "quality": score(json.load(open(args.truth)), json.load(open(work / "twicesite.json"))),
+    }
+    transcode = rows["transcode"]["wall_s"]
+    rows["ratios"] = {
+        "twicesite_video_vs_transcode": round(video_s / transcode, 2),
+        "seed_estimate_vs_transcode": round(
+            rows["seed"]["wall_s_whole_video_estimate"] / transcode, 1
+        )
+        if "seed" in rows
+        else None,
+    }
+    print(
+        f"video: {args.video} ({info.width}x{info.height}, {info.frames} frames, {info.duration:.1f} s)"
+    )
+    for name, row in rows.items():
+        print(f"{name:10s} {json.dumps(row)}")
+    print(f"outputs in {work}")
+
+
+if __name__ == "__main__":
+    main()
