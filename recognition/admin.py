@@ -35,6 +35,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "note",
         "quality",
         "confusion",
+        "videos_changed",
         "training_counts",
         "embedding_model",
         "sha256",
@@ -101,6 +102,20 @@ class ModelVersionAdmin(admin.ModelAdmin):
             '<table style="margin-top:1em"><tr><th>member</th><th>precision</th><th>recall</th></tr>{}</table>',
             table,
             per_member,
+        )
+
+    @admin.display(description="videos whose labels it changed")
+    def videos_changed(self, version):
+        relabels = version.relabels.select_related("video")[:50]
+        if not relabels:
+            return "none"
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}</a> ({} tracks)',
+            (
+                (reverse("videos:watch", args=[r.video.uuid]), str(r.video), r.tracks_changed)
+                for r in relabels
+            ),
         )
 
     @admin.display(description="confusion matrix")

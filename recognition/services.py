@@ -174,6 +174,10 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
     version.needs_review = False
     version.activated = timezone.now()
     version.save(update_fields=["is_active", "needs_review", "activated"])
+    # Stored videos of the group are named again by the new model once this commits.
+    django_rq.get_queue("default").enqueue(
+        "videos.jobs.relabel_group_job", version.pk, job_timeout=3600
+    )
     return version
 
 

@@ -10,6 +10,10 @@ CURATOR_PERMISSIONS = [
     ("gallery", "member", ("view", "add", "change")),
     ("gallery", "galleryimage", ("view", "add", "change", "delete")),
     ("gallery", "scraperun", ("view",)),
+    ("recognition", "modelversion", ("view", "change")),
+    ("recognition", "trainingrun", ("view",)),
+    ("videos", "video", ("view",)),
+    ("videos", "correction", ("view", "change")),
 ]
 
 

@@ -194,3 +194,20 @@ class Correction(models.Model):
             return f"confirmed {before}"
         after = self.after_member.name if self.after_member else "unknown"
         return f"{before} → {after}"
+
+
+class Relabel(models.Model):
+    """What a newly active model version changed in one stored video."""
+
+    version = models.ForeignKey(
+        "recognition.ModelVersion", on_delete=models.CASCADE, related_name="relabels"
+    )
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="relabels")
+    tracks_changed = models.PositiveIntegerField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return f"{self.version} changed {self.tracks_changed} track(s) of {self.video}"

@@ -226,3 +226,60 @@ def render_labelled(*, video: Video, info: media.VideoInfo | None = None, progre
     target.parent.mkdir(parents=True, exist_ok=True)
     media.render(video.original.path, target, info, draw, preset=settings.VIDEO_RENDER_PRESET)
     Video.objects.filter(pk=video.pk).update(labelled=name)
+
+
+def group_relabel(*, version) -> dict[str, int]:
+    """Name every uncorrected stored track of the group again with `version`, from stored
+    embeddings (no video is decoded), and queue re-renders of the videos that changed."""
+    from videos.models import Relabel
+
+    clf = model_version_load(version)
+    members = {m.slug: m for m in version.group.members.all()}
+    changed_videos = changed_tracks = 0
+    videos = Video.objects.filter(group=version.group, state=Video.State.DONE)
+    for video in videos.iterator():
+        rows = list(video.tracks.filter(is_face=True).select_related("member"))
+        frames = defaultdict(set)
+        for number, frame in Detection.objects.filter(video=video).values_list(
+            "track__number", "frame"
+        ):
+            frames[number].add(frame)
+        work = []
+        for row in rows:
+            if row.corrected:
+                continue
+            track = pipeline.Track(id=row.number)
+            track.boxes = dict.fromkeys(frames[row.number], (0, 0, 0, 0))
+            track.samples = row.sample_vectors()
+            work.append((row, track))
+        pipeline.name_tracks([t for _, t in work], clf)
+        # A person's correction wins a clash with the model.
+        fixed = [(r.member_id, frames[r.number]) for r in rows if r.corrected and r.member_id]
+        updates = []
+        for row, track in work:
+            member = members.get(track.label)
+            if member and any(m == member.pk and f & frames[row.number] for m, f in fixed):
+                member = None
+            candidate = members.get(track.candidate)
+            if (row.member_id, row.candidate_id) != (
+                member.pk if member else None,
+                candidate.pk if candidate else None,
+            ) or abs(row.confidence - track.confidence) > 1e-6:
+                if row.member_id != (member.pk if member else None):
+                    updates.append(row)
+                row.member, row.candidate, row.confidence = member, candidate, track.confidence
+                row.save(update_fields=["member", "candidate", "confidence"])
+        Video.objects.filter(pk=video.pk).update(model_version=version)
+        if updates:
+            changed_videos += 1
+            changed_tracks += len(updates)
+            Relabel.objects.create(version=version, video=video, tracks_changed=len(updates))
+            django_rq.get_queue("video").enqueue(
+                "videos.jobs.rerender_video_job", video.pk, job_timeout=3600, retry=Retry(max=1)
+            )
+    return {"videos": changed_videos, "tracks": changed_tracks}
+
+
+def video_rerender(*, video: Video) -> None:
+    """Draw the current labels again on the labelled MP4 (after a relabel or corrections)."""
+    render_labelled(video=video)

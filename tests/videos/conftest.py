@@ -1,10 +1,14 @@
+import shutil
 import subprocess
 
 import numpy as np
 import pytest
+from django.core.management import call_command
 
 from gallery import services as gallery_services
 from recognition.core import media
+from tests.conftest import FIXTURES
+from tests.recognition.core.test_pipeline import _scene
 from videos.models import Detection, Track, Video
 
 
@@ -131,3 +135,33 @@ def processed_video(group, members, fan, clip):
         ]
     )
     return video
+
+
+@pytest.fixture
+def celebs(tmp_path):
+    """A trained group from the fixture faces (all four known people, five images each)."""
+    root = tmp_path / "gallery"
+    for slug in ("tom-hanks", "halle-berry", "keanu-reeves", "miley-cyrus"):
+        shutil.copytree(FIXTURES / "faces" / slug, root / slug)
+    call_command("import_gallery", str(root), "--group", "celebs", stdout=open("/dev/null", "w"))
+    call_command("train", "--group", "celebs", "--cv", "3", stdout=open("/dev/null", "w"))
+    from gallery.models import Group
+
+    return Group.objects.get(slug="celebs")
+
+
+@pytest.fixture
+def stage_clip(tmp_path):
+    """Two shots (Tom and Halle; Keanu and a stranger) with a 440 Hz tone."""
+    import numpy as np
+
+    one, _ = _scene([("tom-hanks", 1), ("halle-berry", 1)], 30, (70, 90, 140))
+    two, _ = _scene([("keanu-reeves", 1), ("will-smith", 1)], 30, (150, 120, 60))
+    path = tmp_path / "stage.mp4"
+    command = [
+        media.ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+        "-s", "480x270", "-r", "25", "-i", "-", "-f", "lavfi", "-i", "sine=frequency=440:duration=2.4",
+        "-c:v", "libx264", "-crf", "14", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path),
+    ]  # fmt: skip
+    subprocess.run(command, input=np.stack(one + two).tobytes(), check=True)
+    return path

@@ -1,7 +1,6 @@
 """Processing an uploaded video through a real queue and worker, end to end."""
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -10,42 +9,10 @@ from django.core.management import call_command
 from rq import SimpleWorker
 
 from recognition.core import media
-from tests.conftest import FIXTURES
-from tests.recognition.core.test_pipeline import _scene
 from videos import exports, services
 from videos.models import Video
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def celebs(tmp_path):
-    """A trained group from the fixture faces (all four known people, five images each)."""
-    root = tmp_path / "gallery"
-    for slug in ("tom-hanks", "halle-berry", "keanu-reeves", "miley-cyrus"):
-        shutil.copytree(FIXTURES / "faces" / slug, root / slug)
-    call_command("import_gallery", str(root), "--group", "celebs", stdout=open("/dev/null", "w"))
-    call_command("train", "--group", "celebs", "--cv", "3", stdout=open("/dev/null", "w"))
-    from gallery.models import Group
-
-    return Group.objects.get(slug="celebs")
-
-
-@pytest.fixture
-def stage_clip(tmp_path):
-    """Two shots (Tom and Halle; Keanu and a stranger) with a 440 Hz tone."""
-    import numpy as np
-
-    one, _ = _scene([("tom-hanks", 1), ("halle-berry", 1)], 30, (70, 90, 140))
-    two, _ = _scene([("keanu-reeves", 1), ("will-smith", 1)], 30, (150, 120, 60))
-    path = tmp_path / "stage.mp4"
-    command = [
-        media.ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-        "-s", "480x270", "-r", "25", "-i", "-", "-f", "lavfi", "-i", "sine=frequency=440:duration=2.4",
-        "-c:v", "libx264", "-crf", "14", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path),
-    ]  # fmt: skip
-    subprocess.run(command, input=np.stack(one + two).tobytes(), check=True)
-    return path
 
 
 def work(queue_name="video"):
@@ -129,3 +96,73 @@ def test_a_video_with_no_audio_gives_a_labelled_video_with_no_audio(celebs, fan,
     assert video.state == Video.State.DONE
     assert video.tracks.count() == 0
     assert not media.probe(video.labelled.path).has_audio
+
+
+def test_a_curator_approving_a_correction_adds_faces_and_queues_a_retrain(
+    celebs, stage_clip, fan, rq_queue, client, django_user_model
+):
+    from django.urls import reverse
+
+    from gallery.models import GalleryImage
+    from recognition.models import TrainingRun
+    from videos import corrections
+    from videos.models import Correction
+
+    video = services.video_submit(source=stage_clip, name="stage.mp4", group=celebs, owner=fan)
+    work()
+    video.refresh_from_db()
+    stranger = video.tracks.filter(member=None).first()
+    miley = celebs.members.get(slug="miley-cyrus")
+    correction = corrections.track_correct(track=stranger, user=fan, kind="member", member=miley)
+    assert correction.review == Correction.Review.PENDING
+    assert GalleryImage.objects.filter(source="correction").count() == 0
+
+    boss = django_user_model.objects.create_superuser("boss", "b@example.org", "pw-boss-123")
+    client.force_login(boss)
+    response = client.post(
+        reverse("admin:videos_correction_changelist"),
+        {"action": "approve", "_selected_action": [correction.pk]},
+        follow=True,
+    )
+    assert b"retraining run(s) queued" in response.content
+    correction.refresh_from_db()
+    assert correction.review == Correction.Review.APPROVED
+    added = GalleryImage.objects.filter(source="correction", member=miley)
+    assert added.count() == correction.samples_added >= 1
+    assert added.filter(status="approved").count() == added.count()
+    assert TrainingRun.objects.filter(state="queued", reason="approved corrections").count() == 1
+
+
+def test_a_new_model_relabels_stored_tracks_except_corrected_ones_and_rerenders(
+    celebs, stage_clip, fan, rq_queue
+):
+    from gallery.models import GalleryImage
+    from recognition.services import training_request
+    from videos import corrections
+    from videos.models import Relabel
+
+    video = services.video_submit(source=stage_clip, name="stage.mp4", group=celebs, owner=fan)
+    work()
+    video.refresh_from_db()
+    halle = video.tracks.get(member__slug="halle-berry")
+    tom = video.tracks.get(member__slug="tom-hanks")
+    corrections.track_correct(track=tom, user=fan, kind="confirm")
+    rendered_before = Path(video.labelled.path).stat().st_mtime_ns
+
+    # The curators drop Halle from the gallery; the next model cannot name her.
+    GalleryImage.objects.filter(member__slug="halle-berry").update(status="rejected")
+    GalleryImage.objects.filter(member__slug="tom-hanks").update(status="rejected")
+    training_request(group=celebs, reason="test")
+    work("default")  # trains, activates, relabels
+    work("video")  # re-renders
+
+    video.refresh_from_db()
+    halle.refresh_from_db()
+    tom.refresh_from_db()
+    assert video.model_version.number == 2
+    assert halle.member is None  # relabelled by the new model
+    assert tom.member.slug == "tom-hanks"  # a person's confirmation wins
+    relabel = Relabel.objects.get(video=video)
+    assert relabel.version == video.model_version and relabel.tracks_changed == 1
+    assert "halle-berry" not in members_named(video)
+    assert Path(video.labelled.path).stat().st_mtime_ns > rendered_before

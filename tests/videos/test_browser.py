@@ -1,0 +1,98 @@
+"""The fan's and the curator's loop in a real browser, with a real worker process."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection
+
+from videos.models import Correction, Video
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_worker(*queues):
+    """A real `rqworker --burst` process on this test's database and queue."""
+    settings = connection.settings_dict
+    if settings["ENGINE"].endswith("sqlite3"):
+        url = f"sqlite:///{settings['NAME']}"
+    else:
+        url = f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": url,
+        "MEDIA_ROOT": str(django_settings.MEDIA_ROOT),
+    }
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "rqworker", *queues, "--burst"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def login(page, username, password):
+    page.goto("/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/videos/")
+
+
+def test_fan_uploads_watches_with_live_boxes_and_corrects_from_the_keyboard(
+    page,
+    celebs,
+    stage_clip,
+    fan,
+    rq_queue,  # noqa: F811
+):
+    login(page, "fan", "pw-fan-123")
+    page.goto("/videos/upload/")
+    page.select_option("#id_group", label=str(celebs))
+    page.set_input_files("#id_file", str(stage_clip))
+    page.click("#upload-form button[type=submit]")
+    page.wait_for_function(
+        "document.getElementById('upload-stage').textContent.includes('Waiting')"
+    )
+    run_worker("video")
+    page.wait_for_url(re.compile(r"/videos/[0-9a-f-]{36}/$"), timeout=60_000)
+    video = Video.objects.get()
+    assert video.state == Video.State.DONE, video.error
+
+    # The labelled video plays in the page; the live overlay draws the stored boxes.
+    assert page.locator("#player").evaluate("v => v.src").endswith("/labelled.mp4")
+    page.check("#live-boxes")
+    page.wait_for_function("document.getElementById('player').src.endsWith('/original.mp4')")
+    page.wait_for_function("document.getElementById('overlay').width > 0")
+    page.wait_for_timeout(300)
+    painted = page.evaluate(
+        "(() => { const c = document.getElementById('overlay');"
+        " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; })()"
+    )
+    assert painted > 100
+    assert "Screen time" in page.content()
+
+    # Review: the least confident track first; "4" names it the fourth member, z undoes.
+    page.get_by_role("link", name="Review faces").click()
+    page.wait_for_url("**/review/")
+    first = page.locator(".track").first
+    number = int(first.get_attribute("data-track"))
+    page.wait_for_load_state("load")
+    page.keyboard.press("4")
+    page.wait_for_function("document.getElementById('review-status').textContent.includes('undo')")
+    fourth = list(celebs.members.all())[3]
+    track = video.tracks.get(number=number)
+    assert track.member == fourth and track.corrected
+    assert Correction.objects.get().user == fan
+    page.keyboard.press("z")
+    page.wait_for_function(
+        "document.getElementById('review-status').textContent.includes('Undone')"
+    )
+    assert Correction.objects.get().undone is not None

@@ -1,0 +1,79 @@
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from videos import corrections
+from videos.models import Correction, Video
+
+
+@admin.register(Video)
+class VideoAdmin(admin.ModelAdmin):
+    list_display = [
+        "__str__",
+        "owner",
+        "group",
+        "state",
+        "progress_bar",
+        "duration_label",
+        "created",
+    ]
+    list_filter = ["state", "group", "is_public"]
+    search_fields = ["title", "original_name", "owner__username"]
+    readonly_fields = [
+        "uuid", "original", "labelled", "size", "model_version", "fps", "frames", "width", "height",
+        "duration", "rotation", "has_audio", "state", "stage", "progress", "error", "rq_job_id",
+        "segments", "segments_done", "timings", "created", "started", "finished",
+    ]  # fmt: skip
+    fields = ["title", "owner", "group", "is_public", *readonly_fields]
+
+    @admin.display(description="progress")
+    def progress_bar(self, video):
+        detail = video.error if video.state == video.State.FAILED else video.stage
+        return format_html(
+            '<progress max="100" value="{}"></progress> {}% {}',
+            int(video.progress),
+            int(video.progress),
+            detail,
+        )
+
+
+@admin.register(Correction)
+class CorrectionAdmin(admin.ModelAdmin):
+    """The queue of corrections awaiting a curator: approved ones become training samples."""
+
+    list_display = ["created", "video", "track_number", "change", "user", "review", "samples_added"]
+    list_filter = ["review", "kind", "video__group"]
+    list_select_related = ["video", "track", "user", "before_member", "after_member"]
+    actions = ["approve", "reject"]
+    readonly_fields = [f.name for f in Correction._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="track")
+    def track_number(self, correction):
+        return correction.track.number
+
+    @admin.display(description="change")
+    def change(self, correction):
+        text = correction.describe()
+        return f"{text} (undone)" if correction.undone else text
+
+    @admin.action(
+        description="Approve: add the faces to the gallery and retrain", permissions=["change"]
+    )
+    def approve(self, request, queryset):
+        result = corrections.corrections_approve(
+            corrections=list(queryset.select_related("track__member", "video__group")),
+            by=request.user,
+        )
+        self.message_user(
+            request,
+            f"Approved {result['approved']} correction(s); {result['samples']} face(s) added to the "
+            f"gallery; {result['retrains']} retraining run(s) queued.",
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Reject: keep them out of training", permissions=["change"])
+    def reject(self, request, queryset):
+        count = corrections.corrections_reject(corrections=list(queryset), by=request.user)
+        self.message_user(request, f"Rejected {count} correction(s).", messages.SUCCESS)
