@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from gallery import selectors, services
 from gallery.models import GalleryImage, Group, Member, ScrapeRun
+from twicesite.admin import JobAdminMixin
 
 
 def thumbnail(image: GalleryImage, size: int = 80):
@@ -449,7 +450,7 @@ class GalleryImageAdmin(admin.ModelAdmin):
 
 
 @admin.register(ScrapeRun)
-class ScrapeRunAdmin(admin.ModelAdmin):
+class ScrapeRunAdmin(JobAdminMixin, admin.ModelAdmin):
     list_display = ["created", "member", "keyword", "engine", "state", "progress_bar", "outcome"]
     list_filter = ["state", "engine", "member__group"]
     readonly_fields = [f.name for f in ScrapeRun._meta.fields]
@@ -459,15 +460,6 @@ class ScrapeRunAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
-
-    @admin.display(description="progress")
-    def progress_bar(self, run):
-        return format_html(
-            '<progress max="100" value="{}"></progress> {}% {}',
-            int(run.progress),
-            int(run.progress),
-            run.stage if run.state != run.State.FAILED else run.error,
-        )
 
     @admin.display(description="result")
     def outcome(self, run):

@@ -7,6 +7,7 @@ from django.utils.html import format_html, format_html_join
 from recognition import services
 from recognition.charts import confusion_png
 from recognition.models import ModelVersion, TrainingRun
+from twicesite.admin import JobAdminMixin
 
 
 def percent(value) -> str:
@@ -157,7 +158,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(TrainingRun)
-class TrainingRunAdmin(admin.ModelAdmin):
+class TrainingRunAdmin(JobAdminMixin, admin.ModelAdmin):
     list_display = ["created", "group", "state", "progress_bar", "requests", "reason", "version"]
     list_filter = ["group", "state"]
     readonly_fields = [f.name for f in TrainingRun._meta.fields]
@@ -167,13 +168,3 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
-
-    @admin.display(description="progress")
-    def progress_bar(self, run):
-        detail = run.error if run.state == run.State.FAILED else run.stage
-        return format_html(
-            '<progress max="100" value="{}"></progress> {}% {}',
-            int(run.progress),
-            int(run.progress),
-            detail,
-        )

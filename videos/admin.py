@@ -1,12 +1,12 @@
 from django.contrib import admin, messages
-from django.utils.html import format_html
 
+from twicesite.admin import JobAdminMixin
 from videos import corrections
 from videos.models import Correction, Video
 
 
 @admin.register(Video)
-class VideoAdmin(admin.ModelAdmin):
+class VideoAdmin(JobAdminMixin, admin.ModelAdmin):
     list_display = [
         "__str__",
         "owner",
@@ -24,16 +24,6 @@ class VideoAdmin(admin.ModelAdmin):
         "segments", "segments_done", "timings", "created", "started", "finished",
     ]  # fmt: skip
     fields = ["title", "owner", "group", "is_public", *readonly_fields]
-
-    @admin.display(description="progress")
-    def progress_bar(self, video):
-        detail = video.error if video.state == video.State.FAILED else video.stage
-        return format_html(
-            '<progress max="100" value="{}"></progress> {}% {}',
-            int(video.progress),
-            int(video.progress),
-            detail,
-        )
 
 
 @admin.register(Correction)

@@ -50,3 +50,14 @@ def test_train_action_queues_one_run(client, staff, gallery, rq_queue):
     assert TrainingRun.objects.count() == 1
     assert TrainingRun.objects.get().requests == 2
     assert rq_queue.count == 1
+
+
+@pytest.mark.django_db
+def test_every_admin_list_renders(client, staff, gallery):
+    from django.contrib import admin as django_admin
+
+    services.training_run(run=TrainingRun.objects.create(group=gallery))
+    client.force_login(staff)
+    for model in django_admin.site._registry:
+        url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+        assert client.get(url).status_code == 200, url
