@@ -1,0 +1,104 @@
+"""A worker killed in the middle of a video: the job is retried and nothing half-written stays."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection
+
+from videos import services
+from videos.models import Video
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def worker_env():
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        url = f"sqlite:///{db['NAME']}"
+    else:
+        url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": url,
+        "MEDIA_ROOT": str(django_settings.MEDIA_ROOT),
+    }
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    return env
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def test_a_killed_work_horse_is_retried_and_the_output_appears_only_when_complete(
+    celebs, stage_clip, fan, rq_queue
+):
+    video = services.video_submit(source=stage_clip, name="stage.mp4", group=celebs, owner=fan)
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "rqworker", "video"],
+        cwd=ROOT, env=worker_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            video.refresh_from_db()
+            if video.state == Video.State.RUNNING and video.progress > 5:
+                break
+            time.sleep(0.05)
+        assert video.state == Video.State.RUNNING
+        horses = children(worker.pid)
+        assert horses, "the worker runs jobs in a forked work horse"
+        for pid in horses:
+            os.kill(pid, signal.SIGKILL)
+        labelled = Path(django_settings.MEDIA_ROOT) / f"videos/{video.uuid.hex}/labelled.mp4"
+        assert not labelled.exists()  # nothing half-written in place
+
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            video.refresh_from_db()
+            if video.state == Video.State.DONE:
+                break
+            time.sleep(0.2)
+        assert video.state == Video.State.DONE, (video.state, video.error)
+        assert labelled.exists()
+        assert not list(labelled.parent.glob(".*tmp*"))  # no temp file left behind
+    finally:
+        worker.send_signal(signal.SIGINT)
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+def test_a_row_whose_job_died_silently_is_shown_as_failed(processed_video, rq_queue):
+    from rq import SimpleWorker
+
+    from twicesite.jobs import reconcile
+
+    # A job that ended without our error handling running (as when its machine dies).
+    job = rq_queue.enqueue(time.sleep, 0, job_id="lost-job")
+    job.cancel()
+    Video.objects.filter(pk=processed_video.pk).update(
+        state=Video.State.RUNNING, rq_job_id="lost-job"
+    )
+    processed_video.refresh_from_db()
+    assert reconcile(processed_video) is True
+    assert processed_video.state == Video.State.FAILED
+    assert processed_video.error.startswith("worker stopped")
+
+    running = rq_queue.enqueue(time.sleep, 0, job_id="alive-job")
+    Video.objects.filter(pk=processed_video.pk).update(
+        state=Video.State.QUEUED, rq_job_id=running.id
+    )
+    processed_video.refresh_from_db()
+    assert reconcile(processed_video) is False  # still queued: left alone
+    SimpleWorker([rq_queue], connection=rq_queue.connection).work(burst=True)
