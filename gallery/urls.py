@@ -6,4 +6,5 @@ app_name = "gallery"
 urlpatterns = [
     path("images/<uuid:uuid>/file/", views.image_file, name="file"),
     path("images/<uuid:uuid>/thumbnail.jpg", views.thumbnail, name="thumbnail"),
+    path("members/<int:member_id>/photo.jpg", views.member_photo, name="member_photo"),
 ]

@@ -36,3 +36,27 @@ def thumbnail(request, uuid):
         out = io.BytesIO()
         picture.convert("RGB").save(out, format="JPEG", quality=85)
     return HttpResponse(out.getvalue(), content_type="image/jpeg")
+
+
+@cache_control(public=True, max_age=3600)
+def member_photo(request, member_id):
+    """A small photo of a member for review pages: their first approved gallery face."""
+    image = (
+        GalleryImage.objects.filter(member_id=member_id, status=GalleryImage.Status.APPROVED)
+        .exclude(file="")
+        .exclude(face_box=None)
+        .order_by("pk")
+        .first()
+    )
+    if image is None:
+        raise Http404("no photo of this member")
+    with image.file.open("rb") as handle, Image.open(handle) as picture:
+        left, top, right, bottom = image.face_box
+        margin = (right - left) // 5
+        face = picture.convert("RGB").crop(
+            (max(0, left - margin), max(0, top - margin), right + margin, bottom + margin)
+        )
+        face.thumbnail((96, 96))
+        out = io.BytesIO()
+        face.save(out, format="JPEG", quality=85)
+    return HttpResponse(out.getvalue(), content_type="image/jpeg")

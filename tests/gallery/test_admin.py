@@ -110,3 +110,12 @@ def test_curators_cannot_manage_users(client, curator):
     client.force_login(curator)
     assert client.get(reverse("admin:auth_user_changelist")).status_code == 403
     assert client.get(reverse("admin:gallery_galleryimage_changelist")).status_code == 200
+
+
+def test_member_photo_is_their_first_approved_face_for_review_pages(client, image, tom):
+    url = reverse("gallery:member_photo", args=[tom.pk])
+    assert client.get(url).status_code == 404  # nothing approved yet
+    services.images_approve(images=[image])
+    response = client.get(url)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/jpeg"

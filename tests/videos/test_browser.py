@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
+from videos import services
 from videos.models import Correction, Video
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -96,3 +97,37 @@ def test_fan_uploads_watches_with_live_boxes_and_corrects_from_the_keyboard(
         "document.getElementById('review-status').textContent.includes('Undone')"
     )
     assert Correction.objects.get().undone is not None
+
+
+def test_curator_approves_a_correction_and_sees_the_retrain_and_the_relabel(
+    page, celebs, stage_clip, fan, rq_queue, django_user_model
+):
+    from recognition.models import ModelVersion
+    from videos import corrections
+
+    video = services.video_submit(source=stage_clip, name="stage.mp4", group=celebs, owner=fan)
+    run_worker("video")
+    video.refresh_from_db()
+    stranger = video.tracks.filter(member=None).first()
+    miley = celebs.members.get(slug="miley-cyrus")
+    corrections.track_correct(track=stranger, user=fan, kind="member", member=miley)
+
+    django_user_model.objects.create_superuser("boss", "b@example.org", "pw-boss-123")
+    login(page, "boss", "pw-boss-123")
+    page.goto("/admin/videos/correction/?review__exact=pending")
+    assert "Miley Cyrus" in page.locator("#result_list").inner_text()
+    page.check("#result_list tbody input.action-select")
+    page.select_option("select[name=action]", "approve")
+    page.click("button[name=index]")
+    assert "retraining run(s) queued" in page.locator(".messagelist").inner_text()
+
+    run_worker("default", "video")  # train, activate, relabel, re-render
+    page.goto("/admin/recognition/modelversion/")
+    assert "Celebs v2" in page.locator("#result_list").inner_text()
+    version = ModelVersion.objects.get(group=celebs, number=2)
+    assert version.is_active
+    assert version.training_counts["miley-cyrus"] > 5  # the corrected faces joined the gallery
+    video.refresh_from_db()
+    assert video.model_version == version  # stored tracks were named again by v2
+    page.goto(video.get_absolute_url())
+    assert "model v2" in page.locator(".page-head").inner_text()
