@@ -274,10 +274,23 @@ def group_relabel(*, version) -> dict[str, int]:
             changed_videos += 1
             changed_tracks += len(updates)
             Relabel.objects.create(version=version, video=video, tracks_changed=len(updates))
-            django_rq.get_queue("video").enqueue(
-                "videos.jobs.rerender_video_job", video.pk, job_timeout=3600, retry=Retry(max=1)
-            )
+            video_rerender_soon(video=video)
     return {"videos": changed_videos, "tracks": changed_tracks}
+
+
+def video_rerender_soon(*, video: Video) -> None:
+    """Queue one re-render of the labelled MP4; requests while one waits join it."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job, JobStatus
+
+    queue = django_rq.get_queue("video")
+    job_id = f"rerender-{video.pk}"
+    try:
+        if Job.fetch(job_id, connection=queue.connection).get_status() == JobStatus.QUEUED:
+            return
+    except NoSuchJobError:
+        pass
+    queue.enqueue("videos.jobs.rerender_video_job", video.pk, job_id=job_id, job_timeout=3600)
 
 
 def video_rerender(*, video: Video) -> None:

@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from twicesite.jobs import reconcile
-from videos import corrections, exports, selectors, services
+from videos import corrections, exports, processing, selectors, services
 from videos.files import ranged_file_response
 from videos.forms import SignupForm, UploadForm
 from videos.models import Correction, Track
@@ -166,6 +166,7 @@ def correct(request, uuid):
             correction = video.corrections.get(pk=int(body.get("correction", 0)))
             corrections.correction_undo(correction=correction, user=request.user)
             track.refresh_from_db()
+            processing.video_rerender_soon(video=video)
             return JsonResponse(
                 {"track": _track_json(track), "reload": correction.kind == Correction.Kind.SPLIT}
             )
@@ -183,6 +184,7 @@ def correct(request, uuid):
     except (corrections.CorrectionError, ValueError, Correction.DoesNotExist) as exc:
         return JsonResponse({"error": str(exc) or "that correction is not possible"}, status=400)
     track.refresh_from_db()
+    processing.video_rerender_soon(video=video)  # the labelled MP4 catches up in the background
     return JsonResponse(
         {
             "track": _track_json(track),

@@ -102,3 +102,18 @@ def test_review_lists_least_confident_tracks_first(client, fan, processed_video)
     page = client.get(reverse("videos:review", args=[processed_video.uuid])).content.decode()
     assert page.index('data-track="2"') < page.index('data-track="1"')
     assert client.get(reverse("videos:correct", args=[processed_video.uuid])).status_code == 405
+
+
+@pytest.mark.django_db(transaction=True)
+def test_corrections_queue_one_rerender_of_the_labelled_video(
+    client, fan, processed_video, rq_queue
+):
+    import django_rq
+
+    video_queue = django_rq.get_queue("video")
+    video_queue.empty()
+    client.force_login(fan)
+    correct(client, processed_video, track=1, action="unknown")
+    correct(client, processed_video, track=2, action="not_face")
+    assert video_queue.job_ids == [f"rerender-{processed_video.pk}"]
+    video_queue.empty()
