@@ -180,7 +180,11 @@ def store_analysis(*, video: Video, analysis: pipeline.Analysis, version, info) 
         )
         if track.thumbnail is not None:
             out = io.BytesIO()
-            Image.fromarray(track.thumbnail).resize((96, 96)).save(out, format="JPEG", quality=88)
+            # The strip has a slot per possible sample; keep the filled ones.
+            used = max(1, len(track.sample_boxes)) * track.thumbnail.shape[0]
+            strip = Image.fromarray(track.thumbnail[:, :used])
+            strip = strip.resize((strip.width * 72 // strip.height, 72))
+            strip.save(out, format="JPEG", quality=88)
             row.thumbnail.save(f"{track.id}.jpg", ContentFile(out.getvalue()), save=True)
         rows += [
             Detection(

@@ -94,6 +94,15 @@ def _iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _strip(chips: list[np.ndarray], slots: int) -> np.ndarray:
+    """The best chips side by side, best first, grey where a track has fewer: a review strip."""
+    side = faces.CHIP_SIZE
+    strip = np.full((side, side * slots, 3), 235, dtype=np.uint8)
+    for k, chip in enumerate(chips[:slots]):
+        strip[:, k * side : (k + 1) * side] = chip
+    return strip
+
+
 def _suppress(found: list[faces.Detection]) -> list[Box]:
     """Drop detections whose centre lies inside a stronger one (found is strongest first)."""
     kept: list[Box] = []
@@ -302,8 +311,7 @@ def analyze(
         for _score, index, box, chip in track.candidates:
             chips.append(chip)
             owners.append((track, index, box))
-        best = track.candidates[0][3]
-        track.thumbnail = best
+        track.thumbnail = _strip([c[3] for c in track.candidates], cfg.samples_per_track)
     vectors = embedder.embed_chips(np.stack(chips)) if chips else np.empty((0, 128), np.float32)
     for track in tracks:
         rows = [k for k, (owner, _, _) in enumerate(owners) if owner is track]
@@ -418,7 +426,7 @@ def save(analysis: Analysis, path) -> None:
         path,
         meta=np.array(json.dumps(meta)),
         samples=np.concatenate(samples) if samples else np.empty((0, 128), np.float32),
-        thumbs=np.stack(thumbs) if thumbs else np.empty((0, 150, 150, 3), np.uint8),
+        thumbs=np.stack(thumbs) if thumbs else np.empty((0, 150, 0, 3), np.uint8),
     )
 
 
