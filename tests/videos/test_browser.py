@@ -1,39 +1,23 @@
 """The fan's and the curator's loop in a real browser, with a real worker process."""
 
-import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
-from django.db import connection
 
+from tests.videos.conftest import ROOT, worker_env
 from videos import services
 from videos.models import Correction, Video
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_worker(*queues):
     """A real `rqworker --burst` process on this test's database and queue."""
-    settings = connection.settings_dict
-    if settings["ENGINE"].endswith("sqlite3"):
-        url = f"sqlite:///{settings['NAME']}"
-    else:
-        url = f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": url,
-        "MEDIA_ROOT": str(django_settings.MEDIA_ROOT),
-    }
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     done = subprocess.run(
         [sys.executable, "manage.py", "rqworker", *queues, "--burst"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=ROOT, env=worker_env(), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
 
