@@ -3,6 +3,7 @@
 See .env.example for the variables. A .env file in the checkout is read if present.
 """
 
+import os
 from pathlib import Path
 
 from twicesite import embedded_redis
@@ -121,8 +122,11 @@ VIDEO_UPLOADS_PER_HOUR = envint("VIDEO_UPLOADS_PER_HOUR", 10)
 # Long videos are cut into segments of this many seconds, analysed as separate jobs.
 VIDEO_SEGMENT_SECONDS = envint("VIDEO_SEGMENT_SECONDS", 60)
 VIDEO_RENDER_PRESET = envstr("VIDEO_RENDER_PRESET", "veryfast")
-# Off: segments run one after another in the job that took the video (one worker).
+# Off: segments run in the job that took the video (one worker), on VIDEO_ANALYSIS_PROCESSES.
 VIDEO_SEGMENTS_AS_JOBS = envbool("VIDEO_SEGMENTS_AS_JOBS", True)
+# A video analysed inside one job (short, or VIDEO_SEGMENTS_AS_JOBS off, or process_video) is
+# split over this many processes; 1 analyses it in the job's own process.
+VIDEO_ANALYSIS_PROCESSES = envint("VIDEO_ANALYSIS_PROCESSES", os.cpu_count() or 1)
 FILE_UPLOAD_TEMP_DIR = None  # the system's; large uploads stream to disk, never into memory
 
 # Image search used by scraping; {keyword} and {offset} are filled in.

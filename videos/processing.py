@@ -51,25 +51,19 @@ def video_process(*, video: Video, fan_out: bool | None = None) -> Video:
         )
         _fan_out(video, bounds)
         return video  # finish_video_job completes it
+    processes = settings.VIDEO_ANALYSIS_PROCESSES
+    if len(bounds) < processes:
+        # Short: cut it anyway so every process gets a part (5 s at least, seams cost a pass).
+        bounds = pipeline.split(info.frames, processes, min_frames=int(5 * (info.fps or 30)))
     with running(video) as progress:
         progress(0, "finding faces", force=True)
-        parts = []
-        for number, (start, end) in enumerate(bounds):
-            span = ANALYSIS_SHARE * (end - start) / max(info.frames, 1)
-            done = ANALYSIS_SHARE * start / max(info.frames, 1)
-            parts.append(
-                pipeline.analyze(
-                    video.original.path,
-                    info=info,
-                    start=start,
-                    end=end,
-                    first_track_id=1 + number * 100_000,
-                    progress=lambda p, stage, span=span, done=done: progress(
-                        done + span * p / 100, stage
-                    ),
-                )
-            )
-        analysis = pipeline.join(parts, [start for start, _ in bounds])
+        analysis = pipeline.analyze_parallel(
+            video.original.path,
+            info=info,
+            bounds=bounds,
+            processes=processes,
+            progress=lambda percent, stage: progress(ANALYSIS_SHARE * percent / 100, stage),
+        )
         _finish(video, info, analysis, progress)
     video.refresh_from_db()
     return video
@@ -216,19 +210,18 @@ def render_labelled(*, video: Video, info: media.VideoInfo | None = None, progre
     )
     for frame, left, top, right, bottom, name, color in rows:
         rgb = tuple(int(color[i : i + 2], 16) for i in (1, 3, 5))
-        labels[frame].append(((left, top, right, bottom), name, rgb))
+        labels[frame].append(media.Label((left, top, right, bottom), name, rgb))
     total = max(info.frames, 1)
 
-    def draw(index, frame):
-        for box, name, rgb in labels.get(index, ()):
-            media.draw_label(frame, box, name, rgb)
+    def labels_at(index):
         if progress and index % 30 == 0:
             progress(100 * index / total)
+        return labels.get(index, ())
 
     name = f"videos/{video.uuid.hex}/labelled.mp4"
     target = Path(default_storage.path(name))
     target.parent.mkdir(parents=True, exist_ok=True)
-    media.render(video.original.path, target, info, draw, preset=settings.VIDEO_RENDER_PRESET)
+    media.render(video.original.path, target, info, labels_at, preset=settings.VIDEO_RENDER_PRESET)
     Video.objects.filter(pk=video.pk).update(labelled=name)
 
 

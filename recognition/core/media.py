@@ -32,7 +32,9 @@ import numpy as np
 __all__ = [
     "MediaError",
     "VideoInfo",
+    "Label",
     "draw_label",
+    "draw_labels_yuv",
     "ffmpeg_exe",
     "ffprobe_exe",
     "probe",
@@ -396,8 +398,13 @@ def read_frames(
     scale_to_width: int | None = None,
     start: int = 0,
     end: int | None = None,
+    pixel_format: str = "rgb24",
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (index, RGB frame) for frames start..end-1, decoded and optionally shrunk by ffmpeg.
+
+    pixel_format="yuv420p" yields the frames as planar 8-bit YUV 4:2:0 in limited range instead,
+    arrays of shape (height * 3 // 2, width), cropped to even sides, never scaled: what render()
+    draws on and hands to the encoder without any RGB conversion (see yuv_layout()).
 
     Each frame is a new array the caller may keep; only one is in memory at a time, however
     long the video. Close the iterator (or let it be collected) to stop early: the ffmpeg
@@ -406,6 +413,8 @@ def read_frames(
     """
     if start < 0 or (end is not None and end < start):
         raise ValueError(f"bad frame range start={start} end={end}")
+    if pixel_format not in ("rgb24", "yuv420p"):
+        raise ValueError(f"unknown pixel_format {pixel_format!r}")
     width, height = scaled_size(info, scale_to_width)
 
     seek: list[str] = []
@@ -421,33 +430,42 @@ def read_frames(
             # first one kept, whatever rounding the container's clock has.
             at = info.start_time + (start - 0.5) / info.fps
             seek = ["-ss", f"{max(at, 0.0):.6f}"]
-    # Pinning the output size keeps the byte stream parseable even if the coded size changes
-    # mid-stream; bilinear is plenty for face detection and cheaper than the default bicubic.
-    filters.append(f"scale={width}:{height}:flags=bilinear")
-    if (width, height) != (info.width, info.height) and info.pix_fmt.startswith("yuv"):
-        # Shrink in YUV first, then convert: swscale's scaled RGB output path costs about
-        # 40% more CPU than scaling YUV and using its unscaled YUV->RGB converter.
-        filters.append(f"format={info.pix_fmt}")
-    filters.append("format=rgb24")
+    if pixel_format == "yuv420p":
+        filters += _even_crop(info.width, info.height)
+        width, height = info.width - info.width % 2, info.height - info.height % 2
+        shape: tuple[int, ...] = (height * 3 // 2, width)
+        # Pinned size as below; limited range, and RGB sources turned into BT.709 YUV.
+        matrix = "" if _is_yuv(info) else ":out_color_matrix=bt709"
+        filters += [f"scale={width}:{height}:out_range=tv{matrix}", "format=yuv420p"]
+    else:
+        shape = (height, width, 3)
+        # Pinning the output size keeps the byte stream parseable even if the coded size
+        # changes mid-stream; bilinear is plenty for face detection and cheaper than bicubic.
+        filters.append(f"scale={width}:{height}:flags=bilinear")
+        if (width, height) != (info.width, info.height) and info.pix_fmt.startswith("yuv"):
+            # Shrink in YUV first, then convert: swscale's scaled RGB output path costs about
+            # 40% more CPU than scaling YUV and using its unscaled YUV->RGB converter.
+            filters.append(f"format={info.pix_fmt}")
+        filters.append("format=rgb24")
     cmd = [
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", *seek,
         "-i", os.fspath(path), "-map", f"0:{info.stream_index}", "-vf", ",".join(filters),
         # Passthrough: one output frame per decoded frame, never duplicated or dropped for VFR.
-        "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24",
+        "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", pixel_format,
     ]  # fmt: skip
     if end is not None:
         cmd += ["-frames:v", str(end - start)]
     cmd.append("pipe:1")
     if end == start:
         return iter(())
-    return _decode(cmd, Path(path).name, start, (height, width, 3))
+    return _decode(cmd, Path(path).name, start, shape)
 
 
 def _decode(
-    cmd: list[str], name: str, start: int, shape: tuple[int, int, int]
+    cmd: list[str], name: str, start: int, shape: tuple[int, ...]
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Run a decoding ffmpeg and yield numbered frames from its raw RGB output."""
-    frame_bytes = shape[0] * shape[1] * shape[2]
+    """Run a decoding ffmpeg and yield numbered frames from its raw output."""
+    frame_bytes = int(np.prod(shape))
     with tempfile.TemporaryFile() as errfile:
         # stderr goes to a file: a pipe nobody drains would stall ffmpeg once it fills up.
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errfile, bufsize=0)
@@ -521,6 +539,63 @@ def _ffmpeg_message(errfile: IO[bytes], lines: int = 3) -> str:
 # --------------------------------------------------------------------------- draw
 
 
+@dataclass(frozen=True)
+class Label:
+    """A named box to draw: (left, top, right, bottom) in displayed-frame pixels, RGB colour."""
+
+    box: Sequence[float]
+    text: str
+    color_rgb: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class _Layout:
+    box: tuple[int, int, int, int]  # clamped into the frame
+    thickness: int
+    tag: tuple[int, int, int, int] | None  # left, top, right, bottom (inclusive)
+    text_at: tuple[int, int]
+    scale: float
+    weight: int
+    ink_white: bool
+
+
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def _layout(fw: int, fh: int, box: Sequence[float], text: str, color: Sequence[int]) -> _Layout:
+    """Where a label's box, tag and text go in a frame of fw x fh, kept inside the frame."""
+    left, top, right, bottom = (int(round(v)) for v in box)
+    left, right = sorted((max(0, min(fw - 1, left)), max(0, min(fw - 1, right))))
+    top, bottom = sorted((max(0, min(fh - 1, top)), max(0, min(fh - 1, bottom))))
+    # Sizes follow the frame's short side so a label reads the same at 360p and 4K.
+    short = min(fw, fh)
+    thickness = max(1, round(short / 360))
+    scale = max(0.35, short / 900)
+    weight = max(1, round(short / 540))
+    # Black or white text, whichever contrasts with the tag (ITU-R BT.601 luma).
+    ink_white = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2] <= 140
+    if not text:
+        return _Layout(
+            (left, top, right, bottom), thickness, None, (0, 0), scale, weight, ink_white
+        )
+    (tw, th), baseline = cv2.getTextSize(text, _FONT, scale, weight)
+    pad = max(2, round(th * 0.3))
+    tag_w = min(tw + 2 * pad, fw)
+    tag_h = min(th + baseline + 2 * pad, fh)
+    # Above the box when there is room, else just inside its top edge; slid left if needed.
+    tag_top = top - tag_h if top - tag_h >= 0 else min(top, fh - tag_h)
+    tag_left = max(0, min(left, fw - tag_w))
+    return _Layout(
+        (left, top, right, bottom),
+        thickness,
+        (tag_left, tag_top, tag_left + tag_w - 1, tag_top + tag_h - 1),
+        (tag_left + pad, tag_top + pad + th),
+        scale,
+        weight,
+        ink_white,
+    )
+
+
 def draw_label(
     frame: np.ndarray,
     box: Sequence[float],
@@ -529,38 +604,86 @@ def draw_label(
 ) -> None:
     """Draw a box and a filled name tag on an RGB frame in place, kept inside the frame."""
     fh, fw = frame.shape[:2]
-    left, top, right, bottom = (int(round(v)) for v in box)
-    left, right = sorted((max(0, min(fw - 1, left)), max(0, min(fw - 1, right))))
-    top, bottom = sorted((max(0, min(fh - 1, top)), max(0, min(fh - 1, bottom))))
     color = tuple(int(c) for c in color_rgb)
-
-    # Sizes follow the frame's short side so a label reads the same at 360p and 4K.
-    short = min(fw, fh)
-    thickness = max(1, round(short / 360))
+    at = _layout(fw, fh, box, text, color)
+    left, top, right, bottom = at.box
     # Axis-aligned edges need no anti-aliasing; LINE_8 keeps them crisp and exact.
-    cv2.rectangle(frame, (left, top), (right, bottom), color, thickness, cv2.LINE_8)
-    if not text:
+    cv2.rectangle(frame, (left, top), (right, bottom), color, at.thickness, cv2.LINE_8)
+    if at.tag is None:
         return
+    tl, tt, tr, tb = at.tag
+    cv2.rectangle(frame, (tl, tt), (tr, tb), color, cv2.FILLED)
+    ink = (255, 255, 255) if at.ink_white else (0, 0, 0)
+    cv2.putText(frame, text, at.text_at, _FONT, at.scale, ink, at.weight, cv2.LINE_AA)
 
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    scale = max(0.35, short / 900)
-    weight = max(1, round(short / 540))
-    (tw, th), baseline = cv2.getTextSize(text, font, scale, weight)
-    pad = max(2, round(th * 0.3))
-    tag_w = min(tw + 2 * pad, fw)
-    tag_h = min(th + baseline + 2 * pad, fh)
-    # Above the box when there is room, else just inside its top edge; slid left if needed.
-    tag_top = top - tag_h if top - tag_h >= 0 else min(top, fh - tag_h)
-    tag_left = max(0, min(left, fw - tag_w))
-    cv2.rectangle(
-        frame, (tag_left, tag_top), (tag_left + tag_w - 1, tag_top + tag_h - 1), color, cv2.FILLED
-    )
-    # Black or white text, whichever contrasts with the tag (ITU-R BT.601 luma).
-    luma = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2]
-    ink = (0, 0, 0) if luma > 140 else (255, 255, 255)
-    cv2.putText(
-        frame, text, (tag_left + pad, tag_top + pad + th), font, scale, ink, weight, cv2.LINE_AA
-    )
+
+# Luma weights (Kr, Kb) of the YUV matrices, by ffmpeg's colour-space tag; BT.601 otherwise,
+# which is what players assume for untagged standard-definition and what swscale writes.
+_KR_KB = {
+    "bt709": (0.2126, 0.0722),
+    "bt2020nc": (0.2627, 0.0593),
+    "bt2020c": (0.2627, 0.0593),
+    "smpte240m": (0.212, 0.087),
+    "fcc": (0.30, 0.11),
+}
+
+
+def _to_yuv(rgb: Sequence[int], matrix: str) -> tuple[float, float, float]:
+    """Limited-range Y, Cb, Cr of an RGB colour under a YUV matrix."""
+    kr, kb = _KR_KB.get(matrix, (0.299, 0.114))
+    r, g, b = (c / 255 for c in rgb)
+    y = kr * r + (1 - kr - kb) * g + kb * b
+    return 16 + 219 * y, 128 + 224 * (b - y) / (2 * (1 - kb)), 128 + 224 * (r - y) / (2 * (1 - kr))
+
+
+def draw_labels_yuv(frame: np.ndarray, labels: Sequence[Label], matrix: str) -> None:
+    """Draw labels in place on a yuv420p frame of shape (h * 3 // 2, w), as draw_label would.
+
+    Luma is drawn at full resolution, chroma at half: only the pixels of boxes and tags are
+    touched, so the rest of the frame goes to the encoder exactly as it was decoded.
+    """
+    rows, fw = frame.shape
+    fh = rows * 2 // 3
+    flat = frame.reshape(-1)
+    luma = flat[: fw * fh].reshape(fh, fw)
+    quarter = (fw // 2) * (fh // 2)
+    cb = flat[fw * fh : fw * fh + quarter].reshape(fh // 2, fw // 2)
+    cr = flat[fw * fh + quarter :].reshape(fh // 2, fw // 2)
+    for label in labels:
+        color = tuple(int(c) for c in label.color_rgb)
+        at = _layout(fw, fh, label.box, label.text, color)
+        y, u, v = _to_yuv(color, matrix)
+        left, top, right, bottom = at.box
+        # Paint a mask over an even-aligned region, then blend each plane towards the colour:
+        # exact at full resolution in luma, 2x2-averaged in chroma.
+        x0, y0 = min(left, (at.tag or at.box)[0]) & ~1, min(top, (at.tag or at.box)[1]) & ~1
+        x1 = min(fw, (max(right, (at.tag or at.box)[2]) + 2) & ~1)
+        y1 = min(fh, (max(bottom, (at.tag or at.box)[3]) + 2) & ~1)
+        paint = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.rectangle(
+            paint, (left - x0, top - y0), (right - x0, bottom - y0), 255, at.thickness, cv2.LINE_8
+        )
+        ink = np.zeros_like(paint)
+        if at.tag is not None:
+            tl, tt, tr, tb = at.tag
+            cv2.rectangle(paint, (tl - x0, tt - y0), (tr - x0, tb - y0), 255, cv2.FILLED)
+            origin = (at.text_at[0] - x0, at.text_at[1] - y0)
+            cv2.putText(ink, label.text, origin, _FONT, at.scale, 255, at.weight, cv2.LINE_AA)
+        cover = paint.astype(np.float32) / 255
+        text = ink.astype(np.float32) / 255
+        ink_y = 235.0 if at.ink_white else 16.0
+        region = luma[y0:y1, x0:x1].astype(np.float32)
+        region += (y - region) * cover
+        region += (ink_y - region) * text
+        luma[y0:y1, x0:x1] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
+        half = (slice(y0 // 2, y1 // 2), slice(x0 // 2, x1 // 2))
+        cover2 = cover.reshape(cover.shape[0] // 2, 2, cover.shape[1] // 2, 2).mean(axis=(1, 3))
+        text2 = text.reshape(text.shape[0] // 2, 2, text.shape[1] // 2, 2).mean(axis=(1, 3))
+        for plane, target in ((cb, u), (cr, v)):
+            region = plane[half].astype(np.float32)
+            region += (target - region) * cover2
+            region += (128.0 - region) * text2
+            plane[half] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------- encode
@@ -570,16 +693,18 @@ def render(
     path_in: str | os.PathLike[str],
     path_out: str | os.PathLike[str],
     info: VideoInfo,
-    draw: Callable[[int, np.ndarray], None],
+    labels: Callable[[int], Sequence[Label]],
     *,
     preset: str = DEFAULT_PRESET,
     crf: int = DEFAULT_CRF,
 ) -> None:
-    """Decode every frame, let draw(index, frame) paint on it, encode H.264 MP4 with the audio.
+    """Decode every frame, draw labels(index) on it, encode H.264 MP4 with the original audio.
 
-    One ffmpeg process decodes, another encodes and muxes the original audio (copied when
-    browsers play it in MP4, else AAC) in the same run. The decoder is read on a thread so it
-    keeps working while draw() runs and the encoder takes frames.
+    One ffmpeg process decodes to planar YUV, another encodes and muxes the original audio
+    (copied when browsers play it in MP4, else AAC) in the same run. Frames stay in YUV from
+    decoder to encoder: labels are drawn straight into the planes (draw_labels_yuv), so no
+    pixel outside a label is converted at all. The decoder is read on a thread so it keeps
+    working while labels are drawn and the encoder takes frames.
 
     Frame rate: raw frames carry no timestamps, so the encoder is fed at the stream's exact
     nominal rate, or for variable frame rate input at frames / duration. Either way the output
@@ -587,15 +712,19 @@ def render(
     for VFR input the frames inside the video are spread evenly instead of at their original
     irregular times.
 
+    Colour: the output carries the input's colour tags (matrix, primaries, transfer) in limited
+    range; RGB sources become BT.709 and say so; untagged stays untagged.
+
     Odd sizes: yuv420p needs even dimensions, so the last column and/or row is cropped; box
     coordinates stay valid. The output appears at path_out only when complete.
     """
-    width, height = info.width, info.height
+    width, height = info.width - info.width % 2, info.height - info.height % 2
+    _even_crop(info.width, info.height)  # refuses a frame too small to encode
     # probe() gives the exact nominal rate for constant rate (29.97002997 -> 30000/1001 here)
     # and frames / duration for variable rate, so frames / rate is the input's duration.
     rate = Fraction(info.fps).limit_denominator(1001)
 
-    video_in = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}"]
+    video_in = ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}"]
     video_in += ["-framerate", f"{rate.numerator}/{rate.denominator}"]
     if info.start_time > 0.0005:
         # The first frame starts after the file's start (audio leads): keep that gap so the
@@ -606,10 +735,16 @@ def render(
     if info.has_audio and info.audio_index is not None:
         inputs += ["-i", os.fspath(path_in)]
         maps += ["-map", f"1:{info.audio_index}", *_audio_args(info)]
-    vf = [*_even_crop(width, height), *_color_filters(info)]
+    matrix, tags = _yuv_tags(info)
+    vf = [f"setparams={tags}"]
     if info.sar != (1, 1):
         vf.append(f"setsar={info.sar[0]}/{info.sar[1]}")
     encode = ["-vf", ",".join(vf), *_x264_args(preset, crf)]
+
+    def draw(index: int, frame: np.ndarray) -> None:
+        found = labels(index)
+        if found:
+            draw_labels_yuv(frame, found, matrix)
 
     with _atomic_output(path_out) as tmp, tempfile.TemporaryFile() as errfile:
         cmd = [
@@ -619,7 +754,8 @@ def render(
         encoder = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=errfile, bufsize=0)
         try:
             _grow_pipe(encoder.stdin)
-            written = _pump(read_frames(path_in, info), draw, encoder, errfile)
+            frames = read_frames(path_in, info, pixel_format="yuv420p")
+            written = _pump(frames, draw, encoder, errfile)
             encoder.stdin.close()  # type: ignore[union-attr]
             if encoder.wait() != 0:
                 raise MediaError(
@@ -735,46 +871,27 @@ def _audio_args(info: VideoInfo) -> list[str]:
     return ["-c:a", "aac", "-b:a", AAC_BITRATE]
 
 
-# swscale's names for the YUV matrices it converts with, by the stream tag that selects them.
-_SWS_MATRIX = {
-    "bt709": "bt709",
-    "bt470bg": "bt470",
-    "smpte170m": "smpte170m",
-    "smpte240m": "smpte240m",
-    "fcc": "fcc",
-    "bt2020nc": "bt2020",
-    "bt2020c": "bt2020",
-}
+def _is_yuv(info: VideoInfo) -> bool:
+    """Whether the stream is coded as YUV (or grey), not RGB or a palette."""
+    rgb = ("rgb", "bgr", "gbr", "argb", "abgr", "0rgb", "0bgr", "pal8", "x2rgb", "x2bgr")
+    return not info.pix_fmt.startswith(rgb)
 
 
-def _color_filters(info: VideoInfo) -> list[str]:
-    """RGB->YUV conversion that mirrors the input's colour tags, so players show both alike.
+def _yuv_tags(info: VideoInfo) -> tuple[str, str]:
+    """The matrix render() draws with and the setparams tags of its output.
 
-    The decoder turned YUV into RGB with the input's tagged matrix, or swscale's BT.601 default
-    when untagged. Converting back with the same matrix and copying the tags reproduces the
-    input's YUV; an untagged input stays untagged, so each player treats the output exactly as
-    it treats the input. The range becomes limited (tv), tagged as such, which every player reads.
+    Decoding to yuv420p keeps a YUV input's matrix (it only converts range and subsampling), so
+    the output repeats the input's tags and every player shows both alike; an untagged input
+    stays untagged. RGB sources were converted with BT.709 by read_frames() and are tagged so.
     """
-    matrix = _SWS_MATRIX.get(info.color_matrix)
-    if matrix is None:
-        if info.color_matrix != "unknown":
-            # A matrix swscale cannot write (ycgco, gbr...): use BT.709 and say so in the tags.
-            return [
-                "scale=out_color_matrix=bt709:out_range=tv",
-                "format=yuv420p",
-                "setparams=colorspace=bt709:range=tv",
-            ]
-        return ["scale=out_range=tv", "format=yuv420p", "setparams=range=tv"]
-    tags = [f"colorspace={info.color_matrix}", "range=tv"]
+    matrix = info.color_matrix if _is_yuv(info) else "bt709"
+    tags = [] if matrix == "unknown" else [f"colorspace={matrix}"]
+    tags.append("range=tv")
     if info.color_primaries != "unknown":
         tags.append(f"color_primaries={info.color_primaries}")
     if info.color_transfer != "unknown":
         tags.append(f"color_trc={info.color_transfer}")
-    return [
-        f"scale=out_color_matrix={matrix}:out_range=tv",
-        "format=yuv420p",
-        "setparams=" + ":".join(tags),
-    ]
+    return matrix, ":".join(tags)
 
 
 def _even_crop(width: int, height: int) -> list[str]:

@@ -31,6 +31,9 @@ class Settings:
     # Low: weak detections are dropped when their centre lies in a stronger box, and one-offs
     # never become tracks. Catches faces pressed against another face (dev video: Keanu, -0.81).
     deep_threshold: float = -0.9
+    # Tracked faces smaller than this (analysis-frame pixels) are searched for again at a
+    # scale that makes them this big: HOG's window is 80 px.
+    small_face: int = 100
     misses_allowed: int = 1  # quick passes a track may miss before it is closed
     # Between detections a correlation tracker follows each face; below this peak-to-sidelobe
     # ratio its answer is not trusted.
@@ -40,6 +43,12 @@ class Settings:
     # cuts score 0.75-0.96 and frames within a shot under 0.05.
     cut_threshold: float = 0.35
     samples_per_track: int = 5
+    # Chips kept per track until it is named (a track's every detection, thinned to this many
+    # evenly spread ones when longer): enough to find where a track jumped to another face.
+    max_candidates: int = 32
+    # Two samples of one track further apart than this are taken for two people (dlib's
+    # embedding puts one person's faces within 0.6 of each other): the track is split there.
+    identity_distance: float = 0.6
     min_track_detections: int = 2  # one lone detection is more likely noise than a face
 
 
@@ -48,8 +57,12 @@ class Track:
     id: int
     keyframes: list[tuple[int, Box]] = field(default_factory=list)  # detections, full-size boxes
     quick_hits: int = 0
+    detections: int = 0  # passes that detected the face (the rest of keyframes were followed)
     misses: int = 0
     follower: object | None = None  # dlib.correlation_tracker on analysis frames
+    # Where the face was last detected (analysis frame, box on it): the follower starts there,
+    # and only when a pass misses the face, so tracks that keep being detected cost nothing.
+    anchor: tuple[np.ndarray, Box] | None = None
     last_box: Box | None = None  # latest known box, detected or followed (full size)
     last_deep: int = -1
     boxes: dict[int, Box] = field(default_factory=dict)  # every frame, after interpolation
@@ -61,6 +74,7 @@ class Track:
     candidate: str | None = None
     confidence: float = 0.0
     open: bool = True
+    stop: int | None = None  # boxes are never held on to this frame (where a split part starts)
 
     @property
     def first_frame(self) -> int:
@@ -101,6 +115,38 @@ def _strip(chips: list[np.ndarray], slots: int) -> np.ndarray:
     for k, chip in enumerate(chips[:slots]):
         strip[:, k * side : (k + 1) * side] = chip
     return strip
+
+
+def _redetect_small(
+    full: np.ndarray, active: list[Track], scale: float, cfg: Settings
+) -> list[faces.Detection]:
+    """Look again, at a resolution that can see them, for tracked faces too small for the quick
+    pass: HOG finds faces of 80 px and up, so a 100 px face in a 1280 px frame shrunk to 640
+    is invisible to it. Each such face is searched in a window around its last box, scaled so
+    the face is about 100 px. Boxes come back in analysis-frame pixels."""
+    height, width = full.shape[:2]
+    found = []
+    for track in active:
+        left, top, right, bottom = track.last_box
+        side = max(right - left, bottom - top)
+        if side / scale >= cfg.small_face or side < 8:
+            continue
+        margin = side // 2  # faces move less than half their size between passes
+        x0, y0 = max(0, left - margin), max(0, top - margin)
+        x1, y1 = min(width, right + margin), min(height, bottom + margin)
+        zoom = cfg.small_face / side
+        window = cv2.resize(
+            full[y0:y1, x0:x1],
+            (max(1, round((x1 - x0) * zoom)), max(1, round((y1 - y0) * zoom))),
+            interpolation=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR,
+        )
+        for d in faces.detect_scored(window, upsample=0, threshold=cfg.quick_threshold):
+            box = tuple(
+                int(round((v / zoom + offset) / scale))
+                for v, offset in zip(d.box, (x0, y0, x0, y0), strict=True)
+            )
+            found.append(faces.Detection(box, d.score))
+    return found
 
 
 def _suppress(found: list[faces.Detection]) -> list[Box]:
@@ -186,8 +232,9 @@ def analyze(
         frame = cv2.resize(full, small_size, interpolation=cv2.INTER_AREA) if scale > 1 else full
         t = time.perf_counter()
         if deep:
-            # The thorough pass looks at twice the quick pass's resolution, at most the frame's.
-            deep_scale = min(2.0, scale)
+            # The thorough pass looks at the full frame, and at twice the quick pass's
+            # resolution at least.
+            deep_scale = max(2.0, scale)
             big = (
                 full
                 if deep_scale == scale
@@ -210,8 +257,13 @@ def analyze(
                 found.sort(key=lambda d: -d.score)
         else:
             found = faces.detect_scored(frame, upsample=0, threshold=cfg.quick_threshold)
+            # Small faces found again this way do not make quick passes speak for the track:
+            # half hidden behind another face, the window search misses them more often.
+            looked_again = _redetect_small(full, active, scale, cfg)
+            found = sorted(found + looked_again, key=lambda d: -d.score)
         t_detect += time.perf_counter() - t
         small_boxes = _suppress(found)
+        windowed = {d.box for d in looked_again} if not deep else set()
         full_boxes = [
             (
                 int(b[0] * scale),
@@ -242,14 +294,15 @@ def analyze(
                 active.append(track)
             seen.add(track.id)
             track.misses = 0
+            track.detections += 1
             owner_of[j] = track
             track.keyframes.append((index, box))
             track.last_box = box
-            track.follower = dlib.correlation_tracker()
-            track.follower.start_track(frame, dlib.rectangle(*small_boxes[j]))
+            track.follower = None
+            track.anchor = (frame, small_boxes[j])
             if deep:
                 track.last_deep = index
-            else:
+            elif small_boxes[j] not in windowed:
                 track.quick_hits += 1
         # Tracks this pass could have seen but did not are gone. A quick pass only speaks for
         # tracks quick passes have found before; a deep pass speaks for all.
@@ -257,6 +310,11 @@ def analyze(
             if track.id in seen:
                 continue
             # Not detected here: follow it, and keep it while the tracker is sure.
+            if track.follower is None:
+                anchor_frame, anchor_box = track.anchor
+                track.follower = dlib.correlation_tracker()
+                track.follower.start_track(anchor_frame, dlib.rectangle(*anchor_box))
+                track.anchor = None
             psr = track.follower.update(frame)
             rect = track.follower.get_position()
             followed = (
@@ -278,7 +336,7 @@ def analyze(
                 if track.misses > cfg.misses_allowed:
                     track.open = False
                     active.remove(track)
-        # Chips of this keyframe's faces, kept only if among the track's best so far.
+        # Chips of this keyframe's faces, for choosing samples and checking identity later.
         if small_boxes:
             t = time.perf_counter()
             marks = faces.landmarks(full, full_boxes)
@@ -288,36 +346,32 @@ def analyze(
                 side = min(box[2] - box[0], box[3] - box[1])
                 quality = _sample_quality(chips[j], marks[j], int(side * scale))
                 track.candidates.append((quality, index, full_boxes[j], chips[j]))
-                track.candidates.sort(key=lambda c: -c[0])
-                del track.candidates[cfg.samples_per_track :]
+                if len(track.candidates) > cfg.max_candidates:
+                    del track.candidates[1::2]  # every other one: still spread over the track
             t_chips += time.perf_counter() - t
         if progress and since % 30 == 0:
             progress(100.0 * since / total, "finding faces")
 
     t_decode = time.perf_counter() - t0 - t_detect - t_chips
+    # One lone detection is more likely noise than a face, unless it opens a segment: the track
+    # may go on in the segment before, and join() decides.
     tracks = [
         t
         for t in tracks
-        if len(t.candidates) >= cfg.min_track_detections
-        or (t.candidates and len(t.keyframes) >= 3 * cfg.min_track_detections)
+        if t.candidates and (_substantial(t, cfg) or (start > 0 and t.keyframes[0][0] == start))
     ]
     for track in tracks:
-        track.follower = None
-    boundaries = sorted([*cuts, end])
+        track.follower = track.anchor = None
     t = time.perf_counter()
-    chips, owners = [], []
+    identified: list[Track] = []
+    for track in tracks:
+        parts = _identify(track, embedder, cfg, first_id=next_id)
+        next_id += len(parts) - 1
+        identified += parts
+    tracks = identified
+    boundaries = sorted([*cuts, end])
     for track in tracks:
         _fill_boxes(track, boundaries, cfg, end)
-        for _score, index, box, chip in track.candidates:
-            chips.append(chip)
-            owners.append((track, index, box))
-        track.thumbnail = _strip([c[3] for c in track.candidates], cfg.samples_per_track)
-    vectors = embedder.embed_chips(np.stack(chips)) if chips else np.empty((0, 128), np.float32)
-    for track in tracks:
-        rows = [k for k, (owner, _, _) in enumerate(owners) if owner is track]
-        track.samples = vectors[rows]
-        track.sample_boxes = [(owners[k][1], owners[k][2]) for k in rows]
-        track.candidates = []
     t_embed = time.perf_counter() - t
     if progress:
         progress(100.0, "faces found")
@@ -334,6 +388,194 @@ def analyze(
     )
 
 
+def split(frames: int, parts: int, *, min_frames: int = 1) -> list[tuple[int, int]]:
+    """[start, end) ranges cutting frames into `parts` nearly equal ranges of >= min_frames."""
+    parts = max(1, min(parts, frames // max(min_frames, 1)))
+    edges = [round(frames * k / parts) for k in range(parts + 1)]
+    return [(a, b) for a, b in zip(edges, edges[1:], strict=False) if b > a] or [(0, frames)]
+
+
+# Set in the parent just before the pool forks, read by the children: where each segment's
+# progress goes (one float per segment, no lock needed for a single writer per slot).
+_shared_progress = None
+
+
+def _analyze_segment(path, info, start, end, settings, number, first_track_id) -> Analysis:
+    def report(percent: float, _stage: str) -> None:
+        if _shared_progress is not None:
+            _shared_progress[number] = percent
+
+    return analyze(
+        path,
+        info=info,
+        start=start,
+        end=end,
+        settings=settings,
+        progress=report,
+        first_track_id=first_track_id,
+    )
+
+
+def analyze_parallel(
+    path,
+    *,
+    info: media.VideoInfo,
+    bounds: list[tuple[int, int]],
+    processes: int,
+    settings: Settings | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> Analysis:
+    """analyze() every [start, end) of bounds on up to `processes` forked processes, joined.
+
+    Each process decodes only its own frames, so memory per process stays as flat as analyze()'s
+    and the segments share the machine's cores. Track ids of segment n start at n * 100000 + 1,
+    as segment jobs number them, and are renumbered by join().
+    """
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    global _shared_progress
+    starts = [start for start, _ in bounds]
+    if processes <= 1 or len(bounds) == 1:
+        parts = []
+        for number, (start, end) in enumerate(bounds):
+            span = (end - start) / max(info.frames, 1)
+            done = start / max(info.frames, 1)
+            parts.append(
+                analyze(
+                    path,
+                    info=info,
+                    start=start,
+                    end=end,
+                    settings=settings,
+                    first_track_id=1 + number * 100_000,
+                    progress=progress
+                    and (lambda p, stage, s=span, d=done: progress(100 * d + s * p, stage)),
+                )
+            )
+        return join(parts, starts, settings=settings)
+
+    # Load the detectors and the embedding model once here; the forked children share them.
+    faces.Embedder().load()
+    faces.detect_scored(np.zeros((8, 8, 3), np.uint8))
+    context = multiprocessing.get_context("fork")
+    _shared_progress = context.Array("d", len(bounds), lock=False)
+    sizes = [end - start for start, end in bounds]
+    try:
+        with ProcessPoolExecutor(min(processes, len(bounds)), mp_context=context) as pool:
+            futures = [
+                pool.submit(_analyze_segment, path, info, start, end, settings, n, 1 + n * 100_000)
+                for n, (start, end) in enumerate(bounds)
+            ]
+            pending = set(futures)
+            while pending:
+                _done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                if progress:
+                    percent = sum(
+                        size * min(100.0, value)
+                        for size, value in zip(sizes, _shared_progress, strict=True)
+                    ) / max(sum(sizes), 1)
+                    progress(percent, "finding faces")
+            parts = [future.result() for future in futures]
+    finally:
+        _shared_progress = None
+    if progress:
+        progress(100.0, "faces found")
+    return join(parts, starts, settings=settings)
+
+
+def _substantial(track: Track, cfg: Settings) -> bool:
+    return (
+        track.detections >= cfg.min_track_detections
+        or len(track.keyframes) >= 3 * cfg.min_track_detections
+    )
+
+
+def _identify(track: Track, embedder: faces.Embedder, cfg: Settings, first_id: int) -> list[Track]:
+    """Embed a track's samples; split it where it jumped from one person's face to another's.
+
+    Samples are the best chip of each of `samples_per_track` stretches of the track, so they
+    span it. Where two neighbouring samples are further apart than `identity_distance` (two
+    faces crossed and the track followed the wrong one), the chips between them are bisected,
+    one embedding per step, down to the two detections the jump lies between. Parts keep
+    their own samples (topped up with their best chips) and are named on their own later.
+    """
+    candidates, keyframes = track.candidates, track.keyframes  # in frame order
+    cache: dict[int, np.ndarray] = {}
+
+    def embed(positions: list[int]) -> None:
+        todo = [k for k in positions if k not in cache]
+        if todo:
+            vectors = embedder.embed_chips(np.stack([candidates[k][3] for k in todo]))
+            cache.update(zip(todo, vectors, strict=True))
+
+    def distance(a: int, b: int) -> float:
+        embed([a, b])
+        return float(np.linalg.norm(cache[a] - cache[b]))
+
+    def best(positions) -> list[int]:
+        return sorted(positions, key=lambda k: -candidates[k][0])
+
+    stretches = np.array_split(
+        np.arange(len(candidates)), min(cfg.samples_per_track, len(candidates))
+    )
+    probes = [best(stretch)[0] for stretch in stretches]
+    embed(probes)
+    cuts = []  # positions where a new person's part starts
+    for a, b in zip(probes, probes[1:], strict=False):
+        if distance(a, b) <= cfg.identity_distance:
+            continue
+        low, high = a, b
+        while high - low > 1:
+            middle = (low + high) // 2
+            if distance(middle, low) <= distance(middle, high):
+                low = middle
+            else:
+                high = middle
+        # Two people only if the faces on either side agree among themselves: one odd chip
+        # (a turned head, a blur) is not another person, nor is a part of one detection.
+        before = [cache[k] for k in cache if (cuts[-1] if cuts else 0) <= k < high]
+        after = [cache[k] for k in cache if high <= k <= b]
+        apart = float(np.linalg.norm(np.mean(before, axis=0) - np.mean(after, axis=0)))
+        if (
+            apart > cfg.identity_distance
+            and high - (cuts[-1] if cuts else 0) >= cfg.min_track_detections
+            and len(candidates) - high >= cfg.min_track_detections
+        ):
+            cuts.append(high)
+
+    parts = []
+    edges = [0, *cuts, len(candidates)]
+    for number, (lo, hi) in enumerate(zip(edges, edges[1:], strict=False)):
+        first = candidates[lo][1]
+        after = candidates[hi][1] if hi < len(candidates) else None
+        part = (
+            track if number == 0 else Track(id=first_id + number - 1, quick_hits=track.quick_hits)
+        )
+        part.keyframes = [
+            (f, b)
+            for f, b in keyframes
+            if f >= (first if number else 0) and (after is None or f < after)
+        ]
+        part.stop = after
+        part.open = False
+        if cuts:
+            part.detections = hi - lo
+        chosen = [k for k in probes if lo <= k < hi] if not cuts else []
+        if cuts:
+            known = [k for k in cache if lo <= k < hi]
+            chosen = known + [k for k in best(range(lo, hi)) if k not in known]
+            chosen = chosen[: max(cfg.samples_per_track, len(known))]
+        embed(chosen)
+        chosen = best(chosen)
+        part.samples = np.stack([cache[k] for k in chosen])
+        part.sample_boxes = [(candidates[k][1], candidates[k][2]) for k in chosen]
+        part.thumbnail = _strip([candidates[k][3] for k in chosen], cfg.samples_per_track)
+        part.candidates = []
+        parts.append(part)
+    return parts
+
+
 def _fill_boxes(track: Track, boundaries: list[int], cfg: Settings, end: int) -> None:
     """Boxes for every frame: interpolated between detections, held until a pass that could
     have seen the face did not, never across a cut."""
@@ -344,7 +586,7 @@ def _fill_boxes(track: Track, boundaries: list[int], cfg: Settings, end: int) ->
             track.boxes[f] = tuple(int(round(p + a * (q - p))) for p, q in zip(b0, b1, strict=True))
     last, box = keys[-1]
     gap = cfg.keyframe_interval if track.quick_hits else cfg.deep_interval
-    stop = min([b for b in boundaries if b > last] + [last + gap, end])
+    stop = min([b for b in boundaries if b > last] + [last + gap, end, track.stop or end])
     for f in range(last, stop):
         track.boxes[f] = box
 
@@ -371,8 +613,15 @@ def name_tracks(tracks: list[Track], classifier) -> None:
                     other.label = None
 
 
-def join(parts: list[Analysis], starts: list[int], *, match_iou: float = 0.25) -> Analysis:
+def join(
+    parts: list[Analysis],
+    starts: list[int],
+    *,
+    match_iou: float = 0.25,
+    settings: Settings | None = None,
+) -> Analysis:
     """Join segment analyses into one, linking tracks that run across a seam."""
+    cfg = settings or Settings()
     tracks: list[Track] = []
     cuts: list[int] = []
     timings: dict[str, float] = {}
@@ -388,11 +637,13 @@ def join(parts: list[Analysis], starts: list[int], *, match_iou: float = 0.25) -
                 if best is not None and _iou(best.boxes[seam - 1], box) >= match_iou:
                     best.boxes.update(track.boxes)
                     best.keyframes += track.keyframes
+                    best.detections += track.detections
                     best.samples = np.concatenate([best.samples, track.samples])
                     best.sample_boxes += track.sample_boxes
                     ending.remove(best)
                     continue
             tracks.append(track)
+    tracks = [t for t in tracks if _substantial(t, cfg)]
     for number, track in enumerate(sorted(tracks, key=lambda t: (t.first_frame, t.id)), start=1):
         track.id = number
     return Analysis(tracks=tracks, frames=sum(p.frames for p in parts), cuts=cuts, timings=timings)
@@ -415,6 +666,7 @@ def save(analysis: Analysis, path) -> None:
                 "id": track.id,
                 "keyframes": [[f, list(b)] for f, b in track.keyframes],
                 "quick_hits": track.quick_hits,
+                "detections": track.detections,
                 "boxes": [[f, *b] for f, b in sorted(track.boxes.items())],
                 "sample_boxes": [[f, list(b)] for f, b in track.sample_boxes],
                 "samples": len(track.samples),
@@ -440,6 +692,7 @@ def load(path) -> Analysis:
     for k, t in enumerate(meta["tracks"]):
         track = Track(id=t["id"], keyframes=[(f, tuple(b)) for f, b in t["keyframes"]])
         track.quick_hits = t["quick_hits"]
+        track.detections = t.get("detections", t["samples"])
         track.boxes = {row[0]: tuple(row[1:]) for row in t["boxes"]}
         track.sample_boxes = [(f, tuple(b)) for f, b in t["sample_boxes"]]
         track.samples = samples[offset : offset + t["samples"]]

@@ -7,13 +7,16 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from recognition.core.media import (
+    Label,
     MediaError,
     VideoInfo,
     draw_label,
+    draw_labels_yuv,
     ffmpeg_exe,
     ffprobe_exe,
     probe,
@@ -43,13 +46,16 @@ def child_pids() -> set[int]:
     """Children of this process, zombies included (a zombie is a child nobody reaped)."""
     pids: set[int] = set()
     for task in Path("/proc/self/task").iterdir():
-        pids.update(int(p) for p in (task / "children").read_text().split())
+        try:
+            pids.update(int(p) for p in (task / "children").read_text().split())
+        except FileNotFoundError:  # a thread that ended meanwhile
+            continue
     return pids
 
 
 def copy_render(src: Path, dst: Path, **kwargs: object) -> VideoInfo:
     info = probe(src)
-    render(src, dst, info, lambda index, frame: None, **kwargs)  # type: ignore[arg-type]
+    render(src, dst, info, lambda index: (), **kwargs)  # type: ignore[arg-type]
     return info
 
 
@@ -265,6 +271,32 @@ def test_a_box_partly_outside_the_frame_is_clamped() -> None:
     assert frame[:, 0].all() and frame[-1].all()  # the box runs along the frame's edges
 
 
+@pytest.mark.parametrize("box", [(100, 80, 200, 200), (0, 0, 61, 61), (259, 101, 319, 161)])
+@pytest.mark.parametrize("color", [(255, 95, 162), (0, 0, 128), (255, 255, 0)])
+def test_a_label_drawn_in_yuv_looks_like_the_one_drawn_in_rgb(box, color) -> None:
+    rng = np.random.default_rng(0)
+    background = rng.integers(40, 200, (240, 320, 3), dtype=np.uint8)
+    rgb = background.copy()
+    draw_label(rgb, box, "Jihyo", color)
+    # OpenCV's I420 conversions are BT.601 limited range: the matrix draw_labels_yuv is told.
+    yuv = cv2.cvtColor(background, cv2.COLOR_RGB2YUV_I420)
+    before = yuv.copy()
+    draw_labels_yuv(yuv, [Label(box, "Jihyo", color)], "smpte170m")
+    back = cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420).astype(int)
+    changed = (rgb != background).any(axis=2)
+    # Box and tag come out in the label's colour (chroma is shared by 2x2 pixels, so compare
+    # the tag's inside), and pixels far from the label keep their bytes exactly.
+    tag = changed & (np.abs(rgb.astype(int) - color).max(axis=2) == 0)
+    inner = cv2.erode(tag.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert inner.sum() > 20
+    assert np.abs(back[inner] - color).max() <= 12
+    near = cv2.dilate(changed.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    luma = yuv[:240]
+    assert (luma[~near] == before[:240][~near]).all()
+    # The text is there, in the ink draw_label chose.
+    assert ((rgb != background).any(axis=2) & ~tag).sum() > 20
+
+
 # --------------------------------------------------------------------------- render
 
 
@@ -281,22 +313,25 @@ def test_it_renders_h264_with_the_aac_audio_copied(clips: Clips, tmp_path: Path)
     assert data.index(b"moov") < data.index(b"mdat")  # faststart: playable while downloading
 
 
-def test_it_draws_what_draw_paints_on_the_frame_it_is_given(clips: Clips, tmp_path: Path) -> None:
+def test_it_draws_each_frames_labels_on_that_frame(clips: Clips, tmp_path: Path) -> None:
     src, out = clips("counter.mp4"), tmp_path / "out.mp4"
     seen: list[int] = []
 
-    def draw(index: int, frame: np.ndarray) -> None:
+    def labels(index: int) -> list[Label]:
         seen.append(index)
-        assert counter_value(frame) == index
-        if index >= 25:
-            frame[20:60, 20:60] = (255, 0, 0)
+        return [Label((20, 40, 60, 80), "", (255, 0, 0))] if index >= 25 else []
 
-    render(src, out, probe(src), draw)
+    render(src, out, probe(src), labels)
     assert seen == list(range(COUNTER_FRAMES))
     frames = [f for _, f in read_frames(out, probe(out))]
     assert len(frames) == COUNTER_FRAMES
-    red = [bool(f[30:50, 30:50, 0].mean() > 200 and f[30:50, 30:50, 2].mean() < 60) for f in frames]
+    assert [counter_value(f) for f in frames] == list(range(COUNTER_FRAMES))
+    # The box's left edge is red from frame 25 on; its inside is left as it was.
+    edge = [f[45:75, 20].astype(int).mean(axis=0) for f in frames]
+    red = [bool(r > 150 and r - g > 80) for r, g, _ in edge]
     assert red == [i >= 25 for i in range(COUNTER_FRAMES)]
+    source = dict(read_frames(src, probe(src), start=30, end=31))[30]
+    assert np.abs(frames[30][50:70, 30:50].astype(int) - source[50:70, 30:50]).max() < 12
 
 
 def test_it_renders_without_audio_when_the_input_has_none(clips: Clips, tmp_path: Path) -> None:
@@ -393,12 +428,13 @@ def test_nothing_appears_at_the_output_when_draw_fails(clips: Clips, tmp_path: P
     src, out = clips("av.mp4"), tmp_path / "out.mp4"
     before = child_pids()
 
-    def draw(index: int, frame: np.ndarray) -> None:
+    def labels(index: int) -> list[Label]:
         if index == 10:
             raise RuntimeError("drawing broke")
+        return []
 
     with pytest.raises(RuntimeError, match="drawing broke"):
-        render(src, out, probe(src), draw)
+        render(src, out, probe(src), labels)
     assert os.listdir(tmp_path) == []  # no output and no temp file
     assert child_pids() == before  # decoder and encoder reaped
 

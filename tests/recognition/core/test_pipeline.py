@@ -115,6 +115,38 @@ def test_segments_joined_give_the_tracks_of_one_pass(clip, model):
     assert spans == sorted((t.first_frame, t.last_frame) for t in whole.tracks)
 
 
+@pytest.mark.parametrize(
+    ("frames", "parts", "min_frames", "expected"),
+    [
+        (60, 2, 1, [(0, 30), (30, 60)]),
+        (61, 3, 1, [(0, 20), (20, 41), (41, 61)]),
+        (60, 4, 25, [(0, 30), (30, 60)]),  # never shorter than min_frames
+        (10, 4, 25, [(0, 10)]),
+        (0, 2, 1, [(0, 0)]),
+    ],
+)
+def test_split_cuts_frames_into_nearly_equal_ranges(frames, parts, min_frames, expected):
+    assert pipeline.split(frames, parts, min_frames=min_frames) == expected
+
+
+def test_segments_analysed_on_two_processes_match_one_process(clip, model):
+    path, truth = clip
+    info = media.probe(path)
+    bounds = [(0, 20), (20, 60)]
+    seen = []
+    both = pipeline.analyze_parallel(
+        path, info=info, bounds=bounds, processes=2, progress=lambda p, s: seen.append(p)
+    )
+    alone = pipeline.analyze_parallel(path, info=info, bounds=bounds, processes=1)
+    assert [sorted(t.boxes.items()) for t in both.tracks] == [
+        sorted(t.boxes.items()) for t in alone.tracks
+    ]
+    assert [t.id for t in both.tracks] == list(range(1, len(both.tracks) + 1))
+    assert seen[-1] == 100.0 and seen == sorted(seen)
+    pipeline.name_tracks(both.tracks, model)
+    assert _label_at(both.tracks, 25, truth[25]["tom-hanks"]) == "tom-hanks"
+
+
 def test_an_analysis_survives_a_save_and_load(clip, tmp_path):
     analysis = pipeline.analyze(clip[0], start=0, end=30)
     pipeline.save(analysis, tmp_path / "a.npz")
@@ -134,3 +166,67 @@ def test_a_video_without_faces_has_no_tracks(tmp_path):
         check=True,
     )  # fmt: skip
     assert pipeline.analyze(path).tracks == []
+
+
+def _chip(person, index):
+    image = np.asarray(Image.open(FACES / person / f"{index:03d}.png").convert("RGB"))
+    padded = np.pad(image, ((28, 28), (28, 28), (0, 0)), mode="edge")
+    boxes = faces.detect(padded, upsample=1) or [(28, 28, 139, 139)]
+    return faces.face_chips(padded, boxes[:1])[0]
+
+
+def _followed_track(people):
+    """A track whose detections (one every 8 frames) show `people` in turn."""
+    track = pipeline.Track(id=1)
+    for k, (person, index) in enumerate(people):
+        frame, box = 8 * k, (100 + k, 100, 200 + k, 200)
+        track.keyframes.append((frame, box))
+        track.candidates.append((1.0, frame, box, _chip(person, index)))
+        track.detections += 1
+    return track
+
+
+def test_a_track_that_jumped_to_another_face_is_split_where_it_jumped():
+    people = [("tom-hanks", i) for i in (1, 2, 3, 4, 1, 2, 3)]
+    people += [("halle-berry", i) for i in (1, 2, 3, 4, 1)]
+    track = _followed_track(people)
+    parts = pipeline._identify(track, faces.Embedder(), pipeline.Settings(), first_id=50)
+    assert [(p.keyframes[0][0], p.keyframes[-1][0]) for p in parts] == [(0, 48), (56, 88)]
+    assert parts[0].stop == 56 and parts[1].id == 50
+    assert [p.detections for p in parts] == [7, 5]
+    # Each part is named on its own, from samples of its own person only.
+    for part, person in zip(parts, ("tom-hanks", "halle-berry"), strict=True):
+        frames = [f for f, _ in part.sample_boxes]
+        owner = [people[f // 8][0] for f in frames]
+        assert set(owner) == {person}
+
+
+def test_one_persons_track_is_not_split():
+    track = _followed_track([("keanu-reeves", i) for i in (1, 2, 3, 4, 1, 2, 3, 4, 1, 2)])
+    parts = pipeline._identify(track, faces.Embedder(), pipeline.Settings(), first_id=50)
+    assert len(parts) == 1 and parts[0] is track
+    assert len(track.samples) == 5 and track.stop is None
+
+
+def test_a_small_face_is_detected_on_every_quick_pass(tmp_path):
+    """A 100 px face in a 1280 px frame is 50 px at the 640 px quick pass, too small for HOG;
+    it is looked for again around its last box, so it has a detection on every pass."""
+    frames = []
+    for f in range(41):
+        canvas = Image.new("RGB", (1280, 720), (90, 110, 90))
+        canvas.paste(_face("tom-hanks", 1, 100), (300 + 3 * f, 300))
+        frames.append(np.asarray(canvas))
+    path = tmp_path / "small.mp4"
+    command = [
+        media.ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+        "-s", "1280x720", "-r", "25", "-i", "-",
+        "-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p", str(path),
+    ]  # fmt: skip
+    subprocess.run(command, input=np.stack(frames).tobytes(), check=True)
+    analysis = pipeline.analyze(path)
+    assert len(analysis.tracks) == 1
+    track = analysis.tracks[0]
+    assert track.detections == 6  # the deep pass at 0 and the quick ones at 8, 16, ... 40
+    assert sorted(track.boxes) == list(range(41))
+    left, top, right, bottom = track.boxes[40]
+    assert abs((left + right) / 2 - 470) < 15 and abs((top + bottom) / 2 - 350) < 15
