@@ -160,8 +160,21 @@ def _suppress(found: list[faces.Detection]) -> list[Box]:
     return kept
 
 
-def _histogram(frame: np.ndarray) -> np.ndarray:
-    small = cv2.resize(frame, (64, 36), interpolation=cv2.INTER_NEAREST)
+def _histogram(planes: np.ndarray) -> np.ndarray:
+    """Hue-saturation histogram of a yuv420p frame, from a 64x36 thumbnail of its planes."""
+    rows, width = planes.shape
+    height = rows * 2 // 3
+    flat = planes.reshape(-1)
+    quarter = (height // 2) * (width // 2)
+    thumb = [
+        cv2.resize(plane, (64, 36), interpolation=cv2.INTER_NEAREST)
+        for plane in (
+            flat[: height * width].reshape(height, width),
+            flat[height * width : height * width + quarter].reshape(height // 2, width // 2),
+            flat[height * width + quarter :].reshape(height // 2, width // 2),
+        )
+    ]
+    small = cv2.cvtColor(cv2.merge(thumb), cv2.COLOR_YUV2RGB)
     hist = cv2.calcHist(
         [cv2.cvtColor(small, cv2.COLOR_RGB2HSV)], [0, 1], None, [16, 8], [0, 180, 0, 256]
     )
@@ -209,8 +222,12 @@ def analyze(
     total = max(end - start, 1)
 
     small_size = media.scaled_size(info, width)
-    for index, full in media.read_frames(path, info, start=start, end=end):
-        thumb = _histogram(full)
+    # Frames come as YUV (half the bytes of RGB, no conversion in ffmpeg); only the frames
+    # that are looked at become RGB.
+    for index, planes in media.read_frames(
+        path, info, start=start, end=end, pixel_format="yuv420p"
+    ):
+        thumb = _histogram(planes)
         cut = (
             previous_thumb is not None
             and cv2.compareHist(thumb, previous_thumb, cv2.HISTCMP_BHATTACHARYYA)
@@ -228,6 +245,7 @@ def analyze(
         quick = since % cfg.keyframe_interval == 0
         if not (deep or quick):
             continue
+        full = cv2.cvtColor(planes, cv2.COLOR_YUV2RGB_I420)
         # Detection runs small; chips are cut from the full frame, which embeds better.
         frame = cv2.resize(full, small_size, interpolation=cv2.INTER_AREA) if scale > 1 else full
         t = time.perf_counter()
