@@ -110,7 +110,7 @@ def run_twicesite(args) -> None:
     # As process_video runs it: segments on one process per core, joined at the seams.
     bounds = pipeline.split(info.frames, args.processes, min_frames=int(5 * info.fps))
     analysis = pipeline.analyze_parallel(
-        args.video, info=info, bounds=bounds, processes=args.processes
+        args.video, info=info, bounds=bounds, processes=args.processes, embedder=embedder
     )
     pipeline.name_tracks(analysis.tracks, clf)
     t_analysis = time.perf_counter() - t1

@@ -418,7 +418,9 @@ def split(frames: int, parts: int, *, min_frames: int = 1) -> list[tuple[int, in
 _shared_progress = None
 
 
-def _analyze_segment(path, info, start, end, settings, number, first_track_id) -> Analysis:
+def _analyze_segment(
+    path, info, start, end, settings, embedder, number, first_track_id
+) -> Analysis:
     def report(percent: float, _stage: str) -> None:
         if _shared_progress is not None:
             _shared_progress[number] = percent
@@ -429,6 +431,7 @@ def _analyze_segment(path, info, start, end, settings, number, first_track_id) -
         start=start,
         end=end,
         settings=settings,
+        embedder=embedder,
         progress=report,
         first_track_id=first_track_id,
     )
@@ -441,6 +444,7 @@ def analyze_parallel(
     bounds: list[tuple[int, int]],
     processes: int,
     settings: Settings | None = None,
+    embedder: faces.Embedder | None = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> Analysis:
     """analyze() every [start, end) of bounds on up to `processes` forked processes, joined.
@@ -466,6 +470,7 @@ def analyze_parallel(
                     start=start,
                     end=end,
                     settings=settings,
+                    embedder=embedder,
                     first_track_id=1 + number * 100_000,
                     progress=progress
                     and (lambda p, stage, s=span, d=done: progress(100 * d + s * p, stage)),
@@ -474,7 +479,7 @@ def analyze_parallel(
         return join(parts, starts, settings=settings)
 
     # Load the detectors and the embedding model once here; the forked children share them.
-    faces.Embedder().load()
+    embedder = (embedder or faces.Embedder()).load()
     faces.detect_scored(np.zeros((8, 8, 3), np.uint8))
     context = multiprocessing.get_context("fork")
     _shared_progress = context.Array("d", len(bounds), lock=False)
@@ -482,7 +487,9 @@ def analyze_parallel(
     try:
         with ProcessPoolExecutor(min(processes, len(bounds)), mp_context=context) as pool:
             futures = [
-                pool.submit(_analyze_segment, path, info, start, end, settings, n, 1 + n * 100_000)
+                pool.submit(
+                    _analyze_segment, path, info, start, end, settings, embedder, n, 1 + n * 100_000
+                )
                 for n, (start, end) in enumerate(bounds)
             ]
             pending = set(futures)
