@@ -14,9 +14,10 @@ log = logging.getLogger(__name__)
 class Progress:
     """Write stage and percentage to a Job row, at most every `interval` seconds."""
 
-    def __init__(self, row, *, interval: float = 0.5):
+    def __init__(self, row, *, interval: float = 0.5, echo=None):
         self.row = row
         self.interval = interval
+        self.echo = echo  # called with the row after each write (a command's console line)
         self._last = 0.0
 
     def __call__(self, percent: float, stage: str | None = None, *, force: bool = False) -> None:
@@ -30,11 +31,15 @@ class Progress:
         type(self.row).objects.filter(pk=self.row.pk).update(**fields)
         for name, value in fields.items():
             setattr(self.row, name, value)
+        if self.echo is not None:
+            self.echo(self.row)
 
 
 @contextmanager
-def running(row):
-    """Mark `row` running; done on success; failed with the error on an exception (re-raised)."""
+def running(row, *, echo=None):
+    """Mark `row` running; done on success; failed with the error on an exception (re-raised).
+
+    Yields a Progress for the row; `echo` also receives the row at each progress write."""
     if not connection.in_atomic_block:
         close_old_connections()  # a long-lived worker may hold a connection the server dropped
     model = type(row)
@@ -43,7 +48,7 @@ def running(row):
     )
     row.refresh_from_db()
     try:
-        yield Progress(row)
+        yield Progress(row, echo=echo)
     except BaseException as exc:
         message = f"{type(exc).__name__}: {exc}"
         log.error("%s %s failed: %s\n%s", model.__name__, row.pk, message, traceback.format_exc())

@@ -40,8 +40,10 @@ def _work_path(video: Video, name: str) -> Path:
     return path
 
 
-def video_process(*, video: Video, fan_out: bool | None = None) -> Video:
-    """Run the whole pipeline in this process, or fan a long video out as segment jobs."""
+def video_process(*, video: Video, fan_out: bool | None = None, echo=None) -> Video:
+    """Run the whole pipeline in this process, or fan a long video out as segment jobs.
+
+    `echo` receives the video row at each progress write (process_video prints it)."""
     fan_out = settings.VIDEO_SEGMENTS_AS_JOBS if fan_out is None else fan_out
     info = media.probe(video.original.path)
     bounds = segment_bounds(info.frames, info.fps)
@@ -55,7 +57,7 @@ def video_process(*, video: Video, fan_out: bool | None = None) -> Video:
     if len(bounds) < processes:
         # Short: cut it anyway so every process gets a part (5 s at least, seams cost a pass).
         bounds = pipeline.split(info.frames, processes, min_frames=int(5 * (info.fps or 30)))
-    with running(video) as progress:
+    with running(video, echo=echo) as progress:
         progress(0, "finding faces", force=True)
         analysis = pipeline.analyze_parallel(
             video.original.path,

@@ -71,8 +71,14 @@ def test_process_video_command_writes_the_labelled_mp4_and_predictions(
         "process_video", str(stage_clip), "--group", "celebs", "--out", str(out),
         "--predictions", str(predictions), "--owner", "fan",
     )  # fmt: skip
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    printed = capsys.readouterr()
+    result = json.loads(printed.out.strip().splitlines()[-1])
     assert result["tracks"] == 4
+    # Progress is shown as it goes: percentages rising through the stages, ending at 100.
+    lines = [line.split("% ", 1) for line in printed.err.strip().splitlines()]
+    percents = [float(p) for p, _ in lines]
+    assert percents == sorted(percents) and percents[-1] == 100.0 and len(percents) >= 3
+    assert {"finding faces", "drawing the labelled video"} <= {stage for _, stage in lines}
     assert media.probe(out).frames == 60
     data = json.loads(predictions.read_text())
     assert data["video"]["frames"] == 60

@@ -43,12 +43,13 @@ class Command(BaseCommand):
         last = [-10.0]
 
         def report(row):
-            if row.progress - last[0] >= 10 or row.progress >= 100:
+            if row.progress - last[0] >= 10 or (row.progress >= 100 > last[0]):
                 last[0] = row.progress
                 self.stderr.write(f"{row.progress:5.1f}% {row.stage}")
 
-        video = processing.video_process(video=video, fan_out=False)
-        report(video)
+        video = processing.video_process(video=video, fan_out=False, echo=report)
+        if last[0] < 100:
+            report(video)
         if video.state != video.State.DONE:
             raise CommandError(f"processing failed: {video.error}")
         out.parent.mkdir(parents=True, exist_ok=True)
