@@ -640,7 +640,8 @@ def draw_labels_yuv(frame: np.ndarray, labels: Sequence[Label], matrix: str) -> 
     """Draw labels in place on a yuv420p frame of shape (h * 3 // 2, w), as draw_label would.
 
     Luma is drawn at full resolution, chroma at half: only the pixels of boxes and tags are
-    touched, so the rest of the frame goes to the encoder exactly as it was decoded.
+    touched, so the rest of the frame goes to the encoder exactly as it was decoded. Box edges
+    go straight into the planes; only the small tag patch is blended (text anti-aliasing).
     """
     rows, fw = frame.shape
     fh = rows * 2 // 3
@@ -652,38 +653,42 @@ def draw_labels_yuv(frame: np.ndarray, labels: Sequence[Label], matrix: str) -> 
     for label in labels:
         color = tuple(int(c) for c in label.color_rgb)
         at = _layout(fw, fh, label.box, label.text, color)
-        y, u, v = _to_yuv(color, matrix)
+        y, u, v = (int(round(c)) for c in _to_yuv(color, matrix))
         left, top, right, bottom = at.box
-        # Paint a mask over an even-aligned region, then blend each plane towards the colour:
-        # exact at full resolution in luma, 2x2-averaged in chroma.
-        x0, y0 = min(left, (at.tag or at.box)[0]) & ~1, min(top, (at.tag or at.box)[1]) & ~1
-        x1 = min(fw, (max(right, (at.tag or at.box)[2]) + 2) & ~1)
-        y1 = min(fh, (max(bottom, (at.tag or at.box)[3]) + 2) & ~1)
-        paint = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        cv2.rectangle(
-            paint, (left - x0, top - y0), (right - x0, bottom - y0), 255, at.thickness, cv2.LINE_8
-        )
-        ink = np.zeros_like(paint)
-        if at.tag is not None:
-            tl, tt, tr, tb = at.tag
-            cv2.rectangle(paint, (tl - x0, tt - y0), (tr - x0, tb - y0), 255, cv2.FILLED)
-            origin = (at.text_at[0] - x0, at.text_at[1] - y0)
-            cv2.putText(ink, label.text, origin, _FONT, at.scale, 255, at.weight, cv2.LINE_AA)
-        cover = paint.astype(np.float32) / 255
+        # The box straight into each plane (chroma at half size, never thinner than a sample).
+        cv2.rectangle(luma, (left, top), (right, bottom), y, at.thickness, cv2.LINE_8)
+        half = max(1, at.thickness // 2)
+        for plane, value in ((cb, u), (cr, v)):
+            cv2.rectangle(
+                plane, (left // 2, top // 2), (right // 2, bottom // 2), value, half, cv2.LINE_8
+            )
+        if at.tag is None:
+            continue
+        # The tag: filled, then the text blended in by its anti-aliased coverage, over an
+        # even-aligned patch so the chroma samples line up.
+        tl, tt, tr, tb = at.tag
+        x0, y0 = tl & ~1, tt & ~1
+        x1, y1 = min(fw, (tr + 2) & ~1), min(fh, (tb + 2) & ~1)
+        ink = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        origin = (at.text_at[0] - x0, at.text_at[1] - y0)
+        cv2.putText(ink, label.text, origin, _FONT, at.scale, 255, at.weight, cv2.LINE_AA)
+        cover = np.zeros_like(ink)
+        cover[tt - y0 : tb - y0 + 1, tl - x0 : tr - x0 + 1] = 255
         text = ink.astype(np.float32) / 255
-        ink_y = 235.0 if at.ink_white else 16.0
-        region = luma[y0:y1, x0:x1].astype(np.float32)
-        region += (y - region) * cover
-        region += (ink_y - region) * text
-        luma[y0:y1, x0:x1] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
-        half = (slice(y0 // 2, y1 // 2), slice(x0 // 2, x1 // 2))
-        cover2 = cover.reshape(cover.shape[0] // 2, 2, cover.shape[1] // 2, 2).mean(axis=(1, 3))
-        text2 = text.reshape(text.shape[0] // 2, 2, text.shape[1] // 2, 2).mean(axis=(1, 3))
-        for plane, target in ((cb, u), (cr, v)):
-            region = plane[half].astype(np.float32)
-            region += (target - region) * cover2
-            region += (128.0 - region) * text2
-            plane[half] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
+        patch = luma[y0:y1, x0:x1].astype(np.float32)
+        patch += (y - patch) * (cover.astype(np.float32) / 255)
+        patch += ((235.0 if at.ink_white else 16.0) - patch) * text
+        luma[y0:y1, x0:x1] = np.clip(patch + 0.5, 0, 255).astype(np.uint8)
+        rows, cols = (y1 - y0) // 2, (x1 - x0) // 2
+        cover2 = cover.reshape(rows, 2, cols, 2).mean(axis=(1, 3), dtype=np.float32) / 255
+        text2 = text.reshape(rows, 2, cols, 2).mean(axis=(1, 3))
+        for plane, value in ((cb, u), (cr, v)):
+            patch = plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2].astype(np.float32)
+            patch += (value - patch) * cover2
+            patch += (128.0 - patch) * text2
+            plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = np.clip(patch + 0.5, 0, 255).astype(
+                np.uint8
+            )
 
 
 # --------------------------------------------------------------------------- encode
