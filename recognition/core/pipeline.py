@@ -7,6 +7,7 @@ with a classifier, so stored tracks can be named again by a new model without de
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -418,6 +419,21 @@ def split(frames: int, parts: int, *, min_frames: int = 1) -> list[tuple[int, in
 _shared_progress = None
 
 
+def _die_with_parent(parent: int) -> None:
+    """Pool initializer: have Linux kill this process when its parent dies, so a worker killed
+    mid-job (OOM killer, SIGKILL, a lost machine) leaves no segment processes running on."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: nothing to set
+        return
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
 def _analyze_segment(
     path, info, start, end, settings, embedder, number, first_track_id
 ) -> Analysis:
@@ -485,7 +501,12 @@ def analyze_parallel(
     _shared_progress = context.Array("d", len(bounds), lock=False)
     sizes = [end - start for start, end in bounds]
     try:
-        with ProcessPoolExecutor(min(processes, len(bounds)), mp_context=context) as pool:
+        with ProcessPoolExecutor(
+            min(processes, len(bounds)),
+            mp_context=context,
+            initializer=_die_with_parent,
+            initargs=(os.getpid(),),
+        ) as pool:
             futures = [
                 pool.submit(
                     _analyze_segment, path, info, start, end, settings, embedder, n, 1 + n * 100_000

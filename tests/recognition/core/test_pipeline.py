@@ -230,3 +230,62 @@ def test_a_small_face_is_detected_on_every_quick_pass(tmp_path):
     assert sorted(track.boxes) == list(range(41))
     left, top, right, bottom = track.boxes[40]
     assert abs((left + right) / 2 - 470) < 15 and abs((top + bottom) / 2 - 350) < 15
+
+
+def _children(pid):
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found.update(int(p) for p in (task / "children").read_text().split())
+        except FileNotFoundError:
+            continue
+    return found
+
+
+def _alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+JOB_SCRIPT = """
+import sys
+sys.path.insert(0, sys.argv[2])
+from recognition.core import media, pipeline
+info = media.probe(sys.argv[1])
+slow = pipeline.Settings(keyframe_interval=1, deep_interval=1)
+while True:
+    pipeline.analyze_parallel(
+        sys.argv[1], info=info, bounds=[(0, 30), (30, 60)], processes=2, settings=slow
+    )
+"""
+
+
+def test_segment_processes_die_when_the_job_process_is_killed(clip):
+    """A worker killed mid-analysis (SIGKILL, OOM) must not leave its segment processes
+    running on: each would hold a core and hundreds of MB, forever."""
+    import os
+    import signal
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[3]
+    job = subprocess.Popen([sys.executable, "-c", JOB_SCRIPT, str(clip[0]), str(root)])
+    try:
+        workers: set[int] = set()
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and time.monotonic() < deadline:
+            workers = _children(job.pid)
+            time.sleep(0.05)
+        assert len(workers) >= 2, "the segment processes never started"
+        os.kill(job.pid, signal.SIGKILL)
+        job.wait()
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(p) for p in workers)
+    finally:
+        job.kill()
+        job.wait()
