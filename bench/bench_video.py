@@ -95,11 +95,10 @@ def run_twicesite(args) -> None:
     for person in args.members.split(","):
         for name in sorted(os.listdir(Path(args.gallery) / person))[: args.first]:
             image = np.asarray(Image.open(Path(args.gallery) / person / name).convert("RGB"))
-            margin = max(8, image.shape[0] // 4)
-            padded = np.pad(image, ((margin, margin), (margin, margin), (0, 0)), mode="edge")
-            boxes = faces.detect(padded) or faces.detect(padded, upsample=1)
-            if boxes:
-                X.append(embedder.embed_chips(faces.face_chips(padded, boxes[:1]))[0])
+            # As the gallery does it: the face of a one-face photo, chip from the photo itself.
+            boxes = faces.find_faces_in_photo(image)
+            if len(boxes) == 1:
+                X.append(embedder.embed_chips(faces.face_chips(image, boxes))[0])
                 labels.append(person)
     clf = classifier.fit(np.stack(X), labels)
     t_gallery = time.perf_counter() - t0

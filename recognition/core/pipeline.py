@@ -434,10 +434,11 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _analyze_segment(
-    path, info, start, end, settings, embedder, number, first_track_id
-) -> Analysis:
-    def report(percent: float, _stage: str) -> None:
+def _analyze_segment(path, info, start, end, settings, embedder, number, report=None) -> Analysis:
+    """One segment, numbered as segment jobs number theirs; progress goes to `report`, or
+    into the shared array when run in a pool process."""
+
+    def shared(percent: float, _stage: str) -> None:
         if _shared_progress is not None:
             _shared_progress[number] = percent
 
@@ -448,8 +449,8 @@ def _analyze_segment(
         end=end,
         settings=settings,
         embedder=embedder,
-        progress=report,
-        first_track_id=first_track_id,
+        progress=report or shared,
+        first_track_id=1 + number * 100_000,
     )
 
 
@@ -479,18 +480,13 @@ def analyze_parallel(
         for number, (start, end) in enumerate(bounds):
             span = (end - start) / max(info.frames, 1)
             done = start / max(info.frames, 1)
+
+            def report(p, stage, span=span, done=done):
+                if progress:
+                    progress(100 * done + span * p, stage)
+
             parts.append(
-                analyze(
-                    path,
-                    info=info,
-                    start=start,
-                    end=end,
-                    settings=settings,
-                    embedder=embedder,
-                    first_track_id=1 + number * 100_000,
-                    progress=progress
-                    and (lambda p, stage, s=span, d=done: progress(100 * d + s * p, stage)),
-                )
+                _analyze_segment(path, info, start, end, settings, embedder, number, report)
             )
         return join(parts, starts, settings=settings)
 
@@ -508,9 +504,7 @@ def analyze_parallel(
             initargs=(os.getpid(),),
         ) as pool:
             futures = [
-                pool.submit(
-                    _analyze_segment, path, info, start, end, settings, embedder, n, 1 + n * 100_000
-                )
+                pool.submit(_analyze_segment, path, info, start, end, settings, embedder, n)
                 for n, (start, end) in enumerate(bounds)
             ]
             pending = set(futures)

@@ -4,7 +4,6 @@ from pathlib import Path
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
-from gallery.services import find_faces
 from recognition import selectors
 from recognition.core import faces
 from recognition.core.images import ImageRejected, open_image
@@ -80,7 +79,7 @@ class Command(BaseCommand):
             pixels = open_image(path.read_bytes()).pixels
         except (ImageRejected, OSError):
             return None
-        boxes = find_faces(pixels)
+        boxes = faces.find_faces_in_photo(pixels)
         if not boxes:
             # A face crop that HOG cannot find: the whole image is the face.
             boxes = [[0, 0, pixels.shape[1], pixels.shape[0]]]
