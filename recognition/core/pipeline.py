@@ -601,11 +601,9 @@ def _identify(track: Track, embedder: faces.Embedder, cfg: Settings, first_id: i
         part.open = False
         if cuts:
             part.detections = hi - lo
-        chosen = [k for k in probes if lo <= k < hi] if not cuts else []
-        if cuts:
-            known = [k for k in cache if lo <= k < hi]
-            chosen = known + [k for k in best(range(lo, hi)) if k not in known]
-            chosen = chosen[: max(cfg.samples_per_track, len(known))]
+        # Samples: the part's best chips, and the ones embedded already (spread over it).
+        known = [k for k in cache if lo <= k < hi]
+        chosen = known + [k for k in best(range(lo, hi))[: cfg.samples_per_track] if k not in known]
         embed(chosen)
         chosen = best(chosen)
         part.samples = np.stack([cache[k] for k in chosen])
