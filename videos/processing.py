@@ -104,9 +104,7 @@ def _fan_out(video: Video, bounds: list[tuple[int, int]]) -> None:
 
 def segment_analyze(*, video: Video, number: int, start: int, end: int) -> None:
     info = media.probe(video.original.path)
-    analysis = pipeline.analyze(
-        video.original.path, info=info, start=start, end=end, first_track_id=1 + number * 100_000
-    )
+    analysis = pipeline.analyze_segment(video.original.path, info, start, end, number)
     pipeline.save(analysis, _work_path(video, f"segment-{number}.npz"))
     Video.objects.filter(pk=video.pk).update(segments_done=F("segments_done") + 1)
     video.refresh_from_db()

@@ -42,6 +42,7 @@ __all__ = [
     "render",
     "scaled_size",
     "transcode",
+    "yuv_planes",
 ]
 
 DEFAULT_PRESET = "veryfast"
@@ -404,7 +405,7 @@ def read_frames(
 
     pixel_format="yuv420p" yields the frames as planar 8-bit YUV 4:2:0 in limited range instead,
     arrays of shape (height * 3 // 2, width), cropped to even sides, never scaled: what render()
-    draws on and hands to the encoder without any RGB conversion (see yuv_layout()).
+    draws on and hands to the encoder without any RGB conversion (see yuv_planes()).
 
     Each frame is a new array the caller may keep; only one is in memory at a time, however
     long the video. Close the iterator (or let it be collected) to stop early: the ffmpeg
@@ -432,7 +433,7 @@ def read_frames(
             seek = ["-ss", f"{max(at, 0.0):.6f}"]
     if pixel_format == "yuv420p":
         filters += _even_crop(info.width, info.height)
-        width, height = info.width - info.width % 2, info.height - info.height % 2
+        width, height = _even_size(info.width, info.height)
         shape: tuple[int, ...] = (height * 3 // 2, width)
         # Pinned size as below; limited range, and RGB sources turned into BT.709 YUV.
         matrix = "" if _is_yuv(info) else ":out_color_matrix=bt709"
@@ -636,6 +637,19 @@ def _to_yuv(rgb: Sequence[int], matrix: str) -> tuple[float, float, float]:
     return 16 + 219 * y, 128 + 224 * (b - y) / (2 * (1 - kb)), 128 + 224 * (r - y) / (2 * (1 - kr))
 
 
+def yuv_planes(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views of the Y, U and V planes of a yuv420p frame of shape (h * 3 // 2, w)."""
+    rows, width = frame.shape
+    height = rows * 2 // 3
+    flat = frame.reshape(-1)
+    quarter = (height // 2) * (width // 2)
+    return (
+        flat[: height * width].reshape(height, width),
+        flat[height * width : height * width + quarter].reshape(height // 2, width // 2),
+        flat[height * width + quarter :].reshape(height // 2, width // 2),
+    )
+
+
 def draw_labels_yuv(frame: np.ndarray, labels: Sequence[Label], matrix: str) -> None:
     """Draw labels in place on a yuv420p frame of shape (h * 3 // 2, w), as draw_label would.
 
@@ -643,13 +657,8 @@ def draw_labels_yuv(frame: np.ndarray, labels: Sequence[Label], matrix: str) -> 
     touched, so the rest of the frame goes to the encoder exactly as it was decoded. Box edges
     go straight into the planes; only the small tag patch is blended (text anti-aliasing).
     """
-    rows, fw = frame.shape
-    fh = rows * 2 // 3
-    flat = frame.reshape(-1)
-    luma = flat[: fw * fh].reshape(fh, fw)
-    quarter = (fw // 2) * (fh // 2)
-    cb = flat[fw * fh : fw * fh + quarter].reshape(fh // 2, fw // 2)
-    cr = flat[fw * fh + quarter :].reshape(fh // 2, fw // 2)
+    luma, cb, cr = yuv_planes(frame)
+    fh, fw = luma.shape
     for label in labels:
         color = tuple(int(c) for c in label.color_rgb)
         at = _layout(fw, fh, label.box, label.text, color)
@@ -723,8 +732,7 @@ def render(
     Odd sizes: yuv420p needs even dimensions, so the last column and/or row is cropped; box
     coordinates stay valid. The output appears at path_out only when complete.
     """
-    width, height = info.width - info.width % 2, info.height - info.height % 2
-    _even_crop(info.width, info.height)  # refuses a frame too small to encode
+    width, height = _even_size(info.width, info.height)
     # probe() gives the exact nominal rate for constant rate (29.97002997 -> 30000/1001 here)
     # and frames / duration for variable rate, so frames / rate is the input's duration.
     rate = Fraction(info.fps).limit_denominator(1001)
@@ -899,14 +907,18 @@ def _yuv_tags(info: VideoInfo) -> tuple[str, str]:
     return matrix, ":".join(tags)
 
 
+def _even_size(width: int, height: int) -> tuple[int, int]:
+    """The frame size yuv420p can hold: odd sides lose their last column/row."""
+    even_w, even_h = width - width % 2, height - height % 2
+    if (even_w, even_h) != (width, height) and (even_w < 2 or even_h < 2):
+        raise MediaError(f"frame {width}x{height} is too small to encode")
+    return even_w, even_h
+
+
 def _even_crop(width: int, height: int) -> list[str]:
     """A crop filter dropping the last column/row when a side is odd (yuv420p needs even)."""
-    even_w, even_h = width - width % 2, height - height % 2
-    if (even_w, even_h) == (width, height):
-        return []
-    if even_w < 2 or even_h < 2:
-        raise MediaError(f"frame {width}x{height} is too small to encode")
-    return [f"crop={even_w}:{even_h}:0:0"]
+    even_w, even_h = _even_size(width, height)
+    return [] if (even_w, even_h) == (width, height) else [f"crop={even_w}:{even_h}:0:0"]
 
 
 def _umask() -> int:

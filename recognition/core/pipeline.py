@@ -65,7 +65,6 @@ class Track:
     # and only when a pass misses the face, so tracks that keep being detected cost nothing.
     anchor: tuple[np.ndarray, Box] | None = None
     last_box: Box | None = None  # latest known box, detected or followed (full size)
-    last_deep: int = -1
     boxes: dict[int, Box] = field(default_factory=dict)  # every frame, after interpolation
     candidates: list[tuple[float, int, Box, np.ndarray]] = field(default_factory=list)
     samples: np.ndarray | None = None  # (n, 128) embeddings of the best chips
@@ -74,7 +73,6 @@ class Track:
     label: str | None = None
     candidate: str | None = None
     confidence: float = 0.0
-    open: bool = True
     stop: int | None = None  # boxes are never held on to this frame (where a split part starts)
 
     @property
@@ -107,6 +105,17 @@ def _iou(a: Box, b: Box) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def _to_full(box, scale: float, info: media.VideoInfo) -> Box:
+    """An analysis-frame box in full-frame pixels, its far edges kept inside the frame."""
+    left, top, right, bottom = box
+    return (
+        int(left * scale),
+        int(top * scale),
+        int(min(info.width - 1, right * scale)),
+        int(min(info.height - 1, bottom * scale)),
+    )
 
 
 def _strip(chips: list[np.ndarray], slots: int) -> np.ndarray:
@@ -163,17 +172,9 @@ def _suppress(found: list[faces.Detection]) -> list[Box]:
 
 def _histogram(planes: np.ndarray) -> np.ndarray:
     """Hue-saturation histogram of a yuv420p frame, from a 64x36 thumbnail of its planes."""
-    rows, width = planes.shape
-    height = rows * 2 // 3
-    flat = planes.reshape(-1)
-    quarter = (height // 2) * (width // 2)
     thumb = [
         cv2.resize(plane, (64, 36), interpolation=cv2.INTER_NEAREST)
-        for plane in (
-            flat[: height * width].reshape(height, width),
-            flat[height * width : height * width + quarter].reshape(height // 2, width // 2),
-            flat[height * width + quarter :].reshape(height // 2, width // 2),
-        )
+        for plane in media.yuv_planes(planes)
     ]
     small = cv2.cvtColor(cv2.merge(thumb), cv2.COLOR_YUV2RGB)
     hist = cv2.calcHist(
@@ -238,8 +239,6 @@ def analyze(
         first = index == start
         if cut:
             cuts.append(index)
-            for track in active:
-                track.open = False
             active = []
         since = index - start
         deep = first or cut or since % cfg.deep_interval == 0
@@ -267,31 +266,17 @@ def analyze(
                 faces.Detection(tuple(int(v / deep_scale) for v in d.box), d.score)
                 for d in faces.detect_scored(big, upsample=0, threshold=cfg.deep_threshold)
             ]
-            if deep_scale < 2.0:
-                found += (
-                    faces.detect_scored(frame, upsample=1, threshold=cfg.deep_threshold)
-                    if scale < 1.01
-                    else []
-                )
-                found.sort(key=lambda d: -d.score)
+            windowed: set[Box] = set()
         else:
             found = faces.detect_scored(frame, upsample=0, threshold=cfg.quick_threshold)
             # Small faces found again this way do not make quick passes speak for the track:
             # half hidden behind another face, the window search misses them more often.
             looked_again = _redetect_small(full, active, scale, cfg)
+            windowed = {d.box for d in looked_again}
             found = sorted(found + looked_again, key=lambda d: -d.score)
         t_detect += time.perf_counter() - t
         small_boxes = _suppress(found)
-        windowed = {d.box for d in looked_again} if not deep else set()
-        full_boxes = [
-            (
-                int(b[0] * scale),
-                int(b[1] * scale),
-                int(min(info.width - 1, b[2] * scale)),
-                int(min(info.height - 1, b[3] * scale)),
-            )
-            for b in small_boxes
-        ]
+        full_boxes = [_to_full(b, scale, info) for b in small_boxes]
         # Match detections to open tracks by overlap with their last box.
         matched: dict[int, Track] = {}
         if active and full_boxes:
@@ -319,9 +304,7 @@ def analyze(
             track.last_box = box
             track.follower = None
             track.anchor = (frame, small_boxes[j])
-            if deep:
-                track.last_deep = index
-            elif small_boxes[j] not in windowed:
+            if not deep and small_boxes[j] not in windowed:
                 track.quick_hits += 1
         # Tracks this pass could have seen but did not are gone. A quick pass only speaks for
         # tracks quick passes have found before; a deep pass speaks for all.
@@ -336,12 +319,7 @@ def analyze(
                 track.anchor = None
             psr = track.follower.update(frame)
             rect = track.follower.get_position()
-            followed = (
-                int(rect.left() * scale),
-                int(rect.top() * scale),
-                int(min(info.width - 1, rect.right() * scale)),
-                int(min(info.height - 1, rect.bottom() * scale)),
-            )
+            followed = _to_full((rect.left(), rect.top(), rect.right(), rect.bottom()), scale, info)
             if (
                 psr >= cfg.min_tracker_psr
                 and followed[2] > followed[0]
@@ -353,7 +331,6 @@ def analyze(
             if deep or track.quick_hits:
                 track.misses += 1
                 if track.misses > cfg.misses_allowed:
-                    track.open = False
                     active.remove(track)
         # Chips of this keyframe's faces, for choosing samples and checking identity later.
         if small_boxes:
@@ -434,9 +411,12 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _analyze_segment(path, info, start, end, settings, embedder, number, report=None) -> Analysis:
-    """One segment, numbered as segment jobs number theirs; progress goes to `report`, or
-    into the shared array when run in a pool process."""
+def analyze_segment(
+    path, info, start, end, number, *, settings=None, embedder=None, report=None
+) -> Analysis:
+    """analyze() segment `number` of a video, its track ids starting at number * 100000 + 1 so
+    no two segments share one; progress goes to `report`, or into the shared array when run in
+    a pool process."""
 
     def shared(percent: float, _stage: str) -> None:
         if _shared_progress is not None:
@@ -486,7 +466,16 @@ def analyze_parallel(
                     progress(100 * done + span * p, stage)
 
             parts.append(
-                _analyze_segment(path, info, start, end, settings, embedder, number, report)
+                analyze_segment(
+                    path,
+                    info,
+                    start,
+                    end,
+                    number,
+                    settings=settings,
+                    embedder=embedder,
+                    report=report,
+                )  # fmt: skip
             )
         return join(parts, starts, settings=settings)
 
@@ -504,7 +493,16 @@ def analyze_parallel(
             initargs=(os.getpid(),),
         ) as pool:
             futures = [
-                pool.submit(_analyze_segment, path, info, start, end, settings, embedder, n)
+                pool.submit(
+                    analyze_segment,
+                    path,
+                    info,
+                    start,
+                    end,
+                    n,
+                    settings=settings,
+                    embedder=embedder,
+                )  # fmt: skip
                 for n, (start, end) in enumerate(bounds)
             ]
             pending = set(futures)
@@ -574,12 +572,13 @@ def _identify(track: Track, embedder: faces.Embedder, cfg: Settings, first_id: i
                 high = middle
         # Two people only if the faces on either side agree among themselves: one odd chip
         # (a turned head, a blur) is not another person, nor is a part of one detection.
-        before = [cache[k] for k in cache if (cuts[-1] if cuts else 0) <= k < high]
+        previous = cuts[-1] if cuts else 0
+        before = [cache[k] for k in cache if previous <= k < high]
         after = [cache[k] for k in cache if high <= k <= b]
         apart = float(np.linalg.norm(np.mean(before, axis=0) - np.mean(after, axis=0)))
         if (
             apart > cfg.identity_distance
-            and high - (cuts[-1] if cuts else 0) >= cfg.min_track_detections
+            and high - previous >= cfg.min_track_detections
             and len(candidates) - high >= cfg.min_track_detections
         ):
             cuts.append(high)
@@ -598,7 +597,6 @@ def _identify(track: Track, embedder: faces.Embedder, cfg: Settings, first_id: i
             if f >= (first if number else 0) and (after is None or f < after)
         ]
         part.stop = after
-        part.open = False
         if cuts:
             part.detections = hi - lo
         # Samples: the part's best chips, and the ones embedded already (spread over it).
@@ -651,13 +649,7 @@ def name_tracks(tracks: list[Track], classifier) -> None:
                     other.label = None
 
 
-def join(
-    parts: list[Analysis],
-    starts: list[int],
-    *,
-    match_iou: float = 0.25,
-    settings: Settings | None = None,
-) -> Analysis:
+def join(parts: list[Analysis], starts: list[int], *, settings: Settings | None = None) -> Analysis:
     """Join segment analyses into one, linking tracks that run across a seam."""
     cfg = settings or Settings()
     tracks: list[Track] = []
@@ -672,7 +664,7 @@ def join(
             if min(track.boxes) == seam and seam not in part.cuts:
                 box = track.boxes[seam]
                 best = max(ending, key=lambda t: _iou(t.boxes[seam - 1], box), default=None)
-                if best is not None and _iou(best.boxes[seam - 1], box) >= match_iou:
+                if best is not None and _iou(best.boxes[seam - 1], box) >= cfg.match_iou:
                     best.boxes.update(track.boxes)
                     best.keyframes += track.keyframes
                     best.detections += track.detections
@@ -735,7 +727,6 @@ def load(path) -> Analysis:
         track.sample_boxes = [(f, tuple(b)) for f, b in t["sample_boxes"]]
         track.samples = samples[offset : offset + t["samples"]]
         track.thumbnail = thumbs[k]
-        track.open = False
         offset += t["samples"]
         tracks.append(track)
     return Analysis(
