@@ -33,19 +33,32 @@ def _scene(people, frames, background):
     return out, truth
 
 
+def _encode(frames, path, fps):
+    """RGB frames (all one size) into an H.264 MP4 of near-lossless quality."""
+    height, width = frames[0].shape[:2]
+    command = [
+        media.ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+        "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
+        "-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p", str(path),
+    ]  # fmt: skip
+    subprocess.run(command, input=np.stack(frames).tobytes(), check=True)
+
+
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """Two shots of 30 frames: Tom and Halle, then Keanu and a stranger (Will Smith)."""
     one, truth1 = _scene([("tom-hanks", 1), ("halle-berry", 1)], 30, (70, 90, 140))
     two, truth2 = _scene([("keanu-reeves", 1), ("will-smith", 1)], 30, (150, 120, 60))
     path = tmp_path_factory.mktemp("clip") / "stage.mp4"
-    command = [
-        media.ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-        "-s", f"{SIZE[0]}x{SIZE[1]}", "-r", str(FPS), "-i", "-",
-        "-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p", str(path),
-    ]  # fmt: skip
-    subprocess.run(command, input=np.stack(one + two).tobytes(), check=True)
+    _encode(one + two, path, FPS)
     return path, truth1 + truth2
+
+
+def _chip(person, index):
+    image = np.asarray(Image.open(FACES / person / f"{index:03d}.png").convert("RGB"))
+    padded = np.pad(image, ((28, 28), (28, 28), (0, 0)), mode="edge")
+    boxes = faces.detect(padded, upsample=1) or [(28, 28, 139, 139)]
+    return faces.face_chips(padded, boxes[:1])[0]
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +68,7 @@ def model():
     X, labels = [], []
     for person in ("tom-hanks", "halle-berry", "keanu-reeves", "miley-cyrus"):
         for index in (2, 3, 4):
-            image = np.asarray(Image.open(FACES / person / f"{index:03d}.png").convert("RGB"))
-            padded = np.pad(image, ((28, 28), (28, 28), (0, 0)), mode="edge")
-            boxes = faces.detect(padded, upsample=1) or [(28, 28, 139, 139)]
-            X.append(embedder.embed_chips(faces.face_chips(padded, boxes[:1]))[0])
+            X.append(embedder.embed_chips(_chip(person, index)[None])[0])
             labels.append(person)
     return classifier.fit(np.stack(X), labels, folds=3)
 
@@ -168,13 +178,6 @@ def test_a_video_without_faces_has_no_tracks(tmp_path):
     assert pipeline.analyze(path).tracks == []
 
 
-def _chip(person, index):
-    image = np.asarray(Image.open(FACES / person / f"{index:03d}.png").convert("RGB"))
-    padded = np.pad(image, ((28, 28), (28, 28), (0, 0)), mode="edge")
-    boxes = faces.detect(padded, upsample=1) or [(28, 28, 139, 139)]
-    return faces.face_chips(padded, boxes[:1])[0]
-
-
 def _followed_track(people):
     """A track whose detections (one every 8 frames) show `people` in turn."""
     track = pipeline.Track(id=1)
@@ -220,12 +223,7 @@ def test_a_small_face_is_detected_on_every_quick_pass(tmp_path):
         canvas.paste(_face("tom-hanks", 1, 100), (300 + 3 * f, 300))
         frames.append(np.asarray(canvas))
     path = tmp_path / "small.mp4"
-    command = [
-        media.ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-        "-s", "1280x720", "-r", "25", "-i", "-",
-        "-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p", str(path),
-    ]  # fmt: skip
-    subprocess.run(command, input=np.stack(frames).tobytes(), check=True)
+    _encode(frames, path, 25)
     analysis = pipeline.analyze(path)
     assert len(analysis.tracks) == 1
     track = analysis.tracks[0]
