@@ -107,7 +107,7 @@ def run_twicesite(args) -> None:
     sampler = _TreePeak()
     t1 = time.perf_counter()
     # As process_video runs it: segments on one process per core, joined at the seams.
-    bounds = pipeline.split(info.frames, args.processes, min_frames=int(5 * info.fps))
+    bounds = pipeline.split_for_processes(info, args.processes)
     analysis = pipeline.analyze_parallel(
         args.video, info=info, bounds=bounds, processes=args.processes, embedder=embedder
     )

@@ -55,8 +55,8 @@ def video_process(*, video: Video, fan_out: bool | None = None, echo=None) -> Vi
         return video  # finish_video_job completes it
     processes = settings.VIDEO_ANALYSIS_PROCESSES
     if len(bounds) < processes:
-        # Short: cut it anyway so every process gets a part (5 s at least, seams cost a pass).
-        bounds = pipeline.split(info.frames, processes, min_frames=int(5 * (info.fps or 30)))
+        # Short: cut it anyway so every process gets a part.
+        bounds = pipeline.split_for_processes(info, processes)
     with running(video, echo=echo) as progress:
         progress(0, "finding faces", force=True)
         analysis = pipeline.analyze_parallel(

@@ -391,6 +391,15 @@ def split(frames: int, parts: int, *, min_frames: int = 1) -> list[tuple[int, in
     return [(a, b) for a, b in zip(edges, edges[1:], strict=False) if b > a] or [(0, frames)]
 
 
+# A part shorter than this is not worth its own process: each part opens with a thorough pass.
+MIN_PART_SECONDS = 5.0
+
+
+def split_for_processes(info: media.VideoInfo, processes: int) -> list[tuple[int, int]]:
+    """A whole video cut into one part per process, none shorter than MIN_PART_SECONDS."""
+    return split(info.frames, processes, min_frames=int(MIN_PART_SECONDS * (info.fps or 30)))
+
+
 # Set in the parent just before the pool forks, read by the children: where each segment's
 # progress goes (one float per segment, no lock needed for a single writer per slot).
 _shared_progress = None
