@@ -1,7 +1,8 @@
-"""Video plumbing on the ffmpeg binary: probe, decode to RGB frames, draw labels, encode with audio.
+"""Video plumbing: probe, decode to RGB or YUV frames, draw labels, encode with audio.
 
-Django-free. Everything runs through plain `ffmpeg` subprocesses with explicit argument lists, so
-the bundled imageio-ffmpeg binary (which ships without ffprobe) is enough.
+Django-free. probe() and the baseline transcode() run the bundled imageio-ffmpeg binary (which
+ships without ffprobe) with explicit argument lists; decoding and the labelled render run
+FFmpeg's libraries in this process through PyAV, so no frame is piped between processes.
 
 Conventions:
 - Frames are RGB24 `numpy.ndarray`s of shape (height, width, 3), uint8, of the displayed frame:
@@ -14,18 +15,17 @@ from __future__ import annotations
 
 import functools
 import os
-import queue
 import re
 import shutil
 import subprocess
 import tempfile
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import IO
 
+import av
 import cv2
 import numpy as np
 
@@ -54,14 +54,10 @@ DEFAULT_CRF = 20
 # play them. ALAC, AC-3/E-AC-3 and PCM are legal in MP4 (some only with -strict) but Chrome and
 # Firefox do not play them, so they are re-encoded to AAC like every other codec.
 MP4_COPY_AUDIO = frozenset({"aac", "mp3", "opus", "flac"})
-AAC_BITRATE = "192k"
+AAC_BITRATE = 192_000
 
-# Pipe size the decoder writes into; a bigger pipe means fewer context switches per frame.
-_PIPE_BYTES = 1 << 20
-# Frames buffered between the decoder and the encoder in render(): enough to absorb jitter
-# (8 frames of 720p), bounded in bytes so a 4K video does not hold hundreds of MB.
-_QUEUE_BYTES = 32 << 20
-_QUEUE_FRAMES = 8
+_JPEG_RANGE = 2  # AVCOL_RANGE_JPEG: full range
+_MPEG_RANGE = 1  # AVCOL_RANGE_MPEG: limited ("tv") range
 
 
 class MediaError(Exception):
@@ -401,129 +397,159 @@ def read_frames(
     end: int | None = None,
     pixel_format: str = "rgb24",
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (index, RGB frame) for frames start..end-1, decoded and optionally shrunk by ffmpeg.
+    """Yield (index, RGB frame) for frames start..end-1, decoded and optionally shrunk.
 
     pixel_format="yuv420p" yields the frames as planar 8-bit YUV 4:2:0 in limited range instead,
-    arrays of shape (height * 3 // 2, width), cropped to even sides, never scaled: what render()
-    draws on and hands to the encoder without any RGB conversion (see yuv_planes()).
+    arrays of shape (height * 3 // 2, width), cropped to even sides, never scaled (see
+    yuv_planes()): no RGB conversion at all for 8-bit yuv420p video.
 
-    Each frame is a new array the caller may keep; only one is in memory at a time, however
-    long the video. Close the iterator (or let it be collected) to stop early: the ffmpeg
-    process is killed and reaped. Constant-rate video seeks to `start`; variable-rate video
-    decodes from the beginning and drops the frames before `start` inside ffmpeg.
+    Decoding runs in this process (PyAV, FFmpeg's libraries). Each frame is a new array the
+    caller may keep; only one is in memory at a time, however long the video. Close the
+    iterator (or let it be collected) to stop early. Constant-rate video seeks to the keyframe
+    before `start` and counts frames from their timestamps; variable-rate video decodes from
+    the beginning and counts.
     """
     if start < 0 or (end is not None and end < start):
         raise ValueError(f"bad frame range start={start} end={end}")
     if pixel_format not in ("rgb24", "yuv420p"):
         raise ValueError(f"unknown pixel_format {pixel_format!r}")
-    width, height = scaled_size(info, scale_to_width)
-
-    seek: list[str] = []
-    filters: list[str] = []
-    if start:
-        if info.vfr:
-            # Without a per-frame timetable a time cannot name a frame index, so decode from the
-            # start and drop frames inside ffmpeg (before scaling and RGB conversion, cheap).
-            filters.append(f"select=gte(n\\,{start})")
-        else:
-            # Input -ss decodes from the keyframe before and drops frames earlier than the given
-            # time (ffmpeg's accurate seek). Aiming half a frame early makes frame `start` the
-            # first one kept, whatever rounding the container's clock has.
-            at = info.start_time + (start - 0.5) / info.fps
-            seek = ["-ss", f"{max(at, 0.0):.6f}"]
+    if end == start:
+        return iter(())
     if pixel_format == "yuv420p":
-        filters += _even_crop(info.width, info.height)
-        width, height = _even_size(info.width, info.height)
-        shape: tuple[int, ...] = (height * 3 // 2, width)
-        # Pinned size as below; limited range, and RGB sources turned into BT.709 YUV.
-        matrix = "" if _is_yuv(info) else ":out_color_matrix=bt709"
-        filters += [f"scale={width}:{height}:out_range=tv{matrix}", "format=yuv420p"]
+        filters = _yuv420p_filters(info)
+        plain: tuple[int, int] | None = _even_size(info.width, info.height)
     else:
-        shape = (height, width, 3)
-        # Pinning the output size keeps the byte stream parseable even if the coded size
+        width, height = scaled_size(info, scale_to_width)
+        filters = _turn_filters(info.rotation)
+        # Pinning the output size keeps every frame the same shape even if the coded size
         # changes mid-stream; bilinear is plenty for face detection and cheaper than bicubic.
-        filters.append(f"scale={width}:{height}:flags=bilinear")
+        filters.append(("scale", f"{width}:{height}:flags=bilinear"))
         if (width, height) != (info.width, info.height) and info.pix_fmt.startswith("yuv"):
             # Shrink in YUV first, then convert: swscale's scaled RGB output path costs about
             # 40% more CPU than scaling YUV and using its unscaled YUV->RGB converter.
-            filters.append(f"format={info.pix_fmt}")
-        filters.append("format=rgb24")
-    cmd = [
-        ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", *seek,
-        "-i", os.fspath(path), "-map", f"0:{info.stream_index}", "-vf", ",".join(filters),
-        # Passthrough: one output frame per decoded frame, never duplicated or dropped for VFR.
-        "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", pixel_format,
-    ]  # fmt: skip
-    if end is not None:
-        cmd += ["-frames:v", str(end - start)]
-    cmd.append("pipe:1")
-    if end == start:
-        return iter(())
-    return _decode(cmd, Path(path).name, start, shape)
+            filters.append(("format", info.pix_fmt))
+        filters.append(("format", "rgb24"))
+        plain = None
+    return _frames(path, info, start, end, _Converter(filters, info.rotation, plain))
 
 
-def _decode(
-    cmd: list[str], name: str, start: int, shape: tuple[int, ...]
+def _frames(
+    path: str | os.PathLike[str],
+    info: VideoInfo,
+    start: int,
+    end: int | None,
+    converter: _Converter,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Run a decoding ffmpeg and yield numbered frames from its raw output."""
-    frame_bytes = int(np.prod(shape))
-    with tempfile.TemporaryFile() as errfile:
-        # stderr goes to a file: a pipe nobody drains would stall ffmpeg once it fills up.
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errfile, bufsize=0)
-        try:
-            _grow_pipe(proc.stdout)
-            index = start
-            while True:
-                frame = np.empty(shape, dtype=np.uint8)
-                got = _read_into(proc.stdout, memoryview(frame).cast("B"))
-                if got == 0:
-                    break
-                if got < frame_bytes:
-                    proc.wait()
-                    raise MediaError(
-                        f"{name}: decoding stopped mid-frame: {_ffmpeg_message(errfile)}"
-                    )
-                yield index, frame
-                index += 1
-            if proc.wait() != 0:
-                raise MediaError(f"{name}: decoding failed: {_ffmpeg_message(errfile)}")
-        finally:
-            _stop(proc)
-
-
-def _read_into(stream: IO[bytes], view: memoryview) -> int:
-    """Fill view from a pipe; fewer bytes only at end of stream."""
-    got = 0
-    total = len(view)
-    while got < total:
-        n = stream.readinto(view[got:])
-        if not n:
-            break
-        got += n
-    return got
-
-
-def _grow_pipe(stream: IO[bytes] | None) -> None:
-    """Ask Linux for a 1 MiB pipe buffer (64 KiB default): fewer wake-ups per frame."""
+    name = Path(path).name
     try:
-        import fcntl  # POSIX only
+        container = av.open(os.fspath(path), metadata_errors="ignore")
+    except av.FFmpegError as exc:
+        raise MediaError(f"{name}: not a readable video: {exc}") from None
+    with container:
+        stream = container.streams[info.stream_index]
+        stream.thread_type = "AUTO"
+        index: int | None = 0
+        first_pts = stream.start_time or 0
+        if start and not info.vfr:
+            # Aim half a frame early: whatever rounding the container's clock has, the keyframe
+            # found is at or before frame `start`; frames are then counted from timestamps.
+            at = first_pts + (start - 0.5) / info.fps / stream.time_base
+            container.seek(max(int(at), first_pts), stream=stream, backward=True)
+            index = None
+        try:
+            for packet in container.demux(stream):
+                for frame in _decoded(packet):
+                    if index is None:
+                        pts = frame.pts if frame.pts is not None else first_pts
+                        index = round(float((pts - first_pts) * stream.time_base) * info.fps)
+                    if index >= start:
+                        if end is not None and index >= end:
+                            return
+                        yield index, converter.array(frame)
+                    index += 1
+        except av.FFmpegError as exc:
+            raise MediaError(f"{name}: decoding failed: {exc}") from None
 
-        fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)  # type: ignore[union-attr]
-    except (ImportError, AttributeError, OSError):
-        pass  # not Linux, or above /proc/sys/fs/pipe-max-size: the default works, a bit slower
+
+class _Converter:
+    """Turns decoded frames into arrays through one filter graph, rebuilt if the input changes.
+
+    With `plain` set (a yuv420p size), frames that already are limited-range 8-bit yuv420p of
+    that size and need no turning skip the graph.
+    """
+
+    def __init__(
+        self, filters: list[tuple[str, str]], rotation: int, plain: tuple[int, int] | None
+    ) -> None:
+        self.filters, self.rotation, self.plain = filters, rotation, plain
+        self.graph: av.filter.Graph | None = None
+        self.key: tuple[object, ...] | None = None
+
+    def frame(self, frame: av.VideoFrame) -> av.VideoFrame:
+        if self.plain is not None and _plain_yuv420p(frame, self.plain, self.rotation):
+            return frame
+        key = (frame.format.name, frame.width, frame.height, frame.color_range)
+        if self.graph is None or self.key != key:
+            self.graph, self.key = _filter_graph(frame, self.filters), key
+        self.graph.push(frame)
+        return self.graph.pull()
+
+    def array(self, frame: av.VideoFrame) -> np.ndarray:
+        return self.frame(frame).to_ndarray()
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Kill (if still running) and reap an ffmpeg child, closing its pipes."""
-    if proc.poll() is None:
-        proc.kill()
-    for stream in (proc.stdin, proc.stdout):
-        if stream is not None:
-            try:
-                stream.close()
-            except OSError:
-                pass  # a broken pipe on close: the process is gone anyway
-    proc.wait()
+def _plain_yuv420p(frame: av.VideoFrame, size: tuple[int, int], rotation: int) -> bool:
+    return (
+        frame.format.name == "yuv420p"
+        and (frame.width, frame.height) == size
+        and rotation == 0
+        and frame.color_range != _JPEG_RANGE
+    )
+
+
+def _filter_graph(frame: av.VideoFrame, filters: list[tuple[str, str]]) -> av.filter.Graph:
+    graph = av.filter.Graph()
+    nodes = [
+        graph.add_buffer(
+            width=frame.width,
+            height=frame.height,
+            format=frame.format,
+            time_base=frame.time_base or Fraction(1, 90000),
+        )
+    ]
+    nodes += [graph.add(name, args) for name, args in filters]
+    nodes.append(graph.add("buffersink"))
+    graph.link_nodes(*nodes).configure()
+    return graph
+
+
+def _turn_filters(rotation: int) -> list[tuple[str, str]]:
+    """The filters that turn a coded frame the way players do (what ffmpeg's autorotate adds)."""
+    return {
+        90: [("transpose", "clock")],
+        180: [("hflip", ""), ("vflip", "")],
+        270: [("transpose", "cclock")],
+    }.get(rotation, [])
+
+
+def _yuv420p_filters(info: VideoInfo) -> list[tuple[str, str]]:
+    """Displayed, even-sized, limited-range 8-bit yuv420p; RGB sources become BT.709."""
+    filters = _turn_filters(info.rotation)
+    filters += [
+        ("crop", crop.removeprefix("crop=")) for crop in _even_crop(info.width, info.height)
+    ]
+    width, height = _even_size(info.width, info.height)
+    matrix = "" if _is_yuv(info) else ":out_color_matrix=bt709"
+    filters += [("scale", f"{width}:{height}:out_range=tv{matrix}"), ("format", "yuv420p")]
+    return filters
+
+
+def _decoded(packet: av.Packet) -> list[av.frame.Frame]:
+    """A packet's frames; a damaged packet gives none, as ffmpeg skips it and goes on."""
+    try:
+        return packet.decode()
+    except av.InvalidDataError:
+        return []
 
 
 _PREFIX = re.compile(r"^(?:\[[^\]]* @ 0x[0-9a-f]+\] ?)+")
@@ -650,14 +676,16 @@ def yuv_planes(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-def draw_labels_yuv(frame: np.ndarray, labels: Sequence[Label], matrix: str) -> None:
-    """Draw labels in place on a yuv420p frame of shape (h * 3 // 2, w), as draw_label would.
+def draw_labels_yuv(
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray], labels: Sequence[Label], matrix: str
+) -> None:
+    """Draw labels in place on the Y, U, V planes of a yuv420p frame, as draw_label would.
 
     Luma is drawn at full resolution, chroma at half: only the pixels of boxes and tags are
     touched, so the rest of the frame goes to the encoder exactly as it was decoded. Box edges
     go straight into the planes; only the small tag patch is blended (text anti-aliasing).
     """
-    luma, cb, cr = yuv_planes(frame)
+    luma, cb, cr = planes
     fh, fw = luma.shape
     for label in labels:
         color = tuple(int(c) for c in label.color_rgb)
@@ -714,136 +742,160 @@ def render(
 ) -> None:
     """Decode every frame, draw labels(index) on it, encode H.264 MP4 with the original audio.
 
-    One ffmpeg process decodes to planar YUV, another encodes and muxes the original audio
-    (copied when browsers play it in MP4, else AAC) in the same run. Frames stay in YUV from
-    decoder to encoder: labels are drawn straight into the planes (draw_labels_yuv), so no
-    pixel outside a label is converted at all. The decoder is read on a thread so it keeps
-    working while labels are drawn and the encoder takes frames.
+    One pass inside this process (PyAV: FFmpeg's own libraries, x264 included): demux, decode,
+    draw, encode and mux, with the original audio copied when browsers play it in MP4 and
+    re-encoded to AAC otherwise. No frame is copied through a pipe, and a frame without labels
+    goes from decoder to encoder untouched: labels are drawn straight into the YUV planes
+    (draw_labels_yuv), so no pixel outside a label is converted.
 
-    Frame rate: raw frames carry no timestamps, so the encoder is fed at the stream's exact
-    nominal rate, or for variable frame rate input at frames / duration. Either way the output
-    has the same frame count and total duration as the input (audio stays in sync at both ends);
-    for VFR input the frames inside the video are spread evenly instead of at their original
-    irregular times.
+    Frames and audio keep their own timestamps, so the output has the input's frame count,
+    duration, variable frame rate and audio offset. Frames that are not 8-bit limited-range
+    yuv420p of the displayed size (rotation, odd sides, 10-bit, full range, RGB) go through
+    one FFmpeg filter graph: rotate as the player would, crop odd sides (box coordinates stay
+    valid), convert to limited-range yuv420p (RGB becomes BT.709).
 
     Colour: the output carries the input's colour tags (matrix, primaries, transfer) in limited
-    range; RGB sources become BT.709 and say so; untagged stays untagged.
-
-    Odd sizes: yuv420p needs even dimensions, so the last column and/or row is cropped; box
-    coordinates stay valid. The output appears at path_out only when complete.
+    range; RGB sources become BT.709 and say so; untagged stays untagged. The output appears
+    at path_out only when complete.
     """
-    width, height = _even_size(info.width, info.height)
-    # probe() gives the exact nominal rate for constant rate (29.97002997 -> 30000/1001 here)
-    # and frames / duration for variable rate, so frames / rate is the input's duration.
-    rate = Fraction(info.fps).limit_denominator(1001)
+    if preset not in X264_PRESETS:
+        raise MediaError(f"unknown x264 preset {preset!r}: one of {', '.join(X264_PRESETS)}")
+    name = Path(path_in).name
+    with _atomic_output(path_out) as tmp:
+        try:
+            with (
+                av.open(os.fspath(path_in), metadata_errors="ignore") as source,
+                av.open(tmp, "w", format="mp4", options={"movflags": "+faststart"}) as output,
+            ):
+                written = _Renderer(source, output, info, preset, crf).run(labels)
+        except av.FFmpegError as exc:
+            raise MediaError(f"{name}: rendering failed: {exc}") from None
+        if written == 0:
+            raise MediaError(f"{name}: no frames decoded")
 
-    video_in = ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}"]
-    video_in += ["-framerate", f"{rate.numerator}/{rate.denominator}"]
-    if info.start_time > 0.0005:
-        # The first frame starts after the file's start (audio leads): keep that gap so the
-        # original audio stays in sync.
-        video_in += ["-itsoffset", f"{info.start_time:.6f}"]
-    inputs = [*video_in, "-i", "pipe:0"]
-    maps = ["-map", "0:v:0"]
-    if info.has_audio and info.audio_index is not None:
-        inputs += ["-i", os.fspath(path_in)]
-        maps += ["-map", f"1:{info.audio_index}", *_audio_args(info)]
-    matrix, tags = _yuv_tags(info)
-    vf = [f"setparams={tags}"]
-    if info.sar != (1, 1):
-        vf.append(f"setsar={info.sar[0]}/{info.sar[1]}")
-    encode = ["-vf", ",".join(vf), *_x264_args(preset, crf)]
 
-    def draw(index: int, frame: np.ndarray) -> None:
-        found = labels(index)
+X264_PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+    "veryslow", "placebo",
+)  # fmt: skip
+
+
+class _Renderer:
+    """The state of one render(): streams, the optional filter graph, the encoder."""
+
+    def __init__(
+        self,
+        source: av.container.InputContainer,
+        output: av.container.OutputContainer,
+        info: VideoInfo,
+        preset: str,
+        crf: int,
+    ) -> None:
+        self.source, self.output, self.info = source, output, info
+        self.video_in = source.streams[info.stream_index]
+        self.video_in.thread_type = "AUTO"
+        self.size = _even_size(info.width, info.height)
+        self.matrix, self.tags = _yuv_tags(info)
+        filters = [*_yuv420p_filters(info), ("setparams", self.tags)]
+        self.converter = _Converter(filters, info.rotation, self.size)
+
+        options = {"preset": preset, "crf": str(crf)}
+        if info.vfr:
+            # MP4 stores a frame's duration as the gap to the next frame in decode order. With
+            # B-frames and irregular times that is the wrong gap, and the last frame shown ends
+            # early; without B-frames decode order is display order and every frame keeps its
+            # own duration.
+            options["bf"] = "0"
+        self.video_out = output.add_stream("libx264", options=options)
+        ctx = self.video_out.codec_context
+        ctx.width, ctx.height = self.size
+        ctx.pix_fmt = "yuv420p"
+        ctx.time_base = self.video_in.time_base
+        rate = self.video_in.average_rate or self.video_in.guessed_rate
+        if rate:
+            ctx.framerate = rate
+        ctx.sample_aspect_ratio = Fraction(*info.sar)
+
+        self.audio_in = self.audio_out = None
+        self.audio_copied = info.audio_codec in MP4_COPY_AUDIO
+        if info.has_audio and info.audio_index is not None:
+            self.audio_in = source.streams[info.audio_index]
+            if self.audio_copied:
+                self.audio_out = output.add_stream_from_template(self.audio_in)
+            else:
+                self.audio_out = output.add_stream("aac", rate=self.audio_in.rate)
+                self.audio_out.layout = self.audio_in.layout
+                self.audio_out.bit_rate = AAC_BITRATE
+        # Nothing is muxed before the first video frame has set the encoder's colour tags.
+        self.held: list[av.Packet] | None = []
+        self.durations: dict[int, int] = {}
+
+    def run(self, labels: Callable[[int], Sequence[Label]]) -> int:
+        streams = [s for s in (self.video_in, self.audio_in) if s is not None]
+        index = 0
+        for packet in self.source.demux(*streams):
+            if packet.stream is self.video_in:
+                for frame in _decoded(packet):
+                    self.encode(self.prepare(frame, labels(index)))
+                    index += 1
+            elif self.audio_out is not None and packet.dts is not None:  # dts None: flush packet
+                if self.audio_copied:
+                    packet.stream = self.audio_out
+                    self.mux([packet])
+                else:
+                    for frame in _decoded(packet):
+                        self.mux(self.audio_out.encode(frame))
+        if index:
+            self.encode(None)
+            if self.audio_out is not None and not self.audio_copied:
+                self.mux(self.audio_out.encode(None))
+        return index
+
+    def prepare(self, frame: av.VideoFrame, found: Sequence[Label]) -> av.VideoFrame:
+        """The frame as the encoder takes it: displayed, even-sized yuv420p, labels drawn."""
+        frame = self.converter.frame(frame)
         if found:
-            draw_labels_yuv(frame, found, matrix)
+            frame.make_writable()  # the decoder may still reference its buffer
+            draw_labels_yuv(_plane_views(frame), found, self.matrix)
+        frame.pict_type = av.video.frame.PictureType.NONE  # x264 picks frame types itself
+        return frame
 
-    with _atomic_output(path_out) as tmp, tempfile.TemporaryFile() as errfile:
-        cmd = [
-            ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-            *inputs, *maps, *encode, "-f", "mp4", tmp,
-        ]  # fmt: skip
-        encoder = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=errfile, bufsize=0)
-        try:
-            _grow_pipe(encoder.stdin)
-            frames = read_frames(path_in, info, pixel_format="yuv420p")
-            written = _pump(frames, draw, encoder, errfile)
-            encoder.stdin.close()  # type: ignore[union-attr]
-            if encoder.wait() != 0:
-                raise MediaError(
-                    f"{Path(path_in).name}: encoding failed: {_ffmpeg_message(errfile)}"
-                )
-            if written == 0:
-                raise MediaError(f"{Path(path_in).name}: no frames decoded")
-        finally:
-            _stop(encoder)
+    def encode(self, frame: av.VideoFrame | None) -> None:
+        """Encode a frame (None: flush), giving each packet its frame's duration."""
+        if frame is not None and frame.pts is not None:
+            # x264 drops frame durations; without them the last frame of a variable-rate
+            # video would get whatever the muxer guesses.
+            self.durations[frame.pts] = frame.duration
+        if self.held is not None and frame is not None:
+            ctx = self.video_out.codec_context
+            ctx.colorspace = frame.colorspace
+            ctx.color_primaries = frame.color_primaries
+            ctx.color_trc = frame.color_trc
+            ctx.color_range = _MPEG_RANGE
+        packets = self.video_out.encode(frame)
+        for packet in packets:
+            duration = self.durations.pop(packet.pts, 0)
+            if duration:
+                packet.duration = duration
+        self.mux(packets)
+        if self.held is not None:
+            held, self.held = self.held, None
+            self.mux(held)
 
-
-def _pump(
-    frames: Iterator[tuple[int, np.ndarray]],
-    draw: Callable[[int, np.ndarray], None],
-    encoder: subprocess.Popen[bytes],
-    errfile: IO[bytes],
-) -> int:
-    """Move frames decoder -> draw -> encoder, decoding on a thread; return frames written."""
-    first = next(frames, None)
-    if first is None:
-        return 0
-    depth = max(2, min(_QUEUE_FRAMES, _QUEUE_BYTES // max(1, first[1].nbytes)))
-    handoff: queue.Queue[tuple[int, np.ndarray] | BaseException | None] = queue.Queue(depth)
-    stop = threading.Event()
-
-    def decode() -> None:
-        try:
-            handoff_put(first)
-            for item in frames:
-                if not handoff_put(item):
-                    return
-            handoff_put(None)
-        except BaseException as exc:  # handed to the main thread and re-raised there
-            handoff_put(exc)
-        finally:
-            close = getattr(frames, "close", None)
-            if close is not None:
-                close()  # kills the decoder when the main thread stopped early
-
-    def handoff_put(item: tuple[int, np.ndarray] | BaseException | None) -> bool:
-        while not stop.is_set():
-            try:
-                handoff.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    reader = threading.Thread(target=decode, name="media-decode", daemon=True)
-    reader.start()
-    written = 0
-    try:
-        while True:
-            item = handoff.get()
-            if item is None:
-                return written
-            if isinstance(item, BaseException):
-                raise item
-            index, frame = item
-            draw(index, frame)
-            try:
-                _write_all(encoder.stdin, memoryview(frame).cast("B"))  # type: ignore[arg-type]
-            except BrokenPipeError:
-                encoder.wait()
-                raise MediaError(f"encoder stopped: {_ffmpeg_message(errfile)}") from None
-            written += 1
-    finally:
-        stop.set()
-        reader.join()
+    def mux(self, packets: Sequence[av.Packet]) -> None:
+        if self.held is not None:
+            self.held.extend(packets)
+        else:
+            self.output.mux(packets)
 
 
-def _write_all(stream: IO[bytes], view: memoryview) -> None:
-    done = 0
-    while done < len(view):
-        done += stream.write(view[done:]) or 0
+def _plane_views(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Writable views of a yuv420p frame's Y, U and V planes, without their row padding."""
+    views = []
+    for plane in frame.planes:
+        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        views.append(rows[:, : plane.width])
+    return views[0], views[1], views[2]
 
 
 def transcode(
@@ -881,7 +933,7 @@ def _x264_args(preset: str, crf: int) -> list[str]:
 def _audio_args(info: VideoInfo) -> list[str]:
     if info.audio_codec in MP4_COPY_AUDIO:
         return ["-c:a", "copy"]
-    return ["-c:a", "aac", "-b:a", AAC_BITRATE]
+    return ["-c:a", "aac", "-b:a", str(AAC_BITRATE)]
 
 
 def _is_yuv(info: VideoInfo) -> bool:
