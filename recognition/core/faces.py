@@ -55,6 +55,7 @@ __all__ = [
     "face_chips",
     "find_faces_in_photo",
     "landmarks",
+    "load_detectors",
 ]
 
 
@@ -204,6 +205,12 @@ def find_faces_in_photo(pixels: np.ndarray) -> list[Box]:
         if box[2] - box[0] > 4 and box[3] - box[1] > 4:
             boxes.append(box)
     return boxes
+
+
+def load_detectors() -> None:
+    """Load the HOG detector and the landmark model now, e.g. once before forking workers."""
+    _hog_detector()
+    _shape_predictor()
 
 
 def _shapes(image: np.ndarray, boxes: Sequence[Box]) -> dlib.full_object_detections:

@@ -605,7 +605,7 @@ def _layout(fw: int, fh: int, box: Sequence[float], text: str, color: Sequence[i
         return _Layout(
             (left, top, right, bottom), thickness, None, (0, 0), scale, weight, ink_white
         )
-    (tw, th), baseline = cv2.getTextSize(text, _FONT, scale, weight)
+    (tw, th), baseline = _text_size(text, scale, weight)
     pad = max(2, round(th * 0.3))
     tag_w = min(tw + 2 * pad, fw)
     tag_h = min(th + baseline + 2 * pad, fh)
@@ -621,6 +621,11 @@ def _layout(fw: int, fh: int, box: Sequence[float], text: str, color: Sequence[i
         weight,
         ink_white,
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _text_size(text: str, scale: float, weight: int) -> tuple[tuple[int, int], int]:
+    return cv2.getTextSize(text, _FONT, scale, weight)
 
 
 def draw_label(
@@ -706,19 +711,18 @@ def draw_labels_yuv(
         tl, tt, tr, tb = at.tag
         x0, y0 = tl & ~1, tt & ~1
         x1, y1 = min(fw, (tr + 2) & ~1), min(fh, (tb + 2) & ~1)
-        ink = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        origin = (at.text_at[0] - x0, at.text_at[1] - y0)
-        cv2.putText(ink, label.text, origin, _FONT, at.scale, 255, at.weight, cv2.LINE_AA)
-        cover = np.zeros_like(ink)
-        cover[tt - y0 : tb - y0 + 1, tl - x0 : tr - x0 + 1] = 255
-        text = ink.astype(np.float32) / 255
+        cover, text, cover2, text2 = _tag_masks(
+            label.text,
+            at.scale,
+            at.weight,
+            (x1 - x0, y1 - y0),
+            (at.text_at[0] - x0, at.text_at[1] - y0),
+            (tl - x0, tt - y0, tr - x0, tb - y0),
+        )
         patch = luma[y0:y1, x0:x1].astype(np.float32)
-        patch += (y - patch) * (cover.astype(np.float32) / 255)
+        patch += (y - patch) * cover
         patch += ((235.0 if at.ink_white else 16.0) - patch) * text
         luma[y0:y1, x0:x1] = np.clip(patch + 0.5, 0, 255).astype(np.uint8)
-        rows, cols = (y1 - y0) // 2, (x1 - x0) // 2
-        cover2 = cover.reshape(rows, 2, cols, 2).mean(axis=(1, 3), dtype=np.float32) / 255
-        text2 = text.reshape(rows, 2, cols, 2).mean(axis=(1, 3))
         for plane, value in ((cb, u), (cr, v)):
             patch = plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2].astype(np.float32)
             patch += (value - patch) * cover2
@@ -726,6 +730,34 @@ def draw_labels_yuv(
             plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = np.clip(patch + 0.5, 0, 255).astype(
                 np.uint8
             )
+
+
+@functools.lru_cache(maxsize=256)
+def _tag_masks(
+    text: str,
+    scale: float,
+    weight: int,
+    size: tuple[int, int],
+    origin: tuple[int, int],
+    tag: tuple[int, int, int, int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Coverage of a tag and of its text over an even-sized patch, at full and half resolution.
+
+    A name's tag has the same size in every frame of a video, so these are made once per name
+    and position parity rather than once per frame.
+    """
+    width, height = size
+    ink = np.zeros((height, width), np.uint8)
+    cv2.putText(ink, text, origin, _FONT, scale, 255, weight, cv2.LINE_AA)
+    cover = np.zeros((height, width), np.float32)
+    cover[tag[1] : tag[3] + 1, tag[0] : tag[2] + 1] = 1.0
+    text_cover = ink.astype(np.float32) / 255
+    rows, cols = height // 2, width // 2
+    cover2 = cover.reshape(rows, 2, cols, 2).mean(axis=(1, 3))
+    text2 = text_cover.reshape(rows, 2, cols, 2).mean(axis=(1, 3))
+    for mask in (cover, text_cover, cover2, text2):
+        mask.flags.writeable = False  # shared between frames
+    return cover, text_cover, cover2, text2
 
 
 # --------------------------------------------------------------------------- encode

@@ -490,7 +490,7 @@ def analyze_parallel(
 
     # Load the detectors and the embedding model once here; the forked children share them.
     embedder = (embedder or faces.Embedder()).load()
-    faces.detect_scored(np.zeros((8, 8, 3), np.uint8))
+    faces.load_detectors()
     context = multiprocessing.get_context("fork")
     _shared_progress = context.Array("d", len(bounds), lock=False)
     sizes = [end - start for start, end in bounds]
