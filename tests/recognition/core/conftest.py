@@ -65,6 +65,11 @@ RECIPES = {
         "setparams=colorspace=bt709:color_primaries=bt470bg:color_trc=smpte170m "
         "-c:v libx264 -preset ultrafast"
     ),
+    # Full range ("JPEG") YUV, as some phones and screen recorders write it.
+    "fullrange.mp4": (
+        "-f lavfi -i color=0xC83232:size=160x120:rate=25:duration=1,format=rgb24 "
+        "-vf scale=out_range=pc,format=yuv420p -color_range pc -c:v libx264 -preset ultrafast"
+    ),
     "pcm.mov": f"{_TESTSRC} {_SINE} {_X264} -c:a pcm_s16le".format(s=1),
     "vorbis.mkv": f"{_TESTSRC} {_SINE} {_X264} -c:a libvorbis".format(s=1),
     "audio.m4a": f"{_SINE} -c:a aac".format(s=1),

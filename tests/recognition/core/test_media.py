@@ -409,6 +409,21 @@ def test_it_keeps_colour_tags_and_colours(clips: Clips, tmp_path: Path) -> None:
     assert np.abs(after - before).max() < 3
 
 
+def test_it_renders_full_range_input_to_limited_range_with_the_same_colours(
+    clips: Clips, tmp_path: Path
+) -> None:
+    src, out = clips("fullrange.mp4"), tmp_path / "out.mp4"
+    with av.open(str(src)) as container:
+        assert next(container.decode(video=0)).color_range == 2  # JPEG: full range
+    copy_render(src, out)
+    with av.open(str(out)) as container:
+        # Limited range, which H.264 leaves unsaid (0: unspecified) unless told otherwise.
+        assert next(container.decode(video=0)).color_range in (0, 1)
+    before, after = first_frame(src).mean(axis=(0, 1)), first_frame(out).mean(axis=(0, 1))
+    assert np.abs(before - (200, 50, 50)).max() < 4
+    assert np.abs(after - before).max() < 3
+
+
 def test_an_untagged_input_gives_an_untagged_output(clips: Clips, tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
     info = copy_render(clips("av.mp4"), out)
