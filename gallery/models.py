@@ -11,10 +11,12 @@ from twicesite.models import Job
 
 COLOUR = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Enter a colour as #rrggbb.")
 
-# Distinct, readable-on-video colours handed to new members in order.
+# Colours handed to new members in order: bright enough for a tag on stage video, and far
+# apart (CIE Lab distance 26 or more between any two), since telling look-alike members apart
+# is the point. Curators can change a member's colour in admin.
 PALETTE = [
     "#ff5fa2", "#4cc9f0", "#ffd166", "#06d6a0", "#f77f00",
-    "#9b5de5", "#ef476f", "#80ed99", "#00bbf9", "#fee440",
+    "#9b5de5", "#e63946", "#b5e550", "#3a5aff", "#ffffff",
 ]  # fmt: skip
 
 
