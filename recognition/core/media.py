@@ -396,6 +396,7 @@ def read_frames(
     start: int = 0,
     end: int | None = None,
     pixel_format: str = "rgb24",
+    threads: int = 0,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (index, RGB frame) for frames start..end-1, decoded and optionally shrunk.
 
@@ -408,6 +409,9 @@ def read_frames(
     iterator (or let it be collected) to stop early. Constant-rate video seeks to the keyframe
     before `start` and counts frames from their timestamps; variable-rate video decodes from
     the beginning and counts.
+
+    threads: decoder threads, 0 for one per core. Processes that already keep every core
+    busy (one per core) decode faster with 1: no threads competing for the same cores.
     """
     if start < 0 or (end is not None and end < start):
         raise ValueError(f"bad frame range start={start} end={end}")
@@ -430,7 +434,7 @@ def read_frames(
             filters.append(("format", info.pix_fmt))
         filters.append(("format", "rgb24"))
         plain = None
-    return _frames(path, info, start, end, _Converter(filters, info.rotation, plain))
+    return _frames(path, info, start, end, _Converter(filters, info.rotation, plain), threads)
 
 
 def _frames(
@@ -439,6 +443,7 @@ def _frames(
     start: int,
     end: int | None,
     converter: _Converter,
+    threads: int,
 ) -> Iterator[tuple[int, np.ndarray]]:
     name = Path(path).name
     try:
@@ -447,7 +452,11 @@ def _frames(
         raise MediaError(f"{name}: not a readable video: {exc}") from None
     with container:
         stream = container.streams[info.stream_index]
-        stream.thread_type = "AUTO"
+        if threads == 1:
+            stream.thread_type = "NONE"
+        else:
+            stream.thread_type = "AUTO"  # frame and slice threads
+            stream.codec_context.thread_count = threads  # 0: one per core
         index: int | None = 0
         first_pts = stream.start_time or 0
         if start and not info.vfr:

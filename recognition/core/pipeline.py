@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import dlib
@@ -51,6 +51,7 @@ class Settings:
     # embedding puts one person's faces within 0.6 of each other): the track is split there.
     identity_distance: float = 0.6
     min_track_detections: int = 2  # one lone detection is more likely noise than a face
+    decode_threads: int = 0  # 0: one per core; 1 where a process runs on every core
 
 
 @dataclass
@@ -227,7 +228,7 @@ def analyze(
     # Frames come as YUV (half the bytes of RGB, no conversion in ffmpeg); only the frames
     # that are looked at become RGB.
     for index, planes in media.read_frames(
-        path, info, start=start, end=end, pixel_format="yuv420p"
+        path, info, start=start, end=end, pixel_format="yuv420p", threads=cfg.decode_threads
     ):
         thumb = _histogram(planes)
         cut = (
@@ -490,6 +491,8 @@ def analyze_parallel(
 
     # Load the detectors and the embedding model once here; the forked children share them.
     embedder = (embedder or faces.Embedder()).load()
+    # A process per core keeps every core busy: decoder threads would only compete for them.
+    in_pool = replace(settings or Settings(), decode_threads=1)
     faces.load_detectors()
     context = multiprocessing.get_context("fork")
     _shared_progress = context.Array("d", len(bounds), lock=False)
@@ -509,7 +512,7 @@ def analyze_parallel(
                     start,
                     end,
                     n,
-                    settings=settings,
+                    settings=in_pool,
                     embedder=embedder,
                 )  # fmt: skip
                 for n, (start, end) in enumerate(bounds)

@@ -170,6 +170,16 @@ def test_it_counts_every_frame_of_a_variable_rate_video(clips: Clips) -> None:
     assert values == list(range(COUNTER_FRAMES))  # no frame duplicated or dropped
 
 
+def test_one_decoder_thread_gives_the_same_frames(clips: Clips) -> None:
+    path = clips("counter.mp4")
+    info = probe(path)
+    threaded = read_frames(path, info, start=9, pixel_format="yuv420p")
+    single = read_frames(path, info, start=9, pixel_format="yuv420p", threads=1)
+    pairs = list(zip(threaded, single, strict=True))
+    assert len(pairs) == COUNTER_FRAMES - 9
+    assert all(a[0] == b[0] and np.array_equal(a[1], b[1]) for a, b in pairs)
+
+
 def test_it_downscales_in_ffmpeg(clips: Clips) -> None:
     path = clips("counter.mp4")
     index, frame = next(read_frames(path, probe(path), scale_to_width=80, start=7))
