@@ -27,7 +27,10 @@ class Settings:
 
     analysis_width: int = 640  # detection runs on frames scaled to this width (never upscaled)
     keyframe_interval: int = 12  # frames between quick detection passes
-    deep_interval: int = 90  # frames between thorough passes (full frame, lower threshold)
+    # Frames between thorough passes (full frame, lower threshold), besides the one at every
+    # cut. 180 against 90 over 15 stage videos: 7% less CPU, named_right 0.922 against 0.914,
+    # the same spurious boxes.
+    deep_interval: int = 180
     quick_threshold: float = -0.3  # HOG score cut-off, quick pass
     # Low: weak detections are dropped when their centre lies in a stronger box, and one-offs
     # never become tracks. Catches faces pressed against another face (dev video: Keanu, -0.81).
