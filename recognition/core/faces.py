@@ -130,11 +130,12 @@ def _model_id(path: str) -> str:
 # --- detection and alignment ------------------------------------------------------------------
 
 
-def _check_image(image: np.ndarray) -> np.ndarray:
+def _check_image(image: np.ndarray, *, grey_ok: bool = False) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
         raise ValueError("image must be a numpy uint8 array")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must be RGB of shape (H, W, 3), got {image.shape}")
+    if not (image.ndim == 3 and image.shape[2] == 3) and not (grey_ok and image.ndim == 2):
+        expected = "RGB of shape (H, W, 3) or grey (H, W)" if grey_ok else "RGB of shape (H, W, 3)"
+        raise ValueError(f"image must be {expected}, got {image.shape}")
     return np.ascontiguousarray(image)
 
 
@@ -150,8 +151,12 @@ def _clip(rect, width: int, height: int) -> Box:
 def detect_scored(
     image: np.ndarray, *, upsample: int = 0, model: str = "hog", threshold: float = 0.0
 ) -> list[Detection]:
-    """Faces in an RGB image with detector scores, best first; threshold shifts HOG's cut-off."""
-    image = _check_image(image)
+    """Faces in an RGB image with detector scores, best first; threshold shifts HOG's cut-off.
+
+    HOG also takes a grey image (H, W), such as a video frame's luma plane: it then computes
+    one gradient per pixel instead of three.
+    """
+    image = _check_image(image, grey_ok=model == "hog")
     height, width = image.shape[:2]
     if model == "hog":
         rects, scores, _ = _hog_detector().run(image, upsample, threshold)

@@ -132,25 +132,25 @@ def _strip(chips: list[np.ndarray], slots: int) -> np.ndarray:
 
 
 def _redetect_small(
-    full: np.ndarray, active: list[Track], scale: float, cfg: Settings
+    full: Callable[[], np.ndarray], active: list[Track], scale: float, cfg: Settings
 ) -> list[faces.Detection]:
     """Look again, at a resolution that can see them, for tracked faces too small for the quick
     pass: HOG finds faces of 80 px and up, so a 100 px face in a 1280 px frame shrunk to 640
     is invisible to it. Each such face is searched in a window around its last box, scaled so
     the face is about 100 px. Boxes come back in analysis-frame pixels."""
-    height, width = full.shape[:2]
     found = []
     for track in active:
         left, top, right, bottom = track.last_box
         side = max(right - left, bottom - top)
         if side / scale >= cfg.small_face or side < 8:
             continue
+        height, width = full().shape[:2]
         margin = side // 2  # faces move less than half their size between passes
         x0, y0 = max(0, left - margin), max(0, top - margin)
         x1, y1 = min(width, right + margin), min(height, bottom + margin)
         zoom = cfg.small_face / side
         window = cv2.resize(
-            full[y0:y1, x0:x1],
+            full()[y0:y1, x0:x1],
             (max(1, round((x1 - x0) * zoom)), max(1, round((y1 - y0) * zoom))),
             interpolation=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR,
         )
@@ -196,6 +196,18 @@ def _sample_quality(chip: np.ndarray, marks: np.ndarray, side: int) -> float:
     spread = max(float(np.linalg.norm(marks[0] - marks[2])), 1.0)
     yaw = abs(float(marks[4][0] - eyes[0])) / spread
     return min(side, 200) * (1.0 - min(yaw, 0.9)) * np.log1p(sharpness)
+
+
+class _Lazy:
+    """A value made on first call and kept: the colour frame, which not every pass needs."""
+
+    def __init__(self, make: Callable[[], np.ndarray]) -> None:
+        self.make, self.value = make, None
+
+    def __call__(self) -> np.ndarray:
+        if self.value is None:
+            self.value = self.make()
+        return self.value
 
 
 def analyze(
@@ -249,19 +261,22 @@ def analyze(
         quick = since % cfg.keyframe_interval == 0
         if not (deep or quick):
             continue
-        full = cv2.cvtColor(planes, cv2.COLOR_YUV2RGB_I420)
-        # Detection runs small; chips are cut from the full frame, which embeds better.
-        frame = cv2.resize(full, small_size, interpolation=cv2.INTER_AREA) if scale > 1 else full
+        # Quick passes and the tracker look at the luma plane (grey), small: HOG computes one
+        # gradient per pixel instead of three. Thorough passes, small-face windows and chips
+        # use the full colour frame, converted only when one of them needs it.
+        luma = media.yuv_planes(planes)[0]
+        frame = cv2.resize(luma, small_size, interpolation=cv2.INTER_AREA) if scale > 1 else luma
+        full = _Lazy(lambda planes=planes: cv2.cvtColor(planes, cv2.COLOR_YUV2RGB_I420))
         t = time.perf_counter()
         if deep:
             # The thorough pass looks at the full frame, and at twice the quick pass's
             # resolution at least.
             deep_scale = max(2.0, scale)
             big = (
-                full
+                full()
                 if deep_scale == scale
                 else cv2.resize(
-                    full,
+                    full(),
                     (round(small_size[0] * deep_scale), round(small_size[1] * deep_scale)),
                     interpolation=cv2.INTER_AREA,
                 )
@@ -339,8 +354,8 @@ def analyze(
         # Chips of this keyframe's faces, for choosing samples and checking identity later.
         if small_boxes:
             t = time.perf_counter()
-            marks = faces.landmarks(full, full_boxes)
-            chips = faces.face_chips(full, full_boxes)
+            marks = faces.landmarks(full(), full_boxes)
+            chips = faces.face_chips(full(), full_boxes)
             for j, box in enumerate(small_boxes):
                 track = owner_of[j]
                 side = min(box[2] - box[0], box[3] - box[1])
