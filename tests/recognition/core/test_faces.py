@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -151,6 +152,27 @@ def test_it_finds_two_faces_pasted_side_by_side_on_a_larger_canvas():
     (l1, t1, r1, b1), (l2, t2, r2, b2) = boxes
     assert 30 <= l1 < r1 < 160 and 40 <= t1 < b1 < 170  # the left face, not spanning both
     assert 200 <= l2 < r2 < 330 and 40 <= t2 < b2 < 170
+
+
+def test_hog_finds_the_same_faces_in_the_grey_image():
+    canvas = np.full((200, 360, 3), 128, np.uint8)
+    canvas[40:152, 30:142] = load_rgb("faces/barack-obama/002.png")
+    canvas[50:162, 210:322] = load_rgb("faces/drew-barrymore/000.png")
+    grey = cv2.cvtColor(canvas, cv2.COLOR_RGB2GRAY)
+
+    colour_boxes, grey_boxes = sorted(faces.detect(canvas)), sorted(faces.detect(grey))
+
+    assert len(grey_boxes) == len(colour_boxes) == 2
+    pairs = zip(grey_boxes, colour_boxes, strict=True)
+    assert all(abs(a - b) <= 12 for g, c in pairs for a, b in zip(g, c, strict=True))
+
+
+def test_only_hog_takes_a_grey_image():
+    grey = cv2.cvtColor(load_rgb("faces/barack-obama/002.png"), cv2.COLOR_RGB2GRAY)
+    with pytest.raises(ValueError, match="RGB"):
+        faces.detect_scored(grey, model="cnn")
+    with pytest.raises(ValueError, match="grey"):
+        faces.detect_scored(grey[None], model="hog")
 
 
 def test_it_finds_the_faces_with_the_cnn_detector_too():
