@@ -7,6 +7,7 @@ with a classifier, so stored tracks can be named again by a new model without de
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -70,7 +71,8 @@ class Track:
     anchor: tuple[np.ndarray, Box] | None = None
     last_box: Box | None = None  # latest known box, detected or followed (full size)
     boxes: dict[int, Box] = field(default_factory=dict)  # every frame, after interpolation
-    candidates: list[tuple[float, int, Box, np.ndarray]] = field(default_factory=list)
+    # (quality, frame, box, chip, whole): whole is False for a face cut off by the frame edge
+    candidates: list[tuple[float, int, Box, np.ndarray, bool]] = field(default_factory=list)
     samples: np.ndarray | None = None  # (n, 128) embeddings of the best chips
     sample_boxes: list[tuple[int, Box]] = field(default_factory=list)
     thumbnail: np.ndarray | None = None
@@ -109,6 +111,64 @@ def _iou(a: Box, b: Box) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+# Two boxes overlapping this much in one frame are taken for the same face.
+_SAME_FACE_IOU = 0.5
+
+
+def _at_edge(box: Box, info: media.VideoInfo) -> bool:
+    """Whether a full-frame box touches the frame's edge (the face may go on beyond it)."""
+    left, top, right, bottom = box
+    return left <= 1 or top <= 1 or right >= info.width - 2 or bottom >= info.height - 2
+
+
+def _assign(
+    tracks: list[Track], boxes: list[Box], overlap: Callable[[Track, Box], float], least: float
+) -> dict[int, Track]:
+    """Detection index -> track, one to one, maximising total overlap, each at least `least`."""
+    if not tracks or not boxes:
+        return {}
+    cost = np.array([[1.0 - overlap(t, b) for b in boxes] for t in tracks])
+    rows, cols = linear_sum_assignment(cost)
+    return {int(c): tracks[r] for r, c in zip(rows, cols, strict=True) if 1.0 - cost[r, c] >= least}
+
+
+def _follow(
+    track: Track, frame: np.ndarray, scale: float, info: media.VideoInfo, cfg: Settings
+) -> Box | None:
+    """The track's face followed to this analysis frame (full-frame box), None if unsure."""
+    if track.follower is None:
+        anchor_frame, anchor_box = track.anchor
+        track.follower = dlib.correlation_tracker()
+        track.follower.start_track(anchor_frame, dlib.rectangle(*anchor_box))
+        track.anchor = None
+    psr = track.follower.update(frame)
+    rect = track.follower.get_position()
+    box = _to_full((rect.left(), rect.top(), rect.right(), rect.bottom()), scale, info)
+    if psr >= cfg.min_tracker_psr and box[2] > box[0] and box[3] > box[1]:
+        return box
+    return None
+
+
+def _near(a: Box, b: Box, cfg: Settings) -> float:
+    """Just enough to match (more the closer) for a box of about the same size whose centre is
+    within one face width; 0 otherwise. Used only where boxes do not overlap enough."""
+    side_a, side_b = a[2] - a[0], b[2] - b[0]
+    if min(side_a, side_b) <= 0 or max(side_a, side_b) > 1.5 * min(side_a, side_b):
+        return 0.0
+    side = (side_a + side_b) / 2
+    gap = math.hypot((a[0] + a[2] - b[0] - b[2]) / 2, (a[1] + a[3] - b[1] - b[3]) / 2)
+    return cfg.match_iou * (1.0 + 0.1 * (1.0 - gap / side)) if gap <= side else 0.0
+
+
+def _expected(track: Track, index: int) -> Box:
+    """Where the track's face would be at frame index, moving as between its last two boxes."""
+    if len(track.keyframes) < 2:
+        return track.keyframes[-1][1]
+    (f0, b0), (f1, b1) = track.keyframes[-2:]
+    step = (index - f1) / max(f1 - f0, 1)
+    return tuple(int(round(q + (q - p) * step)) for p, q in zip(b0, b1, strict=True))
 
 
 def _to_full(box, scale: float, info: media.VideoInfo) -> Box:
@@ -296,16 +356,36 @@ def analyze(
         t_detect += time.perf_counter() - t
         small_boxes = _suppress(found)
         full_boxes = [_to_full(b, scale, info) for b in small_boxes]
-        # Match detections to open tracks by overlap with their last box.
-        matched: dict[int, Track] = {}
-        if active and full_boxes:
-            cost = np.array(
-                [[1.0 - _iou(t.keyframes[-1][1], b) for b in full_boxes] for t in active]
-            )
-            rows, cols = linear_sum_assignment(cost)
-            for r, c in zip(rows, cols, strict=True):
-                if 1.0 - cost[r, c] >= cfg.match_iou:
-                    matched[c] = active[r]
+        # Match detections to open tracks by overlap with their last box, or with where the
+        # face would be now if it kept moving as it did, or failing both by being a face of
+        # its size close by (a face crossing the stage can move its own width between passes).
+        matched = _assign(
+            active,
+            full_boxes,
+            lambda t, b, at=index: max(
+                _iou(t.keyframes[-1][1], b), _iou(_expected(t, at), b), _near(t.last_box, b, cfg)
+            ),
+            cfg.match_iou,
+        )
+        # Tracks still without a detection are followed to this frame by their correlation
+        # tracker (started only now, from where the face was last detected); a detection where
+        # the tracker went continues the track too.
+        followed: dict[int, Box] = {}
+        taken = {t.id for t in matched.values()}
+        for track in active:
+            if track.id in taken:
+                continue
+            box = _follow(track, frame, scale, info, cfg)
+            if box is not None:
+                followed[track.id] = box
+        free = [j for j in range(len(full_boxes)) if j not in matched]
+        waiting = [t for t in active if t.id in followed]
+        if free and waiting:
+            later = _assign(
+                waiting, [full_boxes[j] for j in free], lambda t, b, to=followed: _iou(to[t.id], b),
+                cfg.match_iou,
+            )  # fmt: skip
+            matched.update({free[j]: track for j, track in later.items()})
         seen = set()
         owner_of: dict[int, Track] = {}
         for j, box in enumerate(full_boxes):
@@ -330,22 +410,17 @@ def analyze(
         for track in list(active):
             if track.id in seen:
                 continue
-            # Not detected here: follow it, and keep it while the tracker is sure.
-            if track.follower is None:
-                anchor_frame, anchor_box = track.anchor
-                track.follower = dlib.correlation_tracker()
-                track.follower.start_track(anchor_frame, dlib.rectangle(*anchor_box))
-                track.anchor = None
-            psr = track.follower.update(frame)
-            rect = track.follower.get_position()
-            followed = _to_full((rect.left(), rect.top(), rect.right(), rect.bottom()), scale, info)
-            if (
-                psr >= cfg.min_tracker_psr
-                and followed[2] > followed[0]
-                and followed[3] > followed[1]
-            ):
-                track.keyframes.append((index, followed))
-                track.last_box = followed
+            box = followed.get(track.id)
+            if box is not None:
+                if any(_iou(box, found) >= _SAME_FACE_IOU for found in full_boxes):
+                    # Following a face another track was given in this pass: one face, one
+                    # track, so this one ends here.
+                    track.stop = index
+                    active.remove(track)
+                    continue
+                # Not detected here, but the tracker is sure: keep it.
+                track.keyframes.append((index, box))
+                track.last_box = box
                 continue
             if deep or track.quick_hits:
                 track.misses += 1
@@ -360,7 +435,8 @@ def analyze(
                 track = owner_of[j]
                 side = min(box[2] - box[0], box[3] - box[1])
                 quality = _sample_quality(chips[j], marks[j], int(side * scale))
-                track.candidates.append((quality, index, full_boxes[j], chips[j]))
+                whole = not _at_edge(full_boxes[j], info)
+                track.candidates.append((quality, index, full_boxes[j], chips[j], whole))
                 if len(track.candidates) > cfg.max_candidates:
                     del track.candidates[1::2]  # every other one: still spread over the track
             t_chips += time.perf_counter() - t
@@ -632,6 +708,13 @@ def _identify(track: Track, embedder: faces.Embedder, cfg: Settings, first_id: i
         # Samples: the part's best chips, and the ones embedded already (spread over it).
         known = [k for k in cache if lo <= k < hi]
         chosen = known + [k for k in best(range(lo, hi))[: cfg.samples_per_track] if k not in known]
+        # A face cut off by the frame edge embeds as nobody in particular: left out where the
+        # part has two whole faces to go on.
+        whole = [k for k in chosen if candidates[k][4]]
+        if len(whole) < 2:
+            whole = [k for k in range(lo, hi) if candidates[k][4]]
+            whole = best(whole)[: cfg.samples_per_track] if len(whole) >= 2 else chosen
+        chosen = whole
         embed(chosen)
         chosen = best(chosen)
         part.samples = np.stack([cache[k] for k in chosen])

@@ -184,7 +184,7 @@ def _followed_track(people):
     for k, (person, index) in enumerate(people):
         frame, box = 8 * k, (100 + k, 100, 200 + k, 200)
         track.keyframes.append((frame, box))
-        track.candidates.append((1.0, frame, box, _chip(person, index)))
+        track.candidates.append((1.0, frame, box, _chip(person, index), True))
         track.detections += 1
     return track
 
@@ -214,6 +214,17 @@ def test_one_persons_track_is_not_split():
     assert {f // 16 for f in frames} == {0, 1, 2, 3, 4}  # 10 detections 8 frames apart
 
 
+def test_faces_cut_off_by_the_frame_edge_are_not_samples_when_whole_ones_exist():
+    track = _followed_track([("keanu-reeves", i) for i in (1, 2, 3, 4, 1, 2)])
+    edge = {8, 24, 40}  # these detections touch the frame edge
+    track.candidates = [(q + (5.0 if f in edge else 0.0), f, b, c, f not in edge)
+                        for q, f, b, c, _ in track.candidates]  # fmt: skip
+    parts = pipeline._identify(track, faces.Embedder(), pipeline.Settings(), first_id=50)
+    assert len(parts) == 1
+    frames = {f for f, _ in track.sample_boxes}
+    assert frames and not frames & edge  # even though they scored best
+
+
 def test_a_small_face_is_detected_on_every_quick_pass(tmp_path):
     """A 100 px face in a 1280 px frame is 50 px at the 640 px quick pass, too small for HOG;
     it is looked for again around its last box, so it has a detection on every pass."""
@@ -233,6 +244,24 @@ def test_a_small_face_is_detected_on_every_quick_pass(tmp_path):
     last = 40 // pipeline.Settings().keyframe_interval * pipeline.Settings().keyframe_interval
     left, top, right, bottom = track.boxes[last]  # the face's box where it was last detected
     assert abs((left + right) / 2 - (350 + 3 * last)) < 25 and abs((top + bottom) / 2 - 350) < 25
+
+
+def test_a_face_crossing_the_stage_fast_stays_one_track(tmp_path):
+    """A 100 px face moving 6 px a frame is 72 px away at the next quick pass: its boxes
+    hardly overlap (HOG's box is 86 px), yet it is the same face: one track, none beside it."""
+    frames = []
+    for f in range(61):
+        canvas = Image.new("RGB", (640, 360), (90, 110, 90))
+        canvas.paste(_face("tom-hanks", 1, 100), (20 + 6 * f, 120))
+        frames.append(np.asarray(canvas))
+    path = tmp_path / "fast.mp4"
+    _encode(frames, path, 25)
+    analysis = pipeline.analyze(path)
+    assert len(analysis.tracks) == 1
+    track = analysis.tracks[0]
+    assert sorted(track.boxes) == list(range(61))
+    left, _, right, _ = track.boxes[60]
+    assert abs((left + right) / 2 - (70 + 6 * 60)) < 25
 
 
 def _children(pid):
