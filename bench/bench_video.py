@@ -132,13 +132,26 @@ def run_twicesite(args) -> None:
     t_gallery = time.perf_counter() - t0
 
     info = media.probe(args.video)
-    # Timed on its own: the memory sampler reads /proc every 50 ms, which costs CPU and holds
-    # the GIL (it made analysis 0.3 s and the render 0.2 s slower on stage-dev). Peak memory
-    # comes from a second, identical run with the sampler on.
+    if args.child == "memory":
+        # Peak memory of the whole process tree, from a run of its own: the sampler reads /proc
+        # every 50 ms, which costs CPU and holds the GIL (it had made analysis 0.3 s and the
+        # render 0.2 s slower on stage-dev), so the timed run goes without it.
+        sampler = _TreePeak()
+        _analyse_and_render(args, info, embedder, clf)
+        peak_tree = sampler.stop()
+        print(
+            json.dumps(
+                {
+                    "peak_mb_python": round(_peak_mb(resource.getrusage(resource.RUSAGE_SELF)), 1),
+                    "peak_mb_largest_child": round(
+                        _peak_mb(resource.getrusage(resource.RUSAGE_CHILDREN)), 1
+                    ),
+                    "peak_mb_tree": peak_tree,
+                }
+            )
+        )
+        return
     analysis, t_analysis, t_render = _analyse_and_render(args, info, embedder, clf)
-    sampler = _TreePeak()
-    _analyse_and_render(args, info, embedder, clf)
-    peak_tree = sampler.stop()
     detections = [
         {"frame": f, "box": list(b), "member": t.label, "confidence": t.confidence, "track": t.id}
         for t in analysis.tracks
@@ -156,11 +169,6 @@ def run_twicesite(args) -> None:
                 "frames": info.frames,
                 "stages": analysis.timings,
                 "tracks": len(analysis.tracks),
-                "peak_mb_python": round(_peak_mb(resource.getrusage(resource.RUSAGE_SELF)), 1),
-                "peak_mb_largest_child": round(
-                    _peak_mb(resource.getrusage(resource.RUSAGE_CHILDREN)), 1
-                ),
-                "peak_mb_tree": peak_tree,
                 "processes": args.processes,
             }
         )
@@ -181,7 +189,7 @@ def main() -> None:
     parser.add_argument(
         "--processes", type=int, default=os.cpu_count(), help="analysis processes (default: cores)"
     )
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("time", "memory"), help=argparse.SUPPRESS)
     parser.add_argument("--out", default="")
     parser.add_argument("--preds", default="")
     args = parser.parse_args()
@@ -230,15 +238,20 @@ def main() -> None:
             ),
         }
 
-    t = time.perf_counter()
-    child = subprocess.run(
-        [sys.executable, "-m", "bench.bench_video", "--child", "--video", args.video,
-         "--gallery", args.gallery, "--members", args.members, "--first", str(args.first),
-         "--preset", args.preset, "--processes", str(args.processes), "--out", str(work / "twicesite.mp4"), "--preds", str(work / "twicesite.json")],
-        capture_output=True, text=True, cwd=ROOT, check=True,
-    )  # fmt: skip
-    wall = time.perf_counter() - t
-    result = json.loads(child.stdout.strip().splitlines()[-1])
+    def twicesite(measure: str) -> tuple[dict, float]:
+        t = time.perf_counter()
+        child = subprocess.run(
+            [sys.executable, "-m", "bench.bench_video", "--child", measure, "--video", args.video,
+             "--gallery", args.gallery, "--members", args.members, "--first", str(args.first),
+             "--preset", args.preset, "--processes", str(args.processes),
+             "--out", str(work / "twicesite.mp4"), "--preds", str(work / "twicesite.json")],
+            capture_output=True, text=True, cwd=ROOT, check=True,
+        )  # fmt: skip
+        return json.loads(child.stdout.strip().splitlines()[-1]), time.perf_counter() - t
+
+    # Two fresh processes doing the same work: one timed, one measuring memory.
+    result, wall = twicesite("time")
+    result.update(twicesite("memory")[0])
     video_s = result["analysis_s"] + result["render_s"]
     rows["twicesite"] = {
         **result,

@@ -225,17 +225,22 @@ def test_faces_cut_off_by_the_frame_edge_are_not_samples_when_whole_ones_exist()
     assert frames and not frames & edge  # even though they scored best
 
 
+def _one_face_moving(folder, size, frames, start, step):
+    """A clip of Tom Hanks's face, 100 px, moving `step` px a frame to the right from `start`."""
+    shots = []
+    for f in range(frames):
+        canvas = Image.new("RGB", size, (90, 110, 90))
+        canvas.paste(_face("tom-hanks", 1, 100), (start[0] + step * f, start[1]))
+        shots.append(np.asarray(canvas))
+    path = folder / "moving.mp4"
+    _encode(shots, path, 25)
+    return path
+
+
 def test_a_small_face_is_detected_on_every_quick_pass(tmp_path):
     """A 100 px face in a 1280 px frame is 50 px at the 640 px quick pass, too small for HOG;
     it is looked for again around its last box, so it has a detection on every pass."""
-    frames = []
-    for f in range(41):
-        canvas = Image.new("RGB", (1280, 720), (90, 110, 90))
-        canvas.paste(_face("tom-hanks", 1, 100), (300 + 3 * f, 300))
-        frames.append(np.asarray(canvas))
-    path = tmp_path / "small.mp4"
-    _encode(frames, path, 25)
-    analysis = pipeline.analyze(path)
+    analysis = pipeline.analyze(_one_face_moving(tmp_path, (1280, 720), 41, (300, 300), 3))
     assert len(analysis.tracks) == 1
     track = analysis.tracks[0]
     # The deep pass at 0 and every quick pass after it (8 frames apart, say: 8, 16, ... 40).
@@ -249,14 +254,7 @@ def test_a_small_face_is_detected_on_every_quick_pass(tmp_path):
 def test_a_face_crossing_the_stage_fast_stays_one_track(tmp_path):
     """A 100 px face moving 6 px a frame is 72 px away at the next quick pass: its boxes
     hardly overlap (HOG's box is 86 px), yet it is the same face: one track, none beside it."""
-    frames = []
-    for f in range(61):
-        canvas = Image.new("RGB", (640, 360), (90, 110, 90))
-        canvas.paste(_face("tom-hanks", 1, 100), (20 + 6 * f, 120))
-        frames.append(np.asarray(canvas))
-    path = tmp_path / "fast.mp4"
-    _encode(frames, path, 25)
-    analysis = pipeline.analyze(path)
+    analysis = pipeline.analyze(_one_face_moving(tmp_path, (640, 360), 61, (20, 120), 6))
     assert len(analysis.tracks) == 1
     track = analysis.tracks[0]
     assert sorted(track.boxes) == list(range(61))
