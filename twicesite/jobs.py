@@ -58,9 +58,11 @@ def running(row, *, echo=None):
         raise
     else:
         model.objects.filter(pk=row.pk).update(
-            state=model.State.DONE, progress=100.0, finished=timezone.now()
+            state=model.State.DONE, progress=100.0, stage="done", finished=timezone.now()
         )
         row.refresh_from_db()
+        if echo is not None:
+            echo(row)
 
 
 def reconcile(row) -> bool:

@@ -79,6 +79,7 @@ def test_process_video_command_writes_the_labelled_mp4_and_predictions(
     percents = [float(p) for p, _ in lines]
     assert percents == sorted(percents) and percents[-1] == 100.0 and len(percents) >= 3
     assert {"finding faces", "drawing the labelled video"} <= {stage for _, stage in lines}
+    assert lines[-1] == ["100.0", "done"]
     assert media.probe(out).frames == 60
     data = json.loads(predictions.read_text())
     assert data["video"]["frames"] == 60

@@ -40,16 +40,16 @@ class Command(BaseCommand):
             )
         except services.VideoRejected as exc:
             raise CommandError(str(exc)) from None
-        last = [-10.0]
+        last = [-10.0, ""]
 
         def report(row):
-            if row.progress - last[0] >= 10 or (row.progress >= 100 > last[0]):
-                last[0] = row.progress
+            # A line per stage, and one per 10% within a stage.
+            if row.stage != last[1] or row.progress - last[0] >= 10:
+                last[:] = [row.progress, row.stage]
                 self.stderr.write(f"{row.progress:5.1f}% {row.stage}")
 
         video = processing.video_process(video=video, fan_out=False, echo=report)
-        if last[0] < 100:
-            report(video)
+        report(video)  # its last state, if not said yet
         if video.state != video.State.DONE:
             raise CommandError(f"processing failed: {video.error}")
         out.parent.mkdir(parents=True, exist_ok=True)
