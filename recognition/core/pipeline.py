@@ -69,7 +69,6 @@ class Track:
     # Where the face was last detected (analysis frame, box on it): the follower starts there,
     # and only when a pass misses the face, so tracks that keep being detected cost nothing.
     anchor: tuple[np.ndarray, Box] | None = None
-    last_box: Box | None = None  # latest known box, detected or followed (full size)
     boxes: dict[int, Box] = field(default_factory=dict)  # every frame, after interpolation
     # (quality, frame, box, chip, whole): whole is False for a face cut off by the frame edge
     candidates: list[tuple[float, int, Box, np.ndarray, bool]] = field(default_factory=list)
@@ -80,6 +79,11 @@ class Track:
     candidate: str | None = None
     confidence: float = 0.0
     stop: int | None = None  # boxes are never held on to this frame (where a split part starts)
+
+    @property
+    def last_box(self) -> Box:
+        """The latest known box, detected or followed (full size)."""
+        return self.keyframes[-1][1]
 
     @property
     def first_frame(self) -> int:
@@ -363,7 +367,7 @@ def analyze(
             active,
             full_boxes,
             lambda t, b, at=index: max(
-                _iou(t.keyframes[-1][1], b), _iou(_expected(t, at), b), _near(t.last_box, b, cfg)
+                _iou(t.last_box, b), _iou(_expected(t, at), b), _near(t.last_box, b, cfg)
             ),
             cfg.match_iou,
         )
@@ -400,7 +404,6 @@ def analyze(
             track.detections += 1
             owner_of[j] = track
             track.keyframes.append((index, box))
-            track.last_box = box
             track.follower = None
             track.anchor = (frame, small_boxes[j])
             if not deep and small_boxes[j] not in windowed:
@@ -420,7 +423,6 @@ def analyze(
                     continue
                 # Not detected here, but the tracker is sure: keep it.
                 track.keyframes.append((index, box))
-                track.last_box = box
                 continue
             if deep or track.quick_hits:
                 track.misses += 1
@@ -711,10 +713,11 @@ def _identify(track: Track, embedder: faces.Embedder, cfg: Settings, first_id: i
         # A face cut off by the frame edge embeds as nobody in particular: left out where the
         # part has two whole faces to go on.
         whole = [k for k in chosen if candidates[k][4]]
-        if len(whole) < 2:
-            whole = [k for k in range(lo, hi) if candidates[k][4]]
-            whole = best(whole)[: cfg.samples_per_track] if len(whole) >= 2 else chosen
-        chosen = whole
+        whole_in_part = [k for k in range(lo, hi) if candidates[k][4]]
+        if len(whole) >= 2:
+            chosen = whole
+        elif len(whole_in_part) >= 2:
+            chosen = best(whole_in_part)[: cfg.samples_per_track]
         embed(chosen)
         chosen = best(chosen)
         part.samples = np.stack([cache[k] for k in chosen])
