@@ -822,7 +822,7 @@ X264_PRESETS = (
 
 
 class _Renderer:
-    """The state of one render(): streams, the optional filter graph, the encoder."""
+    """The state of one render(): streams, the frame converter, the encoder."""
 
     def __init__(
         self,
@@ -832,7 +832,7 @@ class _Renderer:
         preset: str,
         crf: int,
     ) -> None:
-        self.source, self.output, self.info = source, output, info
+        self.source, self.output = source, output
         self.video_in = source.streams[info.stream_index]
         self.video_in.thread_type = "AUTO"
         self.size = _even_size(info.width, info.height)
