@@ -167,11 +167,6 @@ class MemberAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.upload_view),
                 name="gallery_member_upload",
             ),
-            path(
-                "<int:member_id>/upload/file/",
-                self.admin_site.admin_view(self.upload_file_view),
-                name="gallery_member_upload_file",
-            ),
             *super().get_urls(),
         ]
 
@@ -185,37 +180,11 @@ class MemberAdmin(admin.ModelAdmin):
             "member": member,
             "opts": self.model._meta,
             "health": health_line(selectors.member_health(member)),
-            "upload_url": reverse("admin:gallery_member_upload_file", args=[member.pk]),
+            "upload_url": reverse("gallery:upload_create", args=[member.pk]),
             "images_url": reverse("admin:gallery_galleryimage_changelist")
             + f"?member__id__exact={member.pk}",
         }
         return TemplateResponse(request, "admin/gallery/member/upload.html", context)
-
-    def upload_file_view(self, request, member_id):
-        """One file per request, so the page can show progress and each outcome."""
-        if request.method != "POST":
-            return JsonResponse({"error": "POST a file"}, status=405)
-        member = get_object_or_404(Member, pk=member_id)
-        if not self.has_change_permission(request, member):
-            return JsonResponse({"error": "not allowed"}, status=403)
-        upload = request.FILES.get("file")
-        if upload is None:
-            return JsonResponse({"error": "no file in the request"}, status=400)
-        if upload.size > services.settings.GALLERY_MAX_BYTES:
-            result = services.IngestResult("rejected", upload.name, "file too large")
-        else:
-            result = services.image_ingest(
-                member=member, data=upload.read(), name=upload.name, uploaded_by=request.user
-            )
-        if result.outcome == "added":
-            services.group_refresh_flags(group=member.group)
-            result.image.refresh_from_db()
-        body = {"name": result.name, "outcome": result.outcome, "reason": result.reason}
-        if result.image is not None:
-            body["url"] = reverse("admin:gallery_galleryimage_change", args=[result.image.pk])
-            body["flags"] = result.image.flags()
-            body["thumbnail"] = reverse("gallery:thumbnail", args=[result.image.uuid])
-        return JsonResponse(body, status=201 if result.outcome == "added" else 200)
 
     @admin.action(description="Scrape images from image search", permissions=["change"])
     def scrape_images(self, request, queryset):

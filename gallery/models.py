@@ -141,6 +141,8 @@ class GalleryImage(models.Model):
 class ScrapeRun(Job):
     """One image-search scrape for a member, run as a background job."""
 
+    job_function = "gallery.jobs.scrape_job"
+
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="scrape_runs")
     keyword = models.CharField(max_length=200)
     engine = models.CharField(max_length=20)
@@ -158,3 +160,32 @@ class ScrapeRun(Job):
 
     def __str__(self):
         return f"{self.engine} “{self.keyword}” for {self.member}"
+
+
+def incoming_upload_to(instance, filename):
+    suffix = PurePosixPath(filename).suffix.lower()[:8]
+    return f"gallery/incoming/{uuid.uuid4().hex}{suffix}"
+
+
+class ImageUpload(Job):
+    """One image file a curator uploaded, cleaned and added to the gallery by a job: decoding
+    and face detection never run inside the web request."""
+
+    job_function = "gallery.jobs.ingest_upload_job"
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="uploads")
+    # The file as it was sent; deleted once it is ingested (the gallery keeps its clean copy).
+    file = models.FileField(upload_to=incoming_upload_to, blank=True, max_length=200)
+    original_name = models.CharField(max_length=255)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    outcome = models.CharField(max_length=12, blank=True)  # "added", "duplicate" or "rejected"
+    reason = models.CharField(max_length=255, blank=True)
+    image = models.ForeignKey(GalleryImage, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return f"{self.original_name} for {self.member}"

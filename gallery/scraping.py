@@ -5,7 +5,6 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote_plus
 
-import django_rq
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from icrawler import ImageDownloader
@@ -15,7 +14,7 @@ from icrawler.builtin.bing import BingFeeder
 
 from gallery import services
 from gallery.models import GalleryImage, Member, ScrapeRun
-from twicesite.jobs import running
+from twicesite.jobs import job_enqueue, running
 
 log = logging.getLogger(__name__)
 
@@ -94,20 +93,18 @@ def scrape_start(
             stage="queued",
         )
         if enqueue:
-            # The job is only sent when the transaction commits, so its id is chosen here.
-            run.rq_job_id = f"scrape-{run.pk}"
-            run.save(update_fields=["rq_job_id"])
-            django_rq.get_queue("default").enqueue(
-                "gallery.jobs.scrape_job", run.pk, job_id=run.rq_job_id, job_timeout=3600
-            )
+            job_enqueue(run)
     return run
 
 
-def scrape_run(*, run: ScrapeRun) -> ScrapeRun:
+def scrape_run(*, run: ScrapeRun, attempt: int | None = None) -> ScrapeRun:
     """Download up to `run.requested` images and ingest them as pending images of the member."""
     crawler_cls, feeder_cls = ENGINES[run.engine]
     member = run.member
-    with running(run) as progress, tempfile.TemporaryDirectory(prefix="scrape-") as tmp:
+    with (
+        running(run, attempt=attempt) as progress,
+        tempfile.TemporaryDirectory(prefix="scrape-") as tmp,
+    ):
         progress(0, "searching and downloading", force=True)
         crawler = crawler_cls(
             feeder_cls=feeder_cls,

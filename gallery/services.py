@@ -10,7 +10,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils.text import slugify
 
-from gallery.models import PALETTE, GalleryImage, Group, Member
+from gallery.models import PALETTE, GalleryImage, Group, ImageUpload, Member
 from recognition.core import faces
 from recognition.core.images import (
     NEAR_DUPLICATE_BITS,
@@ -21,6 +21,8 @@ from recognition.core.images import (
     open_image,
     perceptual_hash,
 )
+from twicesite.jobs import job_enqueue, running
+from twicesite.units import size_label
 
 log = logging.getLogger(__name__)
 
@@ -262,3 +264,49 @@ def _lookalike(row: np.ndarray, members: np.ndarray, own: int) -> int | None:
         if score < best_score and score < LOOKALIKE_MAX_DISTANCE:
             best, best_score = int(other), score
     return best
+
+
+def upload_start(*, member: Member, upload, uploaded_by=None) -> ImageUpload:
+    """Store an uploaded file as it came and queue its ingestion; a file over the size limit
+    is refused at once, without being stored."""
+    with transaction.atomic():
+        row = ImageUpload(member=member, original_name=upload.name[:255], uploaded_by=uploaded_by)
+        if upload.size > settings.GALLERY_MAX_BYTES:
+            limit = size_label(settings.GALLERY_MAX_BYTES)
+            row.state, row.outcome = ImageUpload.State.DONE, "rejected"
+            row.reason = f"file too large ({size_label(upload.size)}, limit {limit})"
+            row.progress, row.stage = 100.0, "done"
+            row.save()
+            return row
+        row.file.save(upload.name, upload, save=False)
+        row.stage = "waiting for a worker"
+        row.save()
+        job_enqueue(row)
+    return row
+
+
+def upload_ingest(*, upload: ImageUpload, attempt: int | None = None) -> ImageUpload:
+    """Clean and add one uploaded file (the job); the file as sent is deleted afterwards."""
+    with running(upload, attempt=attempt) as progress:
+        progress(10, "cleaning and finding faces", force=True)
+        with upload.file.open("rb") as handle:
+            data = handle.read()
+        result = image_ingest(
+            member=upload.member,
+            data=data,
+            name=upload.original_name,
+            uploaded_by=upload.uploaded_by,
+        )
+        if result.outcome == "added":
+            progress(80, "recomputing flags", force=True)
+            group_refresh_flags(group=upload.member.group)
+        progress.update(
+            outcome=result.outcome,
+            reason=result.reason[:255],
+            image=result.image,
+        )
+    name = upload.file.name
+    ImageUpload.objects.filter(pk=upload.pk).update(file="")
+    upload.file.storage.delete(name)
+    upload.refresh_from_db()
+    return upload

@@ -1,6 +1,18 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_delete
 
 
 class RecognitionConfig(AppConfig):
     name = "recognition"
     verbose_name = "Recognition"
+
+    def ready(self):
+        from recognition.models import ModelVersion
+
+        post_delete.connect(_delete_version_file, sender=ModelVersion, dispatch_uid="model-files")
+
+
+def _delete_version_file(sender, instance, **kwargs):
+    from twicesite.storage import delete_files_on_commit
+
+    delete_files_on_commit([instance.file.name], instance.file.storage)

@@ -2,8 +2,13 @@
 
 from recognition.models import TrainingRun
 from recognition.services import training_run
+from twicesite.jobs import job_entry
 
 
-def train_job(run_id: int) -> int:
-    version = training_run(run=TrainingRun.objects.select_related("group").get(pk=run_id))
-    return version.number
+def train_job(run_id: int, attempt: int):
+    return job_entry(
+        TrainingRun,
+        run_id,
+        lambda run: training_run(run=run, attempt=attempt).number,
+        related=("group",),
+    )

@@ -47,6 +47,8 @@ class ModelVersion(models.Model):
 class TrainingRun(Job):
     """One request to encode and train a group; requests made while one waits join it."""
 
+    job_function = "recognition.jobs.train_job"
+
     group = models.ForeignKey("gallery.Group", on_delete=models.CASCADE, related_name="trainings")
     folds = models.PositiveSmallIntegerField(default=5)
     requests = models.PositiveIntegerField(default=1, help_text="requests coalesced into this run")

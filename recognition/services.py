@@ -3,6 +3,7 @@
 import json
 import logging
 import tempfile
+import time
 from pathlib import Path
 
 import django_rq
@@ -11,13 +12,15 @@ from django.core.files import File
 from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
+from redis.exceptions import LockError
 
 from gallery.models import GalleryImage, Group
 from gallery.services import image_pixels
 from recognition import selectors
 from recognition.core import classifier, faces
 from recognition.models import ModelVersion, TrainingRun
-from twicesite.jobs import running
+from recognition.signals import model_version_activated, training_started
+from twicesite.jobs import job_alive, job_enqueue, running
 
 log = logging.getLogger(__name__)
 
@@ -76,36 +79,43 @@ def training_request(
         run = TrainingRun.objects.create(
             group=group, reason=reason[:200], requested_by=requested_by, folds=folds
         )
-        run.rq_job_id = f"train-{run.pk}"
-        run.save(update_fields=["rq_job_id"])
-        django_rq.get_queue("default").enqueue(
-            "recognition.jobs.train_job", run.pk, job_id=run.rq_job_id, job_timeout=3600
-        )
+        job_enqueue(run)
     return run
 
 
-def training_run(*, run: TrainingRun) -> ModelVersion:
+def training_run(*, run: TrainingRun, attempt: int | None = None) -> ModelVersion:
     """Encode what is missing, train, measure and store a new version (one run per group)."""
-    lock = django_rq.get_connection("default").lock(
-        f"twicesite:train:{run.group_id}", timeout=3600, blocking_timeout=3600
-    )
-    if not lock.acquire():
-        raise RuntimeError("another training of this group did not finish within an hour")
+    lock = _group_training_lock(run)
     try:
-        # Holding the lock, any other run still marked running lost its worker.
-        TrainingRun.objects.filter(group=run.group, state=TrainingRun.State.RUNNING).exclude(
-            pk=run.pk
-        ).update(
-            state=TrainingRun.State.FAILED, error="its worker stopped", finished=timezone.now()
-        )
-        with running(run) as progress:
+        with running(run, attempt=attempt) as progress:
+            progress(0, "gathering new gallery faces", force=True)
+            training_started.send(sender=TrainingRun, run=run)
             progress(0, "encoding gallery faces", force=True)
             embeddings_encode(group=run.group, progress=lambda p: progress(0.3 * p))
             version = _train(run, progress)
         TrainingRun.objects.filter(pk=run.pk).update(version=version)
         return version
     finally:
-        lock.release()
+        try:
+            lock.release()
+        except LockError:
+            pass  # it expired or was broken: nothing to give back
+
+
+def _group_training_lock(run: TrainingRun):
+    """Wait until no other run trains this group, so versions come out in request order.
+
+    A lock held by a run whose worker died is broken at once, not after its timeout."""
+    conn = django_rq.get_connection("default")
+    lock = conn.lock(f"twicesite:train:{run.group_id}", timeout=3600)
+    deadline = time.monotonic() + 3600
+    while not lock.acquire(blocking_timeout=2):
+        others = TrainingRun.objects.filter(group=run.group, state=TrainingRun.State.RUNNING)
+        if not any(job_alive(other) for other in others.exclude(pk=run.pk)):
+            conn.delete(lock.name)  # its holder is gone
+        if time.monotonic() > deadline:
+            raise RuntimeError("another training of this group did not finish within an hour")
+    return lock
 
 
 def _train(run: TrainingRun, progress) -> ModelVersion:
@@ -174,10 +184,8 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
     version.needs_review = False
     version.activated = timezone.now()
     version.save(update_fields=["is_active", "needs_review", "activated"])
-    # Stored videos of the group are named again by the new model once this commits.
-    django_rq.get_queue("default").enqueue(
-        "videos.jobs.relabel_group_job", version.pk, job_timeout=3600
-    )
+    # Videos name their stored tracks again with it (queued once this commits).
+    model_version_activated.send(sender=ModelVersion, version=version)
     return version
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[1]
 
 # Fixtures that reach the database or the queue; CI runs tests using them again on PostgreSQL
 # and a real Redis server.
@@ -94,3 +95,35 @@ def admin_login(page):
         page.wait_for_url("**/admin/")
 
     return login
+
+
+def worker_env() -> dict[str, str]:
+    """Environment for a real `manage.py rqworker` process on this test's database and media."""
+    from django.conf import settings as django_settings
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        url = f"sqlite:///{db['NAME']}"
+    else:
+        url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": url,
+        "MEDIA_ROOT": str(django_settings.MEDIA_ROOT),
+    }
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    return env
+
+
+def run_worker(*queues):
+    """A real `rqworker --burst` process on this test's database and queue."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "manage.py", "rqworker", *queues, "--burst"],
+        cwd=ROOT, env=worker_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]

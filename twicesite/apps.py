@@ -1,3 +1,5 @@
+import sys
+
 from django.apps import AppConfig
 from django.conf import settings
 
@@ -15,7 +17,9 @@ class TwicesiteConfig(AppConfig):
         # Permissions appear app by app as migrate finishes each; the update is idempotent.
         post_migrate.connect(ensure_curators_group, dispatch_uid="curators-group")
 
-        if settings.EMBEDDED_REDIS:
+        # The first process that needs the queue starts the bundled server; asking about it
+        # (`embedded_redis status`) must not.
+        if settings.EMBEDDED_REDIS and sys.argv[1:2] != ["embedded_redis"]:
             from twicesite import embedded_redis
 
             try:

@@ -56,6 +56,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "twicesite.middleware.SecurityHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "twicesite.urls"
@@ -107,8 +108,20 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = envpath("STATIC_ROOT", VAR_DIR / "static")
-MEDIA_URL = "media/"
+# Media files are never served by URL: every one goes through a view that checks access.
 MEDIA_ROOT = envpath("MEDIA_ROOT", BASE_DIR / "media")
+# Local scratch space for work in progress (decoding copies, renders before they are stored);
+# folders of processes that died are removed by the workers.
+WORK_DIR = envpath("WORK_DIR", VAR_DIR / "work")
+STORAGES = {
+    # Outputs replace the file of the same name (a re-render replaces the labelled MP4); every
+    # upload has a UUID name, so nothing a person sent is overwritten.
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"allow_overwrite": True},
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 
 # Gallery cleaning limits.
 GALLERY_MAX_BYTES = envint("GALLERY_MAX_BYTES", 30_000_000)
@@ -158,7 +171,7 @@ def rq_queues(url: str) -> dict:
 
 RQ_QUEUES = rq_queues(REDIS_URL)
 # Enqueue jobs only once the transaction that created their rows has committed.
-RQ = {"COMMIT_MODE": "on_db_commit"}
+RQ = {"COMMIT_MODE": "on_db_commit", "WORKER_CLASS": "twicesite.worker.Worker"}
 
 # Production hardening, each overridable; `manage.py check --deploy` passes with DEBUG off.
 SECURE_PROXY_SSL_HEADER = (
@@ -177,5 +190,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        # Django's own console handler would print every error a second time (with DEBUG on):
+        # its records go to the root handler only.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.db.backends": {"level": "INFO"},
+    },
 }

@@ -58,8 +58,8 @@ class CorrectionAdmin(admin.ModelAdmin):
         )
         self.message_user(
             request,
-            f"Approved {result['approved']} correction(s); {result['samples']} face(s) added to the "
-            f"gallery; {result['retrains']} retraining run(s) queued.",
+            f"Approved {result['approved']} correction(s); {result['retrains']} retraining run(s) "
+            "queued, which add their faces to the gallery first.",
             messages.SUCCESS,
         )
 

@@ -1,6 +1,43 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_delete
 
 
 class VideosConfig(AppConfig):
     name = "videos"
     verbose_name = "Videos"
+
+    def ready(self):
+        from recognition.signals import model_version_activated, training_started
+        from videos.models import Track, Video
+
+        # Signals rather than delete(): they also fire for admin bulk deletes and for the
+        # cascade when an owner or group goes, which never call a model's delete().
+        post_delete.connect(_delete_video_files, sender=Video, dispatch_uid="video-files")
+        post_delete.connect(_delete_track_files, sender=Track, dispatch_uid="track-files")
+        model_version_activated.connect(_relabel, dispatch_uid="videos-relabel")
+        training_started.connect(_harvest, dispatch_uid="videos-harvest")
+
+
+def _delete_video_files(sender, instance, **kwargs):
+    from twicesite.storage import delete_tree_on_commit
+
+    # The original, the labelled MP4, the track strips and anything made later all live here.
+    delete_tree_on_commit(instance.storage_folder())
+
+
+def _delete_track_files(sender, instance, **kwargs):
+    from twicesite.storage import delete_files_on_commit
+
+    delete_files_on_commit([instance.thumbnail.name])
+
+
+def _relabel(sender, version, **kwargs):
+    from videos.processing import group_relabel_request
+
+    group_relabel_request(version=version)
+
+
+def _harvest(sender, run, **kwargs):
+    from videos.corrections import corrections_harvest
+
+    corrections_harvest(group=run.group)

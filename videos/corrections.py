@@ -3,6 +3,7 @@
 import logging
 
 import numpy as np
+from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
@@ -11,6 +12,7 @@ from gallery.models import GalleryImage, Member
 from recognition.core import media
 from recognition.core.images import encode_png
 from twicesite.roles import is_curator
+from twicesite.storage import local_copy
 from videos.models import Correction, Detection, Track
 
 log = logging.getLogger(__name__)
@@ -80,8 +82,11 @@ def track_split(*, track: Track, user, frame: int) -> Correction:
         samples=track.samples,
         embedding_model=track.embedding_model,
         sample_boxes=[s for s in track.sample_boxes if s[0] >= frame],
-        thumbnail=track.thumbnail.name if track.thumbnail else "",
     )
+    if track.thumbnail:
+        # A copy of its own: each track's strip is deleted with its track.
+        with track.thumbnail.open("rb") as strip:
+            tail.thumbnail.save("strip.jpg", ContentFile(strip.read()), save=True)
     Detection.objects.filter(track=track, frame__gte=frame).update(track=tail)
     track.last_frame = frame - 1
     track.sample_boxes = [s for s in track.sample_boxes if s[0] < frame]
@@ -123,10 +128,11 @@ def correction_undo(*, correction: Correction, user) -> None:
 
 
 def corrections_approve(*, corrections, by) -> dict[str, int]:
-    """Approve corrections: their tracks' faces join the gallery and a retrain is queued."""
+    """Approve corrections and queue a retrain; the training job takes their tracks' faces
+    into the gallery first (decoding video frames is no work for a web request)."""
     from recognition.services import training_request
 
-    approved = added = 0
+    approved = 0
     groups = set()
     for correction in corrections:
         if correction.review != Correction.Review.PENDING or correction.undone:
@@ -134,16 +140,36 @@ def corrections_approve(*, corrections, by) -> dict[str, int]:
         correction.review = Correction.Review.APPROVED
         correction.reviewed_by = by
         correction.reviewed = timezone.now()
-        correction.samples_added = correction_add_samples(correction=correction)
-        correction.save()
+        correction.save(update_fields=["review", "reviewed_by", "reviewed"])
         approved += 1
-        added += correction.samples_added
-        if correction.samples_added:
+        if correction.kind in SAMPLE_KINDS:
             groups.add(correction.video.group)
     for group in groups:
-        gallery_services.group_refresh_flags(group=group)
         training_request(group=group, reason="approved corrections", requested_by=by)
-    return {"approved": approved, "samples": added, "retrains": len(groups)}
+    return {"approved": approved, "retrains": len(groups)}
+
+
+# Corrections that say who a track is, so its faces can teach the model.
+SAMPLE_KINDS = (Correction.Kind.MEMBER, Correction.Kind.CONFIRM)
+
+
+def corrections_harvest(*, group) -> int:
+    """Add the faces of approved corrections not yet taken into the group's gallery (run by the
+    training job before it encodes); returns how many faces were added."""
+    waiting = Correction.objects.filter(
+        video__group=group,
+        review=Correction.Review.APPROVED,
+        undone__isnull=True,
+        samples_added__isnull=True,
+    ).select_related("track__member", "video")
+    added = 0
+    for correction in waiting:
+        count = correction_add_samples(correction=correction)
+        Correction.objects.filter(pk=correction.pk).update(samples_added=count)
+        added += count
+    if added:
+        gallery_services.group_refresh_flags(group=group)
+    return added
 
 
 def corrections_reject(*, corrections, by) -> int:
@@ -162,30 +188,30 @@ def correction_add_samples(*, correction: Correction) -> int:
     """Crop the corrected track's best faces from the original video into the gallery."""
     track = correction.track
     member = track.member
-    if correction.kind not in (Correction.Kind.MEMBER, Correction.Kind.CONFIRM) or member is None:
+    if correction.kind not in SAMPLE_KINDS or member is None:
         return 0
     wanted = sorted(track.sample_boxes, key=lambda s: -(s[3] - s[1]) * (s[4] - s[2]))
     wanted = sorted(wanted[:CROPS_PER_CORRECTION])
     if not wanted:
         return 0
     video = track.video
-    info = media.probe(video.original.path)
     by_frame = {s[0]: s[1:] for s in wanted}
     added = 0
-    for index, frame in media.read_frames(
-        video.original.path, info, start=wanted[0][0], end=wanted[-1][0] + 1
-    ):
-        if index not in by_frame:
-            continue
-        crop = _face_crop(frame, by_frame[index])
-        result = gallery_services.image_ingest(
-            member=member,
-            data=encode_png(crop),
-            name=f"{video}-track{track.number}-frame{index}.png",
-            source=GalleryImage.Source.CORRECTION,
-            approve=True,
-        )
-        added += result.outcome == "added"
+    with local_copy(video.original) as source:
+        info = media.probe(source)
+        frames = media.read_frames(source, info, start=wanted[0][0], end=wanted[-1][0] + 1)
+        for index, frame in frames:
+            if index not in by_frame:
+                continue
+            crop = _face_crop(frame, by_frame[index])
+            result = gallery_services.image_ingest(
+                member=member,
+                data=encode_png(crop),
+                name=f"{video}-track{track.number}-frame{index}.png",
+                source=GalleryImage.Source.CORRECTION,
+                approve=True,
+            )
+            added += result.outcome == "added"
     return added
 
 

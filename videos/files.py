@@ -4,6 +4,7 @@ import os
 import re
 
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.utils.http import content_disposition_header
 
 RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 CHUNK = 256 * 1024
@@ -46,5 +47,9 @@ def ranged_file_response(request, field, content_type: str, filename: str | None
     response["Content-Length"] = str(end - start + 1)
     response["Accept-Ranges"] = "bytes"
     if filename:
-        response["Content-Disposition"] = f'inline; filename="{os.path.basename(filename)}"'
+        # The same header FileResponse sends for a whole file: quoted, with RFC 5987 for
+        # names that are not plain ASCII.
+        response["Content-Disposition"] = content_disposition_header(
+            False, os.path.basename(filename)
+        )
     return response

@@ -1,32 +1,51 @@
 """RQ entry points for videos: take ids, load rows, call one service."""
 
+from twicesite.jobs import job_entry
 from videos import processing
-from videos.models import Video
+from videos.models import RelabelRun, RenderRun, Video
 
 
-def process_video_job(video_id: int) -> str:
-    video = processing.video_process(video=Video.objects.select_related("group").get(pk=video_id))
-    return video.state
-
-
-def analyze_segment_job(video_id: int, number: int, start: int, end: int) -> None:
-    processing.segment_analyze(
-        video=Video.objects.get(pk=video_id), number=number, start=start, end=end
+def process_video_job(video_id: int, attempt: int):
+    return job_entry(
+        Video,
+        video_id,
+        lambda video: processing.video_process(video=video, attempt=attempt).state,
+        related=("group",),
     )
 
 
-def finish_video_job(video_id: int) -> str:
-    video = processing.video_finish(video=Video.objects.select_related("group").get(pk=video_id))
-    return video.state
-
-
-def relabel_group_job(version_id: int) -> dict:
-    from recognition.models import ModelVersion
-
-    return processing.group_relabel(
-        version=ModelVersion.objects.select_related("group").get(pk=version_id)
+def analyze_segment_job(video_id: int, attempt: int, number: int, start: int, end: int):
+    return job_entry(
+        Video,
+        video_id,
+        lambda video: processing.segment_analyze(
+            video=video, attempt=attempt, number=number, start=start, end=end
+        ),
     )
 
 
-def rerender_video_job(video_id: int) -> None:
-    processing.video_rerender(video=Video.objects.get(pk=video_id))
+def finish_video_job(video_id: int, attempt: int):
+    return job_entry(
+        Video,
+        video_id,
+        lambda video: processing.video_finish(video=video, attempt=attempt).state,
+        related=("group",),
+    )
+
+
+def relabel_group_job(run_id: int, attempt: int):
+    return job_entry(
+        RelabelRun,
+        run_id,
+        lambda run: processing.group_relabel(run=run, attempt=attempt),
+        related=("version__group",),
+    )
+
+
+def render_video_job(run_id: int, attempt: int):
+    return job_entry(
+        RenderRun,
+        run_id,
+        lambda run: processing.video_rerender(run=run, attempt=attempt),
+        related=("video",),
+    )

@@ -11,19 +11,24 @@ from twicesite.models import Job
 
 def original_upload_to(instance, filename):
     suffix = PurePosixPath(filename).suffix.lower()[:8] or ".mp4"
-    return f"videos/{instance.uuid.hex}/original{suffix}"
+    return f"{instance.storage_folder()}/original{suffix}"
 
 
 def labelled_upload_to(instance, filename):
-    return f"videos/{instance.uuid.hex}/labelled.mp4"
+    return f"{instance.storage_folder()}/labelled.mp4"
 
 
 def thumbnail_upload_to(instance, filename):
-    return f"videos/{instance.video.uuid.hex}/tracks/{instance.number}.jpg"
+    # A fresh name each time: a retried analysis stores its strips before the old ones go.
+    return f"{instance.video.storage_folder()}/tracks/{instance.number}-{uuid.uuid4().hex[:8]}.jpg"
 
 
 class Video(Job):
     """An uploaded video, its processing state, and what was found in it."""
+
+    job_function = "videos.jobs.process_video_job"
+    job_queue = "video"
+    job_timeout = 6 * 3600
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     owner = models.ForeignKey(
@@ -69,6 +74,10 @@ class Video(Job):
 
     def get_absolute_url(self):
         return reverse("videos:watch", args=[self.uuid])
+
+    def storage_folder(self) -> str:
+        """Where every file of the video is stored: the original and all that is made from it."""
+        return f"videos/{self.uuid.hex}"
 
     def duration_label(self) -> str:
         if self.duration is None:
@@ -176,7 +185,8 @@ class Correction(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     reviewed = models.DateTimeField(null=True, blank=True)
-    samples_added = models.PositiveIntegerField(default=0)
+    # Faces the training job took from the track into the gallery; None until it ran.
+    samples_added = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]
@@ -211,3 +221,39 @@ class Relabel(models.Model):
 
     def __str__(self):
         return f"{self.version} changed {self.tracks_changed} track(s) of {self.video}"
+
+
+class RenderRun(Job):
+    """A re-render of a video's labelled MP4 after its labels changed; requests made while one
+    waits join it."""
+
+    job_function = "videos.jobs.render_video_job"
+    job_queue = "video"
+
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="renders")
+    requests = models.PositiveIntegerField(default=1, help_text="requests coalesced into this run")
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return f"re-render of {self.video}"
+
+
+class RelabelRun(Job):
+    """Naming a group's stored tracks again with a model version that became active."""
+
+    job_function = "videos.jobs.relabel_group_job"
+
+    version = models.ForeignKey(
+        "recognition.ModelVersion", on_delete=models.CASCADE, related_name="relabel_runs"
+    )
+    videos_changed = models.PositiveIntegerField(default=0)
+    tracks_changed = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return f"relabel with {self.version}"

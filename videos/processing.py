@@ -1,11 +1,14 @@
-"""Processing a video: analyse (in segments on several workers when long), name, store, render."""
+"""Processing a video: analyse (in segments on several workers when long), name, store, render.
+
+Every step is fenced by the job's attempt (twicesite.jobs): a video deleted or queued again
+while it is processed makes this run stop at its next progress report, and whatever it wrote
+after a delete is removed with the video's folder.
+"""
 
 import io
 import logging
 from collections import defaultdict
-from pathlib import Path
 
-import django_rq
 import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -14,13 +17,13 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from PIL import Image
-from rq import Retry
 
 from recognition import selectors as recognition_selectors
 from recognition.core import faces, media, pipeline
 from recognition.services import model_version_load
-from twicesite.jobs import Progress, running
-from videos.models import Detection, Track, Video
+from twicesite.jobs import JobGone, Progress, job_enqueue, job_fence, job_send, running
+from twicesite.storage import delete_tree, local_copy, save_local_file, work_dir
+from videos.models import Detection, RelabelRun, RenderRun, Track, Video
 
 log = logging.getLogger(__name__)
 
@@ -34,125 +37,182 @@ def segment_bounds(frames: int, fps: float) -> list[tuple[int, int]]:
     return [(start, min(start + size, frames)) for start in range(0, frames, size)]
 
 
-def _work_path(video: Video, name: str) -> Path:
-    path = Path(default_storage.path(f"videos/{video.uuid.hex}/work/{name}"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
+def _work_name(video: Video, attempt: int, name: str) -> str:
+    """Stored scratch files shared between the jobs of one attempt (segment results)."""
+    return f"{video.storage_folder()}/work/{attempt}/{name}"
 
 
-def video_process(*, video: Video, fan_out: bool | None = None, echo=None) -> Video:
+def video_process(
+    *, video: Video, attempt: int | None = None, fan_out: bool | None = None, echo=None
+) -> Video:
     """Run the whole pipeline in this process, or fan a long video out as segment jobs.
 
     `echo` receives the video row at each progress write (process_video prints it)."""
     fan_out = settings.VIDEO_SEGMENTS_AS_JOBS if fan_out is None else fan_out
-    info = media.probe(video.original.path)
-    bounds = segment_bounds(info.frames, info.fps)
-    if len(bounds) > 1 and fan_out:
-        Video.objects.filter(pk=video.pk).update(
-            state=Video.State.RUNNING, started=timezone.now(), error="", progress=0.0
-        )
-        _fan_out(video, bounds)
-        return video  # finish_video_job completes it
-    processes = settings.VIDEO_ANALYSIS_PROCESSES
-    if len(bounds) < processes:
-        # Short: cut it anyway so every process gets a part.
-        bounds = pipeline.split_for_processes(info, processes)
-    with running(video, echo=echo) as progress:
-        progress(0, "finding faces", force=True)
-        analysis = pipeline.analyze_parallel(
-            video.original.path,
-            info=info,
-            bounds=bounds,
-            processes=processes,
-            progress=lambda percent, stage: progress(ANALYSIS_SHARE * percent / 100, stage),
-        )
-        _finish(video, info, analysis, progress)
+    attempt = video.attempt if attempt is None else attempt
+    try:
+        _clear_leftovers(video, attempt)
+        with local_copy(video.original) as source:
+            info = media.probe(source)
+            bounds = segment_bounds(info.frames, info.fps)
+            if len(bounds) > 1 and fan_out:
+                _fan_out(video, attempt, bounds)
+                return video  # finish_video_job completes it
+            processes = settings.VIDEO_ANALYSIS_PROCESSES
+            if len(bounds) < processes:
+                # Short: cut it anyway so every process gets a part.
+                bounds = pipeline.split_for_processes(info, processes)
+            with running(video, attempt=attempt, echo=echo) as progress:
+                progress(0, "finding faces", force=True)
+                analysis = pipeline.analyze_parallel(
+                    source,
+                    info=info,
+                    bounds=bounds,
+                    processes=processes,
+                    progress=lambda percent, stage: progress(ANALYSIS_SHARE * percent / 100, stage),
+                )
+                _finish(video, attempt, source, info, analysis, progress)
+    except JobGone:
+        _forget_if_deleted(video)
+        raise
     video.refresh_from_db()
     return video
 
 
-def _fan_out(video: Video, bounds: list[tuple[int, int]]) -> None:
+def _clear_leftovers(video: Video, attempt: int) -> None:
+    """Remove what earlier attempts left (segment results, stray temp files)."""
+    job_fence(Video, video.pk, attempt)
+    folder = video.storage_folder()
+    delete_tree(f"{folder}/work")
+    try:
+        _, files = default_storage.listdir(folder)
+    except FileNotFoundError:
+        return
+    for name in files:
+        if name.startswith("."):
+            default_storage.delete(f"{folder}/{name}")
+
+
+def _forget_if_deleted(video: Video) -> None:
+    # The delete removed the folder when it committed; this run may have written since.
+    if not Video.objects.filter(pk=video.pk).exists():
+        delete_tree(video.storage_folder())
+
+
+def _fan_out(video: Video, attempt: int, bounds: list[tuple[int, int]]) -> None:
     """Queue one analysis job per segment and a finishing job that waits for all of them."""
-    queue = django_rq.get_queue("video")
-    Video.objects.filter(pk=video.pk).update(
-        segments=len(bounds), segments_done=0, stage=f"finding faces in {len(bounds)} segments"
+    Progress(video, attempt=attempt).update(
+        state=Video.State.RUNNING,
+        started=timezone.now(),
+        error="",
+        progress=0.0,
+        segments=len(bounds),
+        segments_done=0,
+        stage=f"finding faces in {len(bounds)} segments",
     )
-    jobs = [
-        queue.enqueue(
+    base = video.rq_job_id or f"video-{video.pk}-{attempt}"
+    parts = []
+    for number, (start, end) in enumerate(bounds):
+        job = job_send(
+            Video,
             "videos.jobs.analyze_segment_job",
-            video.pk,
-            number,
-            start,
-            end,
-            job_timeout=3600,
-            retry=Retry(max=1),
-            job_id=f"{video.rq_job_id}-seg{number}",
+            (video.pk, attempt, number, start, end),
+            job_id=f"{base}-seg{number}",
+            row_pk=video.pk,
         )
-        for number, (start, end) in enumerate(bounds)
-    ]
-    queue.enqueue(
+        if job is None:
+            raise RuntimeError("the queue stopped answering while the segments were queued")
+        parts.append(job)
+    finish = job_send(
+        Video,
         "videos.jobs.finish_video_job",
-        video.pk,
-        depends_on=jobs,
-        job_timeout=6 * 3600,
-        retry=Retry(max=1),
-        job_id=f"{video.rq_job_id}-finish",
+        (video.pk, attempt),
+        job_id=f"{base}-finish",
+        row_pk=video.pk,
+        depends_on=parts,
     )
-    # Pages follow the finishing job from here on.
-    Video.objects.filter(pk=video.pk).update(rq_job_id=f"{video.rq_job_id}-finish")
+    if finish is None:
+        raise RuntimeError("the queue stopped answering while the segments were queued")
+    # Pages and the sweep follow the finishing job from here on.
+    Progress(video, attempt=attempt).update(rq_job_id=finish.id)
 
 
-def segment_analyze(*, video: Video, number: int, start: int, end: int) -> None:
-    info = media.probe(video.original.path)
-    analysis = pipeline.analyze_segment(video.original.path, info, start, end, number)
-    pipeline.save(analysis, _work_path(video, f"segment-{number}.npz"))
-    Video.objects.filter(pk=video.pk).update(segments_done=F("segments_done") + 1)
+def segment_analyze(*, video: Video, attempt: int, number: int, start: int, end: int) -> None:
+    job_fence(Video, video.pk, attempt)
+    with local_copy(video.original) as source:
+        info = media.probe(source)
+        analysis = pipeline.analyze_segment(source, info, start, end, number)
+    with work_dir() as folder:
+        path = folder / "segment.npz"
+        pipeline.save(analysis, path)
+        job_fence(Video, video.pk, attempt)
+        save_local_file(_work_name(video, attempt, f"segment-{number}.npz"), path)
+    progress = Progress(video, attempt=attempt)
+    progress.update(segments_done=F("segments_done") + 1)
     video.refresh_from_db()
-    Video.objects.filter(pk=video.pk).update(
+    progress.update(
         progress=ANALYSIS_SHARE * video.segments_done / max(video.segments, 1),
         stage=f"found faces in {video.segments_done} of {video.segments} segments",
     )
 
 
-def video_finish(*, video: Video) -> Video:
+def video_finish(*, video: Video, attempt: int) -> Video:
     """Join the segments' tracks at the seams, then name, store and render (after fan-out)."""
-    info = media.probe(video.original.path)
-    bounds = segment_bounds(info.frames, info.fps)
-    Video.objects.filter(pk=video.pk).update(state=Video.State.RUNNING)
-    video.refresh_from_db()
-    with running(video) as progress:
-        progress(ANALYSIS_SHARE, "joining segments", force=True)
-        parts = [pipeline.load(_work_path(video, f"segment-{n}.npz")) for n in range(len(bounds))]
-        analysis = pipeline.join(parts, [start for start, _ in bounds])
-        _finish(video, info, analysis, progress)
-    for n in range(len(bounds)):
-        _work_path(video, f"segment-{n}.npz").unlink(missing_ok=True)
+    try:
+        with local_copy(video.original) as source:
+            info = media.probe(source)
+            bounds = segment_bounds(info.frames, info.fps)
+            with running(video, attempt=attempt) as progress:
+                progress(ANALYSIS_SHARE, "joining segments", force=True)
+                parts = []
+                for n in range(len(bounds)):
+                    with default_storage.open(_work_name(video, attempt, f"segment-{n}.npz")) as f:
+                        parts.append(pipeline.load(f))
+                analysis = pipeline.join(parts, [start for start, _ in bounds])
+                _finish(video, attempt, source, info, analysis, progress)
+        delete_tree(f"{video.storage_folder()}/work")
+    except JobGone:
+        _forget_if_deleted(video)
+        raise
     video.refresh_from_db()
     return video
 
 
-def _finish(video: Video, info: media.VideoInfo, analysis: pipeline.Analysis, progress: Progress):
+def _finish(video: Video, attempt: int, source, info, analysis: pipeline.Analysis, progress):
     version = recognition_selectors.active_version(video.group)
     if version is None:
         raise RuntimeError(f"{video.group} has no active model")
     pipeline.name_tracks(analysis.tracks, model_version_load(version))
     progress(ANALYSIS_SHARE, "saving predictions", force=True)
-    store_analysis(video=video, analysis=analysis, version=version, info=info)
+    store_analysis(video=video, attempt=attempt, analysis=analysis, version=version, info=info)
     progress(RENDER_FROM, "drawing the labelled video", force=True)
     render_labelled(
         video=video,
+        source=source,
         info=info,
         progress=lambda p: progress(RENDER_FROM + (100 - RENDER_FROM) * p / 100),
     )
-    Video.objects.filter(pk=video.pk).update(
-        timings={**analysis.timings, "tracks": len(analysis.tracks)}
-    )
+    progress.update(timings={**analysis.timings, "tracks": len(analysis.tracks)})
 
 
-@transaction.atomic
-def store_analysis(*, video: Video, analysis: pipeline.Analysis, version, info) -> None:
+def store_analysis(
+    *, video: Video, attempt: int | None = None, analysis: pipeline.Analysis, version, info
+) -> None:
     """Replace the video's tracks and detections with these (a retried job starts clean)."""
-    video.tracks.all().delete()
+    saved: list[str] = []
+    try:
+        with transaction.atomic():
+            if attempt is not None:
+                job_fence(Video, video.pk, attempt, lock=True)  # no delete until this commits
+            _store(video, analysis, version, info, saved)
+    except BaseException:
+        for name in saved:  # the rows are gone with the rollback; so go their strips
+            default_storage.delete(name)
+        raise
+
+
+def _store(video, analysis, version, info, saved: list[str]) -> None:
+    video.tracks.all().delete()  # their strips go when this commits
     members = {m.slug: m for m in video.group.members.all()}
     embedder_id = faces.Embedder().model_id
     fps = info.fps or 30.0
@@ -180,6 +240,7 @@ def store_analysis(*, video: Video, analysis: pipeline.Analysis, version, info) 
             strip = strip.resize((strip.width * 72 // strip.height, 72))
             strip.save(out, format="JPEG", quality=88)
             row.thumbnail.save(f"{track.id}.jpg", ContentFile(out.getvalue()), save=True)
+            saved.append(row.thumbnail.name)
         rows += [
             Detection(
                 video=video,
@@ -197,9 +258,8 @@ def store_analysis(*, video: Video, analysis: pipeline.Analysis, version, info) 
     Video.objects.filter(pk=video.pk).update(model_version=version)
 
 
-def render_labelled(*, video: Video, info: media.VideoInfo | None = None, progress=None) -> None:
-    """Draw the stored labels on the original and store it as the labelled MP4."""
-    info = info or media.probe(video.original.path)
+def render_labelled(*, video: Video, source, info: media.VideoInfo, progress=None) -> None:
+    """Draw the stored labels on the original (a local file) and store the labelled MP4."""
     labels: dict[int, list] = defaultdict(list)
     rows = (
         Detection.objects.filter(video=video, track__is_face=True, track__member__isnull=False)
@@ -218,78 +278,108 @@ def render_labelled(*, video: Video, info: media.VideoInfo | None = None, progre
             progress(100 * index / total)
         return labels.get(index, ())
 
-    name = f"videos/{video.uuid.hex}/labelled.mp4"
-    target = Path(default_storage.path(name))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    media.render(video.original.path, target, info, labels_at, preset=settings.VIDEO_RENDER_PRESET)
-    Video.objects.filter(pk=video.pk).update(labelled=name)
+    with work_dir() as folder:
+        target = folder / "labelled.mp4"
+        media.render(source, target, info, labels_at, preset=settings.VIDEO_RENDER_PRESET)
+        name = save_local_file(f"{video.storage_folder()}/labelled.mp4", target)
+    if not Video.objects.filter(pk=video.pk).update(labelled=name):
+        delete_tree(video.storage_folder())  # deleted while it rendered
+        raise JobGone(f"video {video.pk} was deleted")
 
 
-def group_relabel(*, version) -> dict[str, int]:
-    """Name every uncorrected stored track of the group again with `version`, from stored
-    embeddings (no video is decoded), and queue re-renders of the videos that changed."""
+# --- re-renders and relabels ----------------------------------------------------------------
+
+
+def video_render_request(*, video: Video, reason: str = "") -> RenderRun:
+    """Queue one re-render of the labelled MP4; requests made while one waits join it."""
+    with transaction.atomic():
+        # Serialises concurrent requests for one video (a row lock on PostgreSQL; SQLite
+        # transactions here take the write lock up front).
+        Video.objects.select_for_update().filter(pk=video.pk).first()
+        waiting = RenderRun.objects.filter(video=video, state=RenderRun.State.QUEUED).first()
+        if waiting:
+            RenderRun.objects.filter(pk=waiting.pk).update(requests=F("requests") + 1)
+            return waiting
+        run = RenderRun.objects.create(video=video, reason=reason[:200])
+        job_enqueue(run)
+    return run
+
+
+def video_rerender(*, run: RenderRun, attempt: int) -> None:
+    """Draw the current labels again on the labelled MP4 (after a relabel or corrections)."""
+    video = run.video
+    with running(run, attempt=attempt) as progress:
+        if video.state != Video.State.DONE:
+            # Still processing: its own render at the end draws the current labels.
+            progress(100, "nothing to do: the video is still being processed", force=True)
+            return
+        with local_copy(video.original) as source:
+            info = media.probe(source)
+            render_labelled(video=video, source=source, info=info, progress=progress)
+
+
+def group_relabel_request(*, version) -> RelabelRun:
+    """Queue naming the group's stored tracks again with `version` (once this commits)."""
+    run = RelabelRun.objects.create(version=version)
+    job_enqueue(run)
+    return run
+
+
+def group_relabel(*, run: RelabelRun, attempt: int) -> dict[str, int]:
+    """Name every uncorrected stored track of the group again with the run's version, from
+    stored embeddings (no video is decoded), and queue re-renders of the videos that changed."""
     from videos.models import Relabel
 
-    clf = model_version_load(version)
-    members = {m.slug: m for m in version.group.members.all()}
-    changed_videos = changed_tracks = 0
-    videos = Video.objects.filter(group=version.group, state=Video.State.DONE)
-    for video in videos.iterator():
-        rows = list(video.tracks.filter(is_face=True).select_related("member"))
-        frames = defaultdict(set)
-        for number, frame in Detection.objects.filter(video=video).values_list(
-            "track__number", "frame"
-        ):
-            frames[number].add(frame)
-        work = []
-        for row in rows:
-            if row.corrected:
-                continue
-            track = pipeline.Track(id=row.number)
-            track.boxes = dict.fromkeys(frames[row.number], (0, 0, 0, 0))
-            track.samples = row.sample_vectors()
-            work.append((row, track))
-        pipeline.name_tracks([t for _, t in work], clf)
-        # A person's correction wins a clash with the model.
-        fixed = [(r.member_id, frames[r.number]) for r in rows if r.corrected and r.member_id]
-        updates = []
-        for row, track in work:
-            member = members.get(track.label)
-            if member and any(m == member.pk and f & frames[row.number] for m, f in fixed):
-                member = None
-            candidate = members.get(track.candidate)
-            if (row.member_id, row.candidate_id) != (
-                member.pk if member else None,
-                candidate.pk if candidate else None,
-            ) or abs(row.confidence - track.confidence) > 1e-6:
-                if row.member_id != (member.pk if member else None):
-                    updates.append(row)
-                row.member, row.candidate, row.confidence = member, candidate, track.confidence
-                row.save(update_fields=["member", "candidate", "confidence"])
-        Video.objects.filter(pk=video.pk).update(model_version=version)
-        if updates:
-            changed_videos += 1
-            changed_tracks += len(updates)
-            Relabel.objects.create(version=version, video=video, tracks_changed=len(updates))
-            video_rerender_soon(video=video)
+    version = run.version
+    with running(run, attempt=attempt) as progress:
+        clf = model_version_load(version)
+        members = {m.slug: m for m in version.group.members.all()}
+        changed_videos = changed_tracks = 0
+        videos = Video.objects.filter(group=version.group, state=Video.State.DONE)
+        total = max(videos.count(), 1)
+        for done, video in enumerate(videos.iterator()):
+            progress(100 * done / total, f"naming the tracks of {done + 1} of {total} videos")
+            updates = _relabel_video(video, clf, members)
+            Video.objects.filter(pk=video.pk).update(model_version=version)
+            if updates:
+                changed_videos += 1
+                changed_tracks += updates
+                Relabel.objects.create(version=version, video=video, tracks_changed=updates)
+                video_render_request(video=video, reason=f"relabelled by {version}")
+        progress.update(videos_changed=changed_videos, tracks_changed=changed_tracks)
     return {"videos": changed_videos, "tracks": changed_tracks}
 
 
-def video_rerender_soon(*, video: Video) -> None:
-    """Queue one re-render of the labelled MP4; requests while one waits join it."""
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job, JobStatus
-
-    queue = django_rq.get_queue("video")
-    job_id = f"rerender-{video.pk}"
-    try:
-        if Job.fetch(job_id, connection=queue.connection).get_status() == JobStatus.QUEUED:
-            return
-    except NoSuchJobError:
-        pass
-    queue.enqueue("videos.jobs.rerender_video_job", video.pk, job_id=job_id, job_timeout=3600)
-
-
-def video_rerender(*, video: Video) -> None:
-    """Draw the current labels again on the labelled MP4 (after a relabel or corrections)."""
-    render_labelled(video=video)
+def _relabel_video(video: Video, clf, members: dict) -> int:
+    rows = list(video.tracks.filter(is_face=True).select_related("member"))
+    frames = defaultdict(set)
+    for number, frame in Detection.objects.filter(video=video).values_list(
+        "track__number", "frame"
+    ):
+        frames[number].add(frame)
+    work = []
+    for row in rows:
+        if row.corrected:
+            continue
+        track = pipeline.Track(id=row.number)
+        track.boxes = dict.fromkeys(frames[row.number], (0, 0, 0, 0))
+        track.samples = row.sample_vectors()
+        work.append((row, track))
+    pipeline.name_tracks([t for _, t in work], clf)
+    # A person's correction wins a clash with the model.
+    fixed = [(r.member_id, frames[r.number]) for r in rows if r.corrected and r.member_id]
+    updates = 0
+    for row, track in work:
+        member = members.get(track.label)
+        if member and any(m == member.pk and f & frames[row.number] for m, f in fixed):
+            member = None
+        candidate = members.get(track.candidate)
+        if (row.member_id, row.candidate_id) != (
+            member.pk if member else None,
+            candidate.pk if candidate else None,
+        ) or abs(row.confidence - track.confidence) > 1e-6:
+            if row.member_id != (member.pk if member else None):
+                updates += 1
+            row.member, row.candidate, row.confidence = member, candidate, track.confidence
+            row.save(update_fields=["member", "candidate", "confidence"])
+    return updates

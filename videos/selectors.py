@@ -31,6 +31,14 @@ def can_edit(user, video: Video) -> bool:
     return bool(user.is_authenticated and (video.owner_id == user.pk or is_curator(user)))
 
 
+def can_delete(user, video: Video) -> bool:
+    """Its owner, or staff allowed to delete videos."""
+    return bool(
+        user.is_authenticated
+        and (video.owner_id == user.pk or user.has_perm("videos.delete_video"))
+    )
+
+
 def screen_time(video: Video) -> list[dict]:
     """Seconds and share of the video each member is on screen, most first."""
     fps = video.fps or 30.0

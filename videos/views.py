@@ -1,17 +1,19 @@
-import json
-
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from twicesite.jobs import reconcile
+from twicesite.api import BadRequest, json_endpoint, read_json, whole_number
+from twicesite.jobs import job_reconcile
+from twicesite.units import size_label
 from videos import corrections, exports, processing, selectors, services
 from videos.files import ranged_file_response
 from videos.forms import SignupForm, UploadForm
-from videos.models import Correction, Track
+from videos.models import Correction
 
 
 @require_http_methods(["GET", "POST"])
@@ -40,12 +42,13 @@ def upload(request):
             {"form": UploadForm(), "max_bytes": settings.VIDEO_MAX_BYTES},
         )
     # The size is known from the request headers before the body is read and stored.
-    declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
     if declared > settings.VIDEO_MAX_BYTES + 1_000_000:
-        return JsonResponse(
-            {"error": f"the file is over the {settings.VIDEO_MAX_BYTES / 1e6:.0f} MB limit"},
-            status=413,
-        )
+        limit = size_label(settings.VIDEO_MAX_BYTES)
+        return JsonResponse({"error": f"the file is over the {limit} limit"}, status=413)
     form = UploadForm(request.POST, request.FILES)
     if not form.is_valid():
         return JsonResponse(
@@ -83,17 +86,20 @@ def reverse_progress(video):
 @require_GET
 def watch(request, uuid):
     video = selectors.video_for_viewer(request.user, uuid)
-    reconcile(video)
-    context = {"video": video, "can_edit": selectors.can_edit(request.user, video)}
+    job_reconcile(video)
+    context = {
+        "video": video,
+        "can_edit": selectors.can_edit(request.user, video),
+        "can_delete": selectors.can_delete(request.user, video),
+    }
     if video.state == video.State.DONE:
         members = list(video.group.members.all())
         context |= {
             "screen_time": selectors.screen_time(video),
             "timeline": selectors.timeline(video),
             "members": members,
-            "members_json": json.dumps(
-                {m.slug: {"name": m.name, "color": m.color} for m in members}
-            ),
+            # Rendered with json_script: a name is data, never markup.
+            "members_data": {m.slug: {"name": m.name, "color": m.color} for m in members},
         }
     return render(request, "videos/watch.html", context)
 
@@ -101,8 +107,31 @@ def watch(request, uuid):
 @require_GET
 def progress(request, uuid):
     video = selectors.video_for_viewer(request.user, uuid)
-    reconcile(video)
+    job_reconcile(video)
     return JsonResponse(video.job_progress())
+
+
+@require_POST
+def retry(request, uuid):
+    video = selectors.video_for_viewer(request.user, uuid)
+    if not selectors.can_edit(request.user, video):
+        raise Http404("No such video")
+    if services.video_retry(video=video):
+        messages.success(request, "Queued again: the video will be processed from the start.")
+    else:
+        messages.info(request, "The video is not failed, so there is nothing to retry.")
+    return redirect(video)
+
+
+@require_POST
+def delete(request, uuid):
+    video = selectors.video_for_viewer(request.user, uuid)
+    if not selectors.can_delete(request.user, video):
+        raise Http404("No such video")
+    title = str(video)
+    services.video_delete(video=video)
+    messages.success(request, f"Deleted “{title}” and all of its files.")
+    return redirect("videos:list")
 
 
 @require_GET
@@ -127,7 +156,9 @@ def predictions(request, uuid, fmt):
     else:
         response = HttpResponse(exports.webvtt(video), content_type="text/vtt; charset=utf-8")
     if request.GET.get("download"):
-        response["Content-Disposition"] = f'attachment; filename="predictions-{video.pk}.{fmt}"'
+        response["Content-Disposition"] = content_disposition_header(
+            True, f"predictions-{video.pk}.{fmt}"
+        )
     return response
 
 
@@ -151,40 +182,54 @@ def review(request, uuid):
     return render(request, "videos/review.html", context)
 
 
-@require_POST
+ACTIONS = ("undo", "split", "member", *Correction.Kind.values)
+
+
+@json_endpoint
 def correct(request, uuid):
     """One correction (or an undo) on one track, as JSON in, JSON out."""
+    if request.method != "POST":
+        raise BadRequest("send the correction with POST", 405)
     video = _editable(request, uuid)
-    try:
-        body = json.loads(request.body)
-        track = video.tracks.get(number=int(body["track"]))
-        action = body["action"]
-    except (ValueError, KeyError, TypeError, Track.DoesNotExist):
-        return JsonResponse({"error": "name a track of this video and an action"}, status=400)
+    body = read_json(request)
+    number = whole_number(body, "track")
+    track = video.tracks.filter(number=number).first()
+    if track is None:
+        raise BadRequest(f"this video has no track {number}")
+    action = body.get("action")
+    if action not in ACTIONS:
+        raise BadRequest(f"action must be one of {', '.join(ACTIONS)}")
     try:
         if action == "undo":
-            correction = video.corrections.get(pk=int(body.get("correction", 0)))
+            correction_id = whole_number(body, "correction")
+            correction = video.corrections.filter(pk=correction_id).first()
+            if correction is None:
+                raise BadRequest(f"this video has no correction {correction_id}")
             corrections.correction_undo(correction=correction, user=request.user)
             track.refresh_from_db()
-            processing.video_rerender_soon(video=video)
+            processing.video_render_request(video=video, reason="a correction was undone")
             return JsonResponse(
                 {"track": _track_json(track), "reload": correction.kind == Correction.Kind.SPLIT}
             )
         if action == "split":
             correction = corrections.track_split(
-                track=track, user=request.user, frame=int(body.get("frame", 0))
+                track=track, user=request.user, frame=whole_number(body, "frame")
             )
         else:
             member = None
             if action == "member":
-                member = video.group.members.filter(pk=int(body.get("member", 0))).first()
+                member_id = whole_number(body, "member")
+                member = video.group.members.filter(pk=member_id).first()
+                if member is None:
+                    raise BadRequest(f"{video.group} has no member {member_id}")
             correction = corrections.track_correct(
                 track=track, user=request.user, kind=action, member=member
             )
-    except (corrections.CorrectionError, ValueError, Correction.DoesNotExist) as exc:
-        return JsonResponse({"error": str(exc) or "that correction is not possible"}, status=400)
+    except corrections.CorrectionError as exc:
+        raise BadRequest(str(exc) or "that correction is not possible") from None
     track.refresh_from_db()
-    processing.video_rerender_soon(video=video)  # the labelled MP4 catches up in the background
+    # The labelled MP4 catches up in the background.
+    processing.video_render_request(video=video, reason="a correction")
     return JsonResponse(
         {
             "track": _track_json(track),

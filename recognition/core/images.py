@@ -13,6 +13,16 @@ from PIL import Image, ImageOps
 NEAR_DUPLICATE_BITS = 20
 HASH_SIDE = 16
 
+# Gallery images are kept at most this big: a face needs no more, and everything after the
+# decode (detection, hashing, storage) costs in proportion to the pixels.
+MAX_SIDE = 2048
+# Decoded pixels of one image, in bytes, before any downscaling: a 40 MP RGBA picture fits,
+# a 16-bit CMYK one of the same size does not. Memory per decode stays bounded by this.
+MAX_DECODED_BYTES = 200_000_000
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "La": 2, "RGB": 3, "YCbCr": 3,
+                    "LAB": 3, "HSV": 3, "RGBA": 4, "RGBa": 4, "RGBX": 4, "CMYK": 4, "I": 4,
+                    "F": 4, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}  # fmt: skip
+
 
 class ImageRejected(Exception):
     """The file cannot become a gallery image; the message says why, for the curator."""
@@ -37,9 +47,18 @@ class CleanImage:
 
 
 def open_image(
-    data: bytes, *, max_pixels: int = 40_000_000, max_bytes: int = 30_000_000
+    data: bytes,
+    *,
+    max_pixels: int = 40_000_000,
+    max_bytes: int = 30_000_000,
+    max_side: int = MAX_SIDE,
 ) -> CleanImage:
-    """Decode `data` into RGB, or raise ImageRejected with a reason a curator can act on."""
+    """Decode `data` into RGB at most `max_side` on its long side, or raise ImageRejected with
+    a reason a curator can act on.
+
+    The work is bounded before a pixel is decoded: by the file size, the pixel count and the
+    decoded bytes. JPEGs decode straight at a reduced scale (Image.draft); other formats are
+    decoded whole, then shrunk before anything else looks at them."""
     if not data:
         raise ImageRejected("empty file")
     if len(data) > max_bytes:
@@ -56,12 +75,24 @@ def open_image(
                 raise ImageRejected(
                     f"image too large ({width}x{height} pixels, limit {max_pixels / 1e6:g} MP)"
                 )
+            decoded = width * height * _BYTES_PER_PIXEL.get(image.mode, 8)
+            if decoded > MAX_DECODED_BYTES:
+                raise ImageRejected(
+                    f"image too large to decode ({width}x{height} {image.mode}, "
+                    f"{decoded / 1e6:.0f} MB of pixels, limit {MAX_DECODED_BYTES / 1e6:g} MB)"
+                )
             kind = image.format or "unknown"
             notes = []
             if getattr(image, "n_frames", 1) > 1:
                 notes.append(f"animated {kind}: first frame kept")
             image.seek(0)
+            if kind == "JPEG" and max(width, height) > max_side:
+                # DCT scaling: decode at 1/2, 1/4 or 1/8 straight away, still >= max_side.
+                image.draft("RGB", (max_side, max_side))
             image.load()
+            if max(image.size) > max_side:
+                notes.append(f"shrunk from {width}x{height}")
+                image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
     except ImageRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -1,4 +1,5 @@
-// Drag-and-drop upload: one request per file, so each shows its own progress and outcome.
+// Drag-and-drop upload: one request per file, so each shows its own progress and outcome. The
+// server cleans each file in a background job; the row polls until the job says how it went.
 (function () {
   const zone = document.getElementById("dropzone");
   const input = document.getElementById("file-input");
@@ -52,17 +53,31 @@
     const xhr = new XMLHttpRequest();
     xhr.open("POST", zone.dataset.url);
     xhr.setRequestHeader("X-CSRFToken", csrf);
-    xhr.upload.onprogress = (e) => { if (e.lengthComputable) li.querySelector("progress").value = 90 * e.loaded / e.total; };
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) li.querySelector("progress").value = 50 * e.loaded / e.total; };
     xhr.onload = () => {
       let body = {};
       try { body = JSON.parse(xhr.responseText); } catch (err) { body = { error: `server said ${xhr.status}` }; }
-      finish(li, body, xhr.status < 300);
       busy = false;
+      if (xhr.status >= 300) finish(li, body, false);
+      else follow(li, body);
       next();
     };
     xhr.onerror = () => { finish(li, { error: "network error" }, false); busy = false; next(); };
     xhr.send(form);
     showSummary();
+  }
+
+  // Poll a stored upload until its job is done (outcome known) or failed.
+  function follow(li, body) {
+    if (body.state === "done") { finish(li, body, true); showSummary(); return; }
+    if (body.state === "failed") { finish(li, { error: body.error || "could not be processed" }, false); showSummary(); return; }
+    li.querySelector("progress").value = 50 + body.progress / 2;
+    li.querySelector(".outcome").textContent = body.stage || "waiting";
+    setTimeout(() => {
+      fetch(body.status_url, { credentials: "same-origin" }).then((r) => r.json())
+        .then((next) => follow(li, next))
+        .catch(() => follow(li, body));
+    }, 500);
   }
 
   function add(files) { queue = queue.concat(Array.from(files)); next(); }

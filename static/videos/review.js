@@ -1,5 +1,9 @@
 // The review page: every action has a key, so a reviewer can go through a video fast.
 (function () {
+  // A member without a gallery photo: hide the broken image (no inline handlers: the CSP).
+  document.querySelectorAll("img.member-photo").forEach((img) => {
+    img.addEventListener("error", () => { img.style.visibility = "hidden"; });
+  });
   const root = document.getElementById("review");
   if (!root) return;
   const csrf = document.querySelector("#csrf [name=csrfmiddlewaretoken]").value;

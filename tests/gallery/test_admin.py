@@ -1,10 +1,14 @@
 """Curators work in admin; nobody else sees the gallery."""
 
+from pathlib import Path
+
 import pytest
+from django.conf import settings as django_settings
 from django.urls import reverse
+from rq import SimpleWorker
 
 from gallery import services
-from gallery.models import GalleryImage
+from gallery.models import GalleryImage, ImageUpload
 from tests import imagefactory as make
 
 
@@ -16,32 +20,52 @@ def image(tom):
 
 
 def upload(client, member, data, name):
-    url = reverse("admin:gallery_member_upload_file", args=[member.pk])
+    url = reverse("gallery:upload_create", args=[member.pk])
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     return client.post(url, {"file": SimpleUploadedFile(name, data)})
 
 
-def test_a_curator_uploads_files_and_sees_each_outcome(client, curator, tom):
+def outcome(client, response, queue):
+    """Run the ingest job the upload queued, then read what the page would poll."""
+    assert response.status_code == 202
+    assert response.json()["state"] == "queued"
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    return client.get(response.json()["status_url"]).json()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_curator_uploads_files_and_sees_each_outcome(client, curator, tom, rq_queue):
     client.force_login(curator)
     page = client.get(reverse("admin:gallery_member_upload", args=[tom.pk]))
     assert page.status_code == 200
     assert b"Drop images here" in page.content
 
     good = upload(client, tom, make.encode(make.face("tom-hanks", 1), "PNG"), "good.png")
-    assert good.status_code == 201
-    assert good.json()["outcome"] == "added"
-    assert good.json()["flags"] == []
+    body = outcome(client, good, rq_queue)
+    assert (body["state"], body["outcome"], body["flags"]) == ("done", "added", [])
 
     bad = upload(client, tom, make.truncated_jpeg(), "broken.jpg")
-    assert bad.status_code == 200
-    assert bad.json() == {
-        "name": "broken.jpg",
-        "outcome": "rejected",
-        "reason": bad.json()["reason"],
-    }
-    assert "truncated" in bad.json()["reason"]
+    body = outcome(client, bad, rq_queue)
+    assert (body["name"], body["outcome"]) == ("broken.jpg", "rejected")
+    assert "truncated" in body["reason"]
     assert GalleryImage.objects.filter(member=tom).count() == 1
+    # The files as sent are gone once ingested; the gallery keeps its own clean copy.
+    assert ImageUpload.objects.exclude(file="").count() == 0
+    assert not list((Path(django_settings.MEDIA_ROOT) / "gallery/incoming").glob("*"))
+
+
+def test_an_upload_over_the_size_limit_is_refused_without_storing_it(
+    client, curator, tom, settings
+):
+    settings.GALLERY_MAX_BYTES = 1000
+    client.force_login(curator)
+    response = upload(client, tom, b"x" * 2000, "big.png")
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["state"], body["outcome"]) == ("done", "rejected")
+    assert body["reason"] == "file too large (2 kB, limit 1 kB)"
+    assert ImageUpload.objects.get().file == ""
 
 
 def test_a_fan_cannot_upload_to_the_gallery(client, django_user_model, tom):
@@ -112,8 +136,12 @@ def test_curators_cannot_manage_users(client, curator):
     assert client.get(reverse("admin:gallery_galleryimage_changelist")).status_code == 200
 
 
-def test_member_photo_is_their_first_approved_face_for_review_pages(client, image, tom):
+def test_member_photo_is_their_first_approved_face_for_review_pages(
+    client, django_user_model, image, tom
+):
     url = reverse("gallery:member_photo", args=[tom.pk])
+    assert client.get(url).status_code == 302  # gallery faces are not for the whole world
+    client.force_login(django_user_model.objects.create_user("fan", password="pw-fan-123"))
     assert client.get(url).status_code == 404  # nothing approved yet
     services.images_approve(images=[image])
     response = client.get(url)

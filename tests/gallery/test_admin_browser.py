@@ -1,11 +1,14 @@
 """A curator at work in a real browser: upload by file picker, pick a face on a group photo."""
 
+import time
+
 import pytest
 
-from gallery.models import GalleryImage
+from gallery.models import GalleryImage, ImageUpload
 from tests import imagefactory as make
+from tests.conftest import run_worker
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_curator_uploads_images_and_picks_a_face(page, admin_login, curator, tom, tmp_path):
@@ -22,8 +25,15 @@ def test_curator_uploads_images_and_picks_a_face(page, admin_login, curator, tom
     admin_login("curie", "pw-curator-1")
     page.goto(f"/admin/gallery/member/{tom.pk}/upload/")
     page.set_input_files("#file-input", paths)
-    page.wait_for_function("document.querySelectorAll('#upload-list li progress').length === 0")
-    page.wait_for_function("document.querySelectorAll('#upload-list li').length === 3")
+    # Each file is stored and queued at once; a worker cleans it and the page follows.
+    deadline = time.monotonic() + 30
+    while ImageUpload.objects.count() < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    run_worker("default")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#upload-list li progress').length === 0"
+    )
+    page.wait_for_function("() => document.querySelectorAll('#upload-list li').length === 3")
     summary = page.locator("#upload-summary").inner_text()
     assert summary == "2 added, 0 duplicates, 1 refused"
     assert "corrupt or truncated" in page.locator("#upload-list li.rejected").inner_text()

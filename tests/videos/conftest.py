@@ -1,7 +1,5 @@
-import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,26 +165,3 @@ def stage_clip(tmp_path):
     ]  # fmt: skip
     subprocess.run(command, input=np.stack(one + two).tobytes(), check=True)
     return path
-
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def worker_env() -> dict[str, str]:
-    """Environment for a real `manage.py rqworker` process on this test's database and media."""
-    from django.conf import settings as django_settings
-    from django.db import connection
-
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        url = f"sqlite:///{db['NAME']}"
-    else:
-        url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": url,
-        "MEDIA_ROOT": str(django_settings.MEDIA_ROOT),
-    }
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    return env

@@ -1,25 +1,14 @@
 """The fan's and the curator's loop in a real browser, with a real worker process."""
 
 import re
-import subprocess
-import sys
 
 import pytest
 
-from tests.videos.conftest import ROOT, worker_env
+from tests.conftest import run_worker
 from videos import services
 from videos.models import Correction, Video
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def run_worker(*queues):
-    """A real `rqworker --burst` process on this test's database and queue."""
-    done = subprocess.run(
-        [sys.executable, "manage.py", "rqworker", *queues, "--burst"],
-        cwd=ROOT, env=worker_env(), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def login(page, username, password):
@@ -43,7 +32,7 @@ def test_fan_uploads_watches_with_live_boxes_and_corrects_from_the_keyboard(
     page.set_input_files("#id_file", str(stage_clip))
     page.click("#upload-form button[type=submit]")
     page.wait_for_function(
-        "document.getElementById('upload-stage').textContent.includes('Waiting')"
+        "() => document.getElementById('upload-stage').textContent.includes('Waiting')"
     )
     run_worker("video")
     page.wait_for_url(re.compile(r"/videos/[0-9a-f-]{36}/$"), timeout=60_000)
@@ -53,8 +42,8 @@ def test_fan_uploads_watches_with_live_boxes_and_corrects_from_the_keyboard(
     # The labelled video plays in the page; the live overlay draws the stored boxes.
     assert page.locator("#player").evaluate("v => v.src").endswith("/labelled.mp4")
     page.check("#live-boxes")
-    page.wait_for_function("document.getElementById('player').src.endsWith('/original.mp4')")
-    page.wait_for_function("document.getElementById('overlay').width > 0")
+    page.wait_for_function("() => document.getElementById('player').src.endsWith('/original.mp4')")
+    page.wait_for_function("() => document.getElementById('overlay').width > 0")
     page.wait_for_timeout(300)
     painted = page.evaluate(
         "(() => { const c = document.getElementById('overlay');"
@@ -71,14 +60,16 @@ def test_fan_uploads_watches_with_live_boxes_and_corrects_from_the_keyboard(
     number = int(first.get_attribute("data-track"))
     page.wait_for_load_state("load")
     page.keyboard.press("4")
-    page.wait_for_function("document.getElementById('review-status').textContent.includes('undo')")
+    page.wait_for_function(
+        "() => document.getElementById('review-status').textContent.includes('undo')"
+    )
     fourth = list(celebs.members.all())[3]
     track = video.tracks.get(number=number)
     assert track.member == fourth and track.corrected
     assert Correction.objects.get().user == fan
     page.keyboard.press("z")
     page.wait_for_function(
-        "document.getElementById('review-status').textContent.includes('Undone')"
+        "() => document.getElementById('review-status').textContent.includes('Undone')"
     )
     assert Correction.objects.get().undone is not None
 

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from videos import exports, selectors
-from videos.models import Correction, Track
+from videos.models import Correction, RenderRun, Track
 
 pytestmark = pytest.mark.django_db
 
@@ -115,5 +115,7 @@ def test_corrections_queue_one_rerender_of_the_labelled_video(
     client.force_login(fan)
     correct(client, processed_video, track=1, action="unknown")
     correct(client, processed_video, track=2, action="not_face")
-    assert video_queue.job_ids == [f"rerender-{processed_video.pk}"]
+    run = RenderRun.objects.get(video=processed_video)
+    assert run.requests == 2
+    assert video_queue.job_ids == [run.rq_job_id]
     video_queue.empty()

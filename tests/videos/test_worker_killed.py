@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
-from tests.videos.conftest import ROOT, worker_env
+from tests.conftest import ROOT, worker_env
 from videos import services
 from videos.models import Video
 
@@ -62,26 +62,29 @@ def test_a_killed_work_horse_is_retried_and_the_output_appears_only_when_complet
             worker.kill()
 
 
-def test_a_row_whose_job_died_silently_is_shown_as_failed(processed_video, rq_queue):
+def test_a_row_whose_job_was_cancelled_shows_failed_and_a_queued_one_is_left_alone(
+    processed_video, rq_queue
+):
     from rq import SimpleWorker
 
-    from twicesite.jobs import reconcile
+    from twicesite.jobs import job_reconcile
 
-    # A job that ended without our error handling running (as when its machine dies).
-    job = rq_queue.enqueue(time.sleep, 0, job_id="lost-job")
+    # A job that ended without our error handling running.
+    job = rq_queue.enqueue(time.sleep, 0, job_id="cancelled-job")
     job.cancel()
     Video.objects.filter(pk=processed_video.pk).update(
-        state=Video.State.RUNNING, rq_job_id="lost-job"
+        state=Video.State.RUNNING, rq_job_id="cancelled-job"
     )
     processed_video.refresh_from_db()
-    assert reconcile(processed_video) is True
+    assert job_reconcile(processed_video) is True
     assert processed_video.state == Video.State.FAILED
-    assert processed_video.error.startswith("worker stopped")
+    assert processed_video.error == "it was cancelled"
 
-    running = rq_queue.enqueue(time.sleep, 0, job_id="alive-job")
+    waiting = rq_queue.enqueue(time.sleep, 0, job_id="waiting-job")
     Video.objects.filter(pk=processed_video.pk).update(
-        state=Video.State.QUEUED, rq_job_id=running.id
+        state=Video.State.QUEUED, rq_job_id=waiting.id
     )
     processed_video.refresh_from_db()
-    assert reconcile(processed_video) is False  # still queued: left alone
+    assert job_reconcile(processed_video) is False  # still queued: left alone
+    assert processed_video.state == Video.State.QUEUED
     SimpleWorker([rq_queue], connection=rq_queue.connection).work(burst=True)
