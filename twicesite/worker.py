@@ -15,6 +15,7 @@ from redis.exceptions import LockError
 from rq import Worker as RQWorker
 
 from twicesite import jobs
+from twicesite.storage import clean_work_dirs
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class Worker(RQWorker):
                 counts = jobs.jobs_sweep()
                 if counts["requeued"] or counts["failed"]:
                     log.warning("job sweep: %s", counts)
+                clean_work_dirs()  # what killed horses left in the local scratch space
             except Exception:  # the sweep must never take the worker down
                 log.exception("job sweep failed")
             finally:

@@ -118,6 +118,7 @@ def correction_undo(*, correction: Correction, user) -> None:
             track.last_frame = max(track.last_frame, tail.last_frame)
             track.sample_boxes = sorted(track.sample_boxes + tail.sample_boxes)
             tail.delete()
+            correction.new_track = None  # the database set it to NULL with the delete
     else:
         track.member = correction.before_member
         track.corrected = correction.before_corrected

@@ -74,3 +74,28 @@ def test_deep_checkouts_put_the_socket_in_the_temp_directory(tmp_path):
     path = embedded_redis.socket_path(deep)
     assert len(str(path)) <= 100
     assert path != embedded_redis.socket_path(tmp_path / "other" / "var")
+
+
+def run_manage(*args, var_dir, **env):
+    import os
+
+    root = Path(__file__).resolve().parents[2]
+    environment = {**os.environ, "VAR_DIR": str(var_dir), **env}
+    environment.pop("REDIS_URL", None)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=root, env=environment, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_asking_for_its_status_does_not_start_it(var_dir):
+    result = run_manage("embedded_redis", "status", var_dir=var_dir)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "not running"
+    assert not embedded_redis.is_running(var_dir)
+
+    run_manage("embedded_redis", "start", var_dir=var_dir)
+    assert run_manage("embedded_redis", "status", var_dir=var_dir).stdout.startswith("running")
+    run_manage("embedded_redis", "stop", var_dir=var_dir)
+    assert run_manage("embedded_redis", "status", var_dir=var_dir).stdout.strip() == "not running"
+    assert not embedded_redis.is_running(var_dir)

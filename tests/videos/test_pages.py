@@ -121,3 +121,21 @@ def test_pages_need_the_right_method(client, fan, processed_video):
     client.force_login(fan)
     assert client.post(urls(processed_video)["watch"]).status_code == 405
     assert client.post(urls(processed_video)["json"]).status_code == 405
+
+
+@pytest.mark.parametrize("name", ['Mina "live".mp4', "미나 직캠.mp4", 'a/b\\c"d.mp4'])
+def test_a_range_reply_names_the_file_in_a_well_formed_header(client, fan, processed_video, name):
+    from email.message import Message
+
+    processed_video.original_name = name
+    processed_video.save()
+    client.force_login(fan)
+    url = reverse("videos:file", args=[processed_video.uuid, "original"])
+    whole = client.get(url)
+    part = client.get(url, HTTP_RANGE="bytes=0-99")
+    assert part.status_code == 206
+    assert part["Content-Disposition"] == whole["Content-Disposition"]
+    header = Message()
+    header["Content-Disposition"] = part["Content-Disposition"]
+    assert header.get_content_disposition() == "inline"
+    assert header.get_filename() == name.rsplit("/", 1)[-1]

@@ -119,3 +119,63 @@ def test_corrections_queue_one_rerender_of_the_labelled_video(
     assert run.requests == 2
     assert video_queue.job_ids == [run.rq_job_id]
     video_queue.empty()
+
+
+def post_raw(client, video, body: bytes):
+    return client.post(
+        reverse("videos:correct", args=[video.uuid]), body, content_type="application/json"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b'{"track": 1e999, "action": "unknown"}', 400, "track must be a whole number"),
+        (b'{"track": 1.5, "action": "unknown"}', 400, "track must be a whole number"),
+        (b'{"track": true, "action": "unknown"}', 400, "track must be a whole number"),
+        (b'{"track": 99999999999, "action": "unknown"}', 400, "track must be between"),
+        (b"[" * 100_000, 413, "the request is too large"),
+        (b"[" * 5_000 + b"]" * 5_000, 400, "the request is not valid JSON"),
+        (b'{"track": 1, "action": "unknown"}' + b" " * 3_000_000, 413, "too large"),
+        (b"not json", 400, "the request is not valid JSON"),
+        (b"[1, 2]", 400, "the request must be a JSON object"),
+        (b'{"action": "unknown"}', 400, "track is missing"),
+        (b'{"track": 7, "action": "unknown"}', 400, "this video has no track 7"),
+        (b'{"track": 1, "action": "explode"}', 400, "action must be one of"),
+        (b'{"track": 1, "action": "member", "member": "abc"}', 400, "member must be a whole"),
+        (b'{"track": 1, "action": "member", "member": 424242}', 400, "has no member 424242"),
+        (b'{"track": 1, "action": "undo", "correction": 999999}', 400, "no correction 999999"),
+        (b'{"track": 1, "action": "split", "frame": -3}', 400, "frame must be between"),
+    ],
+    ids=[
+        "huge-float", "fraction", "boolean", "out-of-range", "deep-nesting-big",
+        "deep-nesting-small", "3-mb-body", "not-json", "not-an-object", "no-track",
+        "unknown-track", "unknown-action", "member-not-a-number", "member-of-no-group",
+        "undo-unknown", "negative-frame",
+    ],
+)  # fmt: skip
+def test_a_malformed_correction_gets_a_plain_json_error_and_changes_nothing(
+    client, fan, processed_video, body, status, message
+):
+    client.force_login(fan)
+    response = post_raw(client, processed_video, body)
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json"
+    error = response.json()["error"]
+    assert message in error
+    assert "Traceback" not in error and "Error" not in error
+    assert not Correction.objects.exists()
+
+
+def test_the_corrections_endpoint_answers_json_to_the_wrong_method_and_a_missing_video(
+    client, fan, processed_video
+):
+    import uuid
+
+    client.force_login(fan)
+    response = client.get(reverse("videos:correct", args=[processed_video.uuid]))
+    assert response.status_code == 405 and "POST" in response.json()["error"]
+    response = client.post(
+        reverse("videos:correct", args=[uuid.uuid4()]), b"{}", content_type="application/json"
+    )
+    assert response.status_code == 404 and response.json()["error"]

@@ -70,12 +70,22 @@ def test_a_truncated_mp4_is_refused(client, fan, group, trained, clip):
     assert Video.objects.count() == 0
 
 
-def test_a_file_over_the_limit_is_refused_before_it_is_read(client, fan, group, trained, settings):
-    settings.VIDEO_MAX_BYTES = 1000
+@pytest.mark.parametrize(
+    ("limit", "sent", "message"),
+    [
+        (1000, 5000, "the file is 5 kB; the limit is 1 kB"),
+        (500, 2_500_000, "the file is over the 500 bytes limit"),
+        (1_500_000, 2_200_000, "the file is 2.2 MB; the limit is 1.5 MB"),
+    ],
+)
+def test_a_file_over_the_limit_is_refused_with_both_sizes_in_plain_words(
+    client, fan, group, trained, settings, limit, sent, message
+):
+    settings.VIDEO_MAX_BYTES = limit
     client.force_login(fan)
-    response = post(client, group, "big.mp4", b"x" * 5000)
+    response = post(client, group, "big.mp4", b"x" * sent)
     assert response.status_code in (400, 413)
-    assert "limit" in response.json()["error"]
+    assert response.json()["error"] == message
 
 
 def test_uploads_are_rate_limited_per_fan(client, fan, group, trained, clip, settings):
@@ -110,3 +120,41 @@ def test_a_group_without_a_model_cannot_take_videos(client, fan, group, clip):
     client.force_login(fan)
     response = post(client, group, "clip.mp4", clip.read_bytes())
     assert response.status_code == 400
+
+
+@pytest.mark.django_db(transaction=True)
+def test_four_uploads_at_once_at_nine_of_ten_store_exactly_one(fan, group, trained, clip, settings):
+    import threading
+
+    from django.db import connections
+
+    from videos import services
+
+    settings.VIDEO_UPLOADS_PER_HOUR = 10
+    for n in range(9):
+        Video.objects.create(owner=fan, group=group, original=f"videos/x{n}/original.mp4")
+    barrier = threading.Barrier(4)
+    outcomes = []
+
+    def upload(n):
+        try:
+            barrier.wait()
+            services.video_submit(
+                source=clip, name=f"c{n}.mp4", group=group, owner=fan, enqueue=False
+            )
+            outcomes.append("stored")
+        except services.VideoRejected as exc:
+            outcomes.append(str(exc))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=upload, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("stored") == 1, outcomes
+    assert Video.objects.filter(owner=fan).count() == 10
+    # The refused uploads' files were removed again.
+    stored = [p for p in (settings.MEDIA_ROOT / "videos").rglob("*") if p.is_file()]
+    assert len(stored) == 1

@@ -82,3 +82,34 @@ def test_near_identical_pictures_have_near_hashes_and_different_ones_do_not():
     other = np.asarray(make.face("tom-hanks", 1))
     assert hash_distance(perceptual_hash(original), perceptual_hash(recompressed)) <= 11
     assert hash_distance(perceptual_hash(original), perceptual_hash(other)) > NEAR_DUPLICATE_BITS
+
+
+def _png_header_only(width: int, height: int, colour_type: int = 6) -> bytes:
+    """A PNG whose header claims a size and whose pixels are missing (colour type 6: RGBA)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"") + chunk(b"IEND", b"")
+
+
+def test_an_image_too_big_to_decode_is_refused_from_its_header_before_any_pixel():
+    # 54 MP of RGBA is 216 MB of pixels: refused even where the pixel limit would allow it.
+    with pytest.raises(ImageRejected, match=r"too large to decode \(9000x6000 RGBA, 216 MB"):
+        open_image(_png_header_only(9000, 6000), max_pixels=100_000_000)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_a_huge_picture_of_one_colour_is_kept_at_most_2048_wide(fmt):
+    from PIL import Image
+
+    data = make.encode(Image.new("RGB", (4200, 3000), (200, 30, 40)), fmt)
+    assert len(data) < 400_000  # small file, big canvas: the case from the probe
+    clean = open_image(data)
+    assert (clean.width, clean.height) == (2048, 1463)
+    assert clean.notes == ["shrunk from 4200x3000"]
+    assert np.abs(clean.pixels.astype(int) - (200, 30, 40)).max() <= 3
