@@ -118,17 +118,18 @@ def run_twicesite(args) -> None:
     from recognition.core import classifier, faces, media
 
     t0 = time.perf_counter()
-    embedder = faces.Embedder()
+    embedder = faces.embedder(args.embedding)
     X, labels = [], []
     for person in args.members.split(","):
         for name in sorted(os.listdir(Path(args.gallery) / person))[: args.first]:
             image = np.asarray(Image.open(Path(args.gallery) / person / name).convert("RGB"))
-            # As the gallery does it: the face of a one-face photo, chip from the photo itself.
-            boxes = faces.find_faces_in_photo(image)
-            if len(boxes) == 1:
-                X.append(embedder.embed_chips(faces.face_chips(image, boxes))[0])
+            # As the gallery does it: the photo's subject, chip from the photo itself.
+            found = faces.find_faces_in_photo(image)
+            if found:
+                chips = embedder.chips(image, [found[0].box], keypoints=[found[0].keypoints])
+                X.append(embedder.embed_chips(chips)[0])
                 labels.append(person)
-    clf = classifier.fit(np.stack(X), labels)
+    clf = classifier.fit(np.stack(X), labels, default_max_distance=embedder.same_person_distance)
     t_gallery = time.perf_counter() - t0
 
     info = media.probe(args.video)
@@ -183,6 +184,7 @@ def main() -> None:
     parser.add_argument("--members", default=KNOWN)
     parser.add_argument("--first", type=int, default=30)
     parser.add_argument("--preset", default="veryfast")
+    parser.add_argument("--embedding", choices=("arcface", "dlib"), default="arcface")
     parser.add_argument(
         "--seed-frames", type=int, default=90, help="frames the seed method runs on (0: all)"
     )
@@ -244,6 +246,7 @@ def main() -> None:
             [sys.executable, "-m", "bench.bench_video", "--child", measure, "--video", args.video,
              "--gallery", args.gallery, "--members", args.members, "--first", str(args.first),
              "--preset", args.preset, "--processes", str(args.processes),
+             "--embedding", args.embedding,
              "--out", str(work / "twicesite.mp4"), "--preds", str(work / "twicesite.json")],
             capture_output=True, text=True, cwd=ROOT, check=True,
         )  # fmt: skip

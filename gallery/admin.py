@@ -50,10 +50,35 @@ class MemberInline(admin.TabularInline):
 
 @admin.register(Group)
 class GroupAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "member_count", "active_version"]
+    list_display = ["name", "slug", "member_count", "embedding_model", "active_version"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MemberInline]
-    actions = ["train"]
+    actions = ["train", "switch_to_arcface", "switch_to_dlib"]
+    readonly_fields = ["embedding_model"]
+
+    def _switch(self, request, queryset, name):
+        from recognition.services import group_switch_embedding
+
+        for group in queryset:
+            if group.embedding_model == name:
+                self.message_user(request, f"{group} already uses that face model.")
+                continue
+            run = group_switch_embedding(group=group, name=name, requested_by=request.user)
+            self.message_user(
+                request,
+                f"{group}: switching to {group.get_embedding_model_display()} as training run "
+                f"{run.pk}: the gallery is encoded again, a version trained, and the videos "
+                "analysed again once it is active.",
+                messages.SUCCESS,
+            )
+
+    @admin.action(description="Switch the face model to ArcFace", permissions=["change"])
+    def switch_to_arcface(self, request, queryset):
+        self._switch(request, queryset, "arcface")
+
+    @admin.action(description="Switch the face model to dlib", permissions=["change"])
+    def switch_to_dlib(self, request, queryset):
+        self._switch(request, queryset, "dlib")
 
     @admin.display(description="members")
     def member_count(self, group):

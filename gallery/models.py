@@ -21,8 +21,18 @@ PALETTE = [
 
 
 class Group(models.Model):
+    class Embedding(models.TextChoices):
+        # The face models' names in recognition.core.faces.EMBEDDINGS.
+        ARCFACE = "arcface", "ArcFace MobileFaceNet (512-d)"
+        DLIB = "dlib", "dlib ResNet (128-d, Boost licence)"
+
     name = models.CharField(max_length=100)
     slug = models.SlugField(unique=True)
+    # The face model the group's gallery is encoded and trained with. Videos are analysed with
+    # their active version's model, so a switch takes effect once its first version is active.
+    embedding_model = models.CharField(
+        "face model", max_length=16, choices=Embedding, default=Embedding.ARCFACE
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

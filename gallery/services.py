@@ -26,10 +26,6 @@ from twicesite.units import size_label
 
 log = logging.getLogger(__name__)
 
-# Embeddings of one photo re-encoded or resized differ by ~0.05; two photos of one person by 0.3+.
-DUPLICATE_EMBEDDING_DISTANCE = 0.15
-# Above this, a face is not plausibly the other member at all (dlib's usual same-person bound).
-LOOKALIKE_MAX_DISTANCE = 0.6
 LOSSLESS_FORMATS = {"PNG", "GIF", "BMP", "TIFF", "WEBP"}
 
 
@@ -123,25 +119,25 @@ def _near_duplicate(images, phash: str) -> GalleryImage | None:
 
 
 def _detect(image: GalleryImage, pixels: np.ndarray) -> None:
-    boxes = [list(box) for box in faces.find_faces_in_photo(pixels)]
-    image.detected_boxes = boxes
-    image.face_count = len(boxes)
+    found = faces.find_faces_in_photo(pixels)  # the photo's subject first
+    image.detected_boxes = [list(faces.box_of(face)) for face in found]
+    image.face_count = len(found)
     image.face_box = None
     image.embedding = None
     image.embedding_model = ""
     small_image = min(image.width, image.height) < settings.GALLERY_MIN_IMAGE_SIDE
     image.is_small = small_image
-    if len(boxes) == 1:
-        _set_face(image, pixels, boxes[0])
+    if len(found) == 1:
+        _set_face(image, pixels, image.detected_boxes[0], keypoints=found[0].keypoints)
 
 
-def _set_face(image: GalleryImage, pixels: np.ndarray, box: list[int]) -> None:
+def _set_face(image: GalleryImage, pixels: np.ndarray, box: list[int], keypoints=None) -> None:
     image.face_box = [int(v) for v in box]
     face_side = min(box[2] - box[0], box[3] - box[1])
     image.is_small = image.is_small or face_side < settings.GALLERY_MIN_FACE_SIDE
-    embedder = faces.Embedder()
-    vector = embedder.embed_chips(faces.face_chips(pixels, [tuple(box)]))[0]
-    image.embedding = np.asarray(vector, dtype=np.float32).tobytes()
+    embedder = faces.embedder(image.member.group.embedding_model)
+    chips = embedder.chips(pixels, [box], keypoints=None if keypoints is None else [keypoints])
+    image.embedding = np.asarray(embedder.embed_chips(chips)[0], dtype=np.float32).tobytes()
     image.embedding_model = embedder.model_id
 
 
@@ -219,18 +215,26 @@ def group_refresh_flags(*, group: Group) -> dict[str, int]:
                 duplicate_of[image.pk] = earlier.pk
                 break
 
-    with_vectors = [(image, image.vector()) for image in images if image.embedding is not None]
-    model_ids = {image.embedding_model for image, _ in with_vectors}
-    if with_vectors and len(model_ids) == 1:
+    # Embedding flags compare faces of the group's current model only; the others wait for
+    # their re-encoding.
+    current = faces.embedder(group.embedding_model)
+    with_vectors = [
+        (image, image.vector())
+        for image in images
+        if image.embedding is not None and image.embedding_model == current.model_id
+    ]
+    if with_vectors:
         vectors = np.stack([vector for _, vector in with_vectors])
         members = np.array([image.member_id for image, _ in with_vectors])
         distances = np.linalg.norm(vectors[:, None, :] - vectors[None, :, :], axis=-1)
         np.fill_diagonal(distances, np.inf)
         for i, (image, _) in enumerate(with_vectors):
-            earlier = np.flatnonzero(distances[i, :i] < DUPLICATE_EMBEDDING_DISTANCE)
+            earlier = np.flatnonzero(distances[i, :i] < current.duplicate_distance)
             if duplicate_of[image.pk] is None and earlier.size:
                 duplicate_of[image.pk] = with_vectors[int(earlier[0])][0].pk
-            looks_like[image.pk] = _lookalike(distances[i], members, image.member_id)
+            looks_like[image.pk] = _lookalike(
+                distances[i], members, image.member_id, current.same_person_distance
+            )
 
     changed = []
     for image in images:
@@ -249,8 +253,9 @@ def group_refresh_flags(*, group: Group) -> dict[str, int]:
     }
 
 
-def _lookalike(row: np.ndarray, members: np.ndarray, own: int) -> int | None:
-    """The member whose faces are nearer than the image's own member's, if any."""
+def _lookalike(row: np.ndarray, members: np.ndarray, own: int, plausible: float) -> int | None:
+    """The member whose faces are nearer than the image's own member's, if any (and nearer
+    than `plausible`: beyond the model's same-person bound it is nobody's look-alike)."""
     # Medians, not nearest neighbours: one mislabelled image must not pull its look-alikes in
     # the right member into suspicion too.
     own_distances = row[(members == own) & np.isfinite(row)]
@@ -261,7 +266,7 @@ def _lookalike(row: np.ndarray, members: np.ndarray, own: int) -> int | None:
         if other == own:
             continue
         score = float(np.median(row[members == other]))
-        if score < best_score and score < LOOKALIKE_MAX_DISTANCE:
+        if score < best_score and score < plausible:
             best, best_score = int(other), score
     return best
 

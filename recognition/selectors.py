@@ -7,8 +7,9 @@ from recognition.core import faces
 from recognition.models import ModelVersion
 
 
-def current_embedding_model() -> str:
-    return faces.Embedder().model_id
+def embedding_model_id(group: Group) -> str:
+    """The id of the embeddings the group's gallery is encoded in now."""
+    return faces.embedder(group.embedding_model).model_id
 
 
 def active_version(group: Group) -> ModelVersion | None:
@@ -29,5 +30,5 @@ def training_set(group: Group, embedding_model: str) -> tuple[np.ndarray, list[s
     for image in rows.order_by("member__order", "pk"):
         vectors.append(image.vector())
         labels.append(image.member.slug)
-    X = np.stack(vectors) if vectors else np.empty((0, 128), dtype=np.float32)
+    X = np.stack(vectors) if vectors else np.empty((0, 0), dtype=np.float32)
     return X, labels

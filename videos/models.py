@@ -103,7 +103,7 @@ class Track(models.Model):
     last_frame = models.PositiveIntegerField()
     thumbnail = models.ImageField(upload_to=thumbnail_upload_to, blank=True, max_length=200)
     embedding = models.BinaryField(help_text="mean embedding of the track's samples")
-    samples = models.BinaryField(help_text="the sample embeddings, (n, 128) float32")
+    samples = models.BinaryField(help_text="the sample embeddings, (n, D) float32")
     embedding_model = models.CharField(max_length=64)
     # Frames and boxes the samples were taken from, [[frame, l, t, r, b], ...], for gallery crops.
     sample_boxes = models.JSONField(default=list, blank=True)
@@ -121,7 +121,9 @@ class Track(models.Model):
         return f"track {self.number} of {self.video}"
 
     def sample_vectors(self) -> np.ndarray:
-        return np.frombuffer(bytes(self.samples), dtype=np.float32).reshape(-1, 128)
+        """(n, D) float32: D is the embedding model's (the mean embedding has D values)."""
+        dimensions = max(1, len(bytes(self.embedding)) // 4)
+        return np.frombuffer(bytes(self.samples), dtype=np.float32).reshape(-1, dimensions)
 
 
 class Detection(models.Model):

@@ -69,6 +69,7 @@ def video_process(
                     info=info,
                     bounds=bounds,
                     processes=processes,
+                    embedder=_embedder(video),
                     progress=lambda percent, stage: progress(ANALYSIS_SHARE * percent / 100, stage),
                 )
                 _finish(video, attempt, source, info, analysis, progress)
@@ -77,6 +78,15 @@ def video_process(
         raise
     video.refresh_from_db()
     return video
+
+
+def _embedder(video: Video):
+    """The face model the group's active version was trained with: its tracks are named by
+    that version, so they are embedded by its model."""
+    version = recognition_selectors.active_version(video.group)
+    if version is None:
+        raise RuntimeError(f"{video.group} has no active model")
+    return faces.embedder_for_model_id(version.embedding_model)
 
 
 def _clear_leftovers(video: Video, attempt: int) -> None:
@@ -141,7 +151,9 @@ def segment_analyze(*, video: Video, attempt: int, number: int, start: int, end:
     job_fence(Video, video.pk, attempt)
     with local_copy(video.original) as source:
         info = media.probe(source)
-        analysis = pipeline.analyze_segment(source, info, start, end, number)
+        analysis = pipeline.analyze_segment(
+            source, info, start, end, number, embedder=_embedder(video)
+        )
     with work_dir() as folder:
         path = folder / "segment.npz"
         pipeline.save(analysis, path)
@@ -182,6 +194,8 @@ def _finish(video: Video, attempt: int, source, info, analysis: pipeline.Analysi
     version = recognition_selectors.active_version(video.group)
     if version is None:
         raise RuntimeError(f"{video.group} has no active model")
+    if version.embedding_model != _embedder(video).model_id:
+        raise RuntimeError("the group's face model changed during the analysis; it will rerun")
     pipeline.name_tracks(analysis.tracks, model_version_load(version))
     progress(ANALYSIS_SHARE, "saving predictions", force=True)
     store_analysis(video=video, attempt=attempt, analysis=analysis, version=version, info=info)
@@ -214,7 +228,7 @@ def store_analysis(
 def _store(video, analysis, version, info, saved: list[str]) -> None:
     video.tracks.all().delete()  # their strips go when this commits
     members = {m.slug: m for m in video.group.members.all()}
-    embedder_id = faces.Embedder().model_id
+    embedder_id = version.embedding_model  # the analysis used the version's model
     fps = info.fps or 30.0
     rows = []
     for track in analysis.tracks:
@@ -337,8 +351,14 @@ def group_relabel(*, run: RelabelRun, attempt: int) -> dict[str, int]:
         changed_videos = changed_tracks = 0
         videos = Video.objects.filter(group=version.group, state=Video.State.DONE)
         total = max(videos.count(), 1)
+        reanalysed = 0
         for done, video in enumerate(videos.iterator()):
             progress(100 * done / total, f"naming the tracks of {done + 1} of {total} videos")
+            if video.tracks.exclude(embedding_model=version.embedding_model).exists():
+                # Embedded by another face model: only a new analysis can name it.
+                job_enqueue(video, reason=f"analysed again with {version}'s face model")
+                reanalysed += 1
+                continue
             updates = _relabel_video(video, clf, members)
             Video.objects.filter(pk=video.pk).update(model_version=version)
             if updates:
@@ -347,7 +367,7 @@ def group_relabel(*, run: RelabelRun, attempt: int) -> dict[str, int]:
                 Relabel.objects.create(version=version, video=video, tracks_changed=updates)
                 video_render_request(video=video, reason=f"relabelled by {version}")
         progress.update(videos_changed=changed_videos, tracks_changed=changed_tracks)
-    return {"videos": changed_videos, "tracks": changed_tracks}
+    return {"videos": changed_videos, "tracks": changed_tracks, "reanalysed": reanalysed}
 
 
 def _relabel_video(video: Video, clf, members: dict) -> int:

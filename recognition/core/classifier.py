@@ -37,9 +37,9 @@ SEED_THRESHOLD = 0.7
 # the gates against strangers (the product target: at most 2% of known faces unnamed).
 DEFAULT_MAX_KNOWN_UNKNOWN = 0.02
 
-# Used only when cross-validation cannot choose (one member, or a member with under 3 faces).
-# Cross-validation on the 8-person development gallery picked 0.55-0.58; dlib's usual 0.6
-# let look-alike strangers through there.
+# Used only when cross-validation cannot choose (one member, or a member with under 3 faces),
+# for dlib's embedding: cross-validation on the 8-person development gallery picked 0.55-0.58;
+# dlib's usual 0.6 let look-alike strangers through there. Other embeddings pass their own.
 DEFAULT_MAX_DISTANCE = 0.55
 
 
@@ -190,13 +190,22 @@ def fit(
     folds: int = 5,
     random_state: int = 0,
     max_known_unknown: float = DEFAULT_MAX_KNOWN_UNKNOWN,
+    default_max_distance: float = DEFAULT_MAX_DISTANCE,
 ) -> FaceClassifier:
-    """Train on gallery embeddings and their member labels; choose thresholds by CV."""
+    """Train on gallery embeddings and their member labels; choose thresholds by CV.
+
+    `default_max_distance` is the distance gate used where cross-validation cannot choose
+    one: the embedding's own same-person bound."""
     # Training is hundreds of tiny solves (2-parameter sigmoid fits); threaded BLAS only
     # adds hand-offs, which cost 4x the time on a busy 2-core machine.
     with threadpool_limits(limits=1, user_api="blas"):
         return _fit(
-            X, labels, folds=folds, random_state=random_state, max_known_unknown=max_known_unknown
+            X,
+            labels,
+            folds=folds,
+            random_state=random_state,
+            max_known_unknown=max_known_unknown,
+            default_max_distance=default_max_distance,
         )
 
 
@@ -207,6 +216,7 @@ def _fit(
     folds: int,
     random_state: int,
     max_known_unknown: float,
+    default_max_distance: float = DEFAULT_MAX_DISTANCE,
 ) -> FaceClassifier:
     X, y, members = _check_training(X, labels)
     if folds < 2:
@@ -215,8 +225,15 @@ def _fit(
     # CalibratedClassifierCV needs every member in every fold (two faces at least), and the
     # SVM needs two members; below that only nearest-face verification is possible.
     if len(members) < 2 or counts.min() < 2:
-        return _fit_distance_only(X, y, members, max_known_unknown=max_known_unknown)
+        return _fit_distance_only(
+            X,
+            y,
+            members,
+            max_known_unknown=max_known_unknown,
+            default_max_distance=default_max_distance,
+        )
     clf = _fit_svm(X, y, members, folds=folds, random_state=random_state)
+    clf.thresholds = Thresholds(0.0, default_max_distance, "default")
     # Nested folds need two faces per member in every training split: three faces each.
     if counts.min() < 3:
         return clf
@@ -233,6 +250,7 @@ def cross_validate(
     folds: int = 5,
     random_state: int = 0,
     max_known_unknown: float = DEFAULT_MAX_KNOWN_UNKNOWN,
+    default_max_distance: float = DEFAULT_MAX_DISTANCE,
 ) -> dict:
     """Cross-validated metrics of fit() and of the seed method, as a JSON-ready dict.
 
@@ -244,7 +262,12 @@ def cross_validate(
     """
     with threadpool_limits(limits=1, user_api="blas"):  # see fit()
         return _cross_validate(
-            X, labels, folds=folds, random_state=random_state, max_known_unknown=max_known_unknown
+            X,
+            labels,
+            folds=folds,
+            random_state=random_state,
+            max_known_unknown=max_known_unknown,
+            default_max_distance=default_max_distance,
         )
 
 
@@ -255,6 +278,7 @@ def _cross_validate(
     folds: int,
     random_state: int,
     max_known_unknown: float,
+    default_max_distance: float,
 ) -> dict:
     X, y, members = _check_training(X, labels)
     counts = np.bincount(y, minlength=len(members))
@@ -272,6 +296,7 @@ def _cross_validate(
             folds=folds,
             random_state=random_state,
             max_known_unknown=max_known_unknown,
+            default_max_distance=default_max_distance,
         )
         fold_thresholds.append([clf.thresholds.min_probability, clf.thresholds.max_distance])
         ours.add_known(te, y[te], *_records_of(clf, X[te], members))
@@ -284,6 +309,7 @@ def _cross_validate(
             folds=folds,
             random_state=random_state,
             max_known_unknown=max_known_unknown,
+            default_max_distance=default_max_distance,
         )
         ours.add_strangers(*_records_of(clf, X[~rest], members))
         seed.add_strangers(*_seed_records(X[rest], y[rest], X[~rest], random_state=random_state))
@@ -346,13 +372,19 @@ def load(path: str | os.PathLike, *, sha256: str | None = None) -> FaceClassifie
         data = path.read_bytes()
     except OSError as e:
         raise ClassifierError(f"cannot read classifier file {path}: {e}") from e
+    return loads(data, sha256=sha256, name=str(path))
+
+
+def loads(data: bytes, *, sha256: str | None = None, name: str = "") -> FaceClassifier:
+    """A classifier from the bytes of a file written by save(), checked like load()."""
+    path = name or "(bytes)"
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256.lower():
         raise ClassifierError(f"classifier file {path} does not match its SHA-256")
     try:
         # The zip's CRC-32s catch truncation and flipped bytes; allow_pickle=False means a
         # hostile file can at most fail to load.
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            arrays = {name: z[name] for name in z.files}
+            arrays = {key: z[key] for key in z.files}
     except Exception as e:  # damaged bytes fail inside zipfile and numpy in many ways
         raise ClassifierError(f"classifier file {path} is corrupt or truncated: {e}") from e
     try:
@@ -448,10 +480,15 @@ def _fit_svm(
 
 
 def _fit_distance_only(
-    X: np.ndarray, y: np.ndarray, members: tuple, *, max_known_unknown: float
+    X: np.ndarray,
+    y: np.ndarray,
+    members: tuple,
+    *,
+    max_known_unknown: float,
+    default_max_distance: float = DEFAULT_MAX_DISTANCE,
 ) -> FaceClassifier:
     gallery, g_members = _gallery(X, y)
-    thresholds = Thresholds(0.0, DEFAULT_MAX_DISTANCE, "default")
+    thresholds = Thresholds(0.0, default_max_distance, "default")
     n = len(members)
     # Known faces: leave-one-out nearest face (drop the face itself). Strangers: each
     # member's faces against the others. Needs two members and a member with two faces.

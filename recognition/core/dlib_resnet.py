@@ -22,12 +22,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from recognition.core.weights import ModelLoadError  # missing, truncated, corrupt or altered
+
 INPUT_SIZE = 150
 EMBEDDING_SIZE = 128
-
-
-class ModelLoadError(RuntimeError):
-    """A model file is missing, truncated, corrupt, or not the network we expect."""
 
 
 # --- the network as dlib's C++ type describes it (top of the network first) ----------------

