@@ -102,7 +102,8 @@ def test_it_chooses_its_thresholds_by_cross_validation(faces):
     many_free = fit(*faces["gallery"], max_known_unknown=0.2)
     for clf in (none_free, many_free):
         assert clf.thresholds.source == "cross-validation"
-        assert 0.0 < clf.thresholds.min_probability < 1.0
+        # 0: no probability gate, where the distance gate keeps the strangers out alone.
+        assert 0.0 <= clf.thresholds.min_probability < 1.0
         assert 0.3 < clf.thresholds.max_distance < 0.8
     # Leaving known faces unknown for free buys tighter gates and fewer strangers named.
     assert many_free.thresholds.max_distance <= none_free.thresholds.max_distance
@@ -300,3 +301,49 @@ def test_a_classifier_is_a_plain_object(clf):
     assert isinstance(clf, FaceClassifier)
     assert clf.mode == "svm" and clf.dimensions == 128
     assert clf.gallery.shape == (64, 128)
+
+
+# The four women of the shared faces, all 60 images each, embedded by both models, and
+# jessica-alba, who looks like miley-cyrus to dlib: a gallery of look-alikes and a stranger
+# among them. Images 0-29 are the gallery, 30-59 unseen.
+LOOKALIKES = Path(__file__).resolve().parents[2] / "fixtures" / "lookalikes.npz"
+MODEL_GATES = {"arcface": 1.265, "dlib": 0.6}  # the embedders' same-person distances
+
+
+def _seed_names(X, labels, V):
+    """The seed method: a linear SVC with probabilities, named above 0.7."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        svc = SVC(kernel="linear", probability=True, random_state=0).fit(X, labels)
+    P = svc.predict_proba(V)
+    return [
+        svc.classes_[i] if p > 0.7 else None for i, p in zip(P.argmax(1), P.max(1), strict=True)
+    ]
+
+
+@pytest.mark.parametrize("model", ["arcface", "dlib"])
+def test_on_a_lookalike_gallery_it_is_never_worse_than_the_seed_method(model):
+    with np.load(LOOKALIKES) as z:
+        X, labels, index = z[model].astype(np.float64), z["labels"], z["index"]
+    women = labels != "jessica-alba"
+    gallery = women & (index < 30)
+    Xg, yg = X[gallery], [str(s) for s in labels[gallery]]
+    gate = MODEL_GATES[model]
+
+    metrics = cross_validate(Xg, yg, default_max_distance=gate)
+    assert metrics["not_worse_than_seed"], (metrics["balanced_accuracy"], metrics["seed"])
+
+    # On faces neither saw: as many members named right, no more strangers named.
+    clf = fit(Xg, yg, default_max_distance=gate)
+    unseen, stranger = women & (index >= 30), ~women
+    ours = [p.label for p in clf.predict(X[unseen])]
+    seed = _seed_names(Xg, yg, X[unseen])
+    truth = labels[unseen]
+    assert sum(a == t for a, t in zip(ours, truth, strict=True)) >= sum(
+        a == t for a, t in zip(seed, truth, strict=True)
+    )
+    assert not any(a is not None and a != t for a, t in zip(ours, truth, strict=True))
+    ours_strangers = sum(p.label is not None for p in clf.predict(X[stranger]))
+    assert ours_strangers <= sum(n is not None for n in _seed_names(Xg, yg, X[stranger]))
