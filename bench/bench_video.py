@@ -188,6 +188,7 @@ def main() -> None:
     parser.add_argument(
         "--seed-frames", type=int, default=90, help="frames the seed method runs on (0: all)"
     )
+    parser.add_argument("--skip-seed", action="store_true", help="do not run the seed method")
     parser.add_argument(
         "--processes", type=int, default=os.cpu_count(), help="analysis processes (default: cores)"
     )
@@ -214,7 +215,7 @@ def main() -> None:
     rows["transcode"] = {"wall_s": round(time.perf_counter() - t, 2)}
 
     seed_script = SHARED / "tools" / "seed_pipeline.py"
-    if seed_script.exists():
+    if seed_script.exists() and not args.skip_seed:
         t = time.perf_counter()
         done = subprocess.run(
             [sys.executable, str(seed_script), "--gallery", args.gallery, "--members", args.members,

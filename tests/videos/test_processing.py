@@ -4,6 +4,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.core.management import call_command
 from rq import SimpleWorker
@@ -181,3 +182,59 @@ def test_a_new_model_relabels_stored_tracks_except_corrected_ones_and_rerenders(
     assert relabel.version == video.model_version and relabel.tracks_changed == 1
     assert "halle-berry" not in members_named(video)
     assert Path(video.labelled.path).stat().st_mtime_ns > rendered_before
+
+
+def test_switching_a_groups_face_model_reencodes_trains_and_analyses_its_videos_again(
+    celebs, stage_clip, fan, rq_queue
+):
+    from gallery.models import GalleryImage
+    from recognition import selectors
+    from recognition.core import faces
+    from recognition.services import group_switch_embedding
+
+    arcface, dlib_model = faces.embedder("arcface").model_id, faces.embedder("dlib").model_id
+    video = services.video_submit(source=stage_clip, name="stage.mp4", group=celebs, owner=fan)
+    work()
+    video.refresh_from_db()
+    assert set(video.tracks.values_list("embedding_model", flat=True)) == {arcface}
+    assert video.tracks.first().sample_vectors().shape[1] == 512
+
+    run = group_switch_embedding(group=celebs, name="dlib")
+    work("default")  # re-encodes, trains, activates; the relabel finds other embeddings
+    run.refresh_from_db()
+    assert run.state == "done", run.error
+    version = selectors.active_version(celebs)
+    assert version == run.version and version.embedding_model == dlib_model
+    approved = GalleryImage.objects.filter(member__group=celebs, status="approved")
+    assert set(approved.values_list("embedding_model", flat=True)) == {dlib_model}
+    video.refresh_from_db()
+    assert video.state == Video.State.QUEUED and "analysed again" in video.stage
+
+    work()
+    video.refresh_from_db()
+    assert video.state == Video.State.DONE, video.error
+    assert video.model_version == version
+    assert set(video.tracks.values_list("embedding_model", flat=True)) == {dlib_model}
+    assert video.tracks.first().sample_vectors().shape[1] == 128
+    assert members_named(video) >= {"tom-hanks", "halle-berry", "keanu-reeves"}
+
+
+def test_embeddings_of_two_models_never_meet(celebs, tmp_path):
+    import pickle
+
+    from django.core.management.base import CommandError
+
+    from recognition.core import classifier, faces
+    from recognition.selectors import training_set
+    from recognition.services import model_version_load
+
+    version = celebs.versions.get(is_active=True)
+    clf = model_version_load(version)
+    with pytest.raises(classifier.ClassifierError, match=r"shape \(N, 512\)"):
+        clf.predict(np.zeros((1, 128)))  # a dlib embedding against an ArcFace classifier
+    X, labels = training_set(celebs, faces.embedder("dlib").model_id)
+    assert len(labels) == 0  # nothing of the other model is trained on
+    seed = tmp_path / "encode.pickle"
+    seed.write_bytes(pickle.dumps({"encodings": [np.zeros(128)], "names": ["someone"]}))
+    with pytest.raises(CommandError, match="cannot mix"):
+        call_command("import_seed_pickle", str(seed), "--group", "celebs")

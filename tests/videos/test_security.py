@@ -65,7 +65,9 @@ def test_an_error_is_logged_once_with_debug_on(tmp_path):
     result = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", code],
         cwd=root, capture_output=True, text=True, timeout=60,
-        env={**__import__("os").environ, "DEBUG": "true", "VAR_DIR": str(tmp_path)},
+        # A REDIS_URL, so this process starts no bundled Redis of its own.
+        env={**__import__("os").environ, "DEBUG": "true", "VAR_DIR": str(tmp_path),
+             "REDIS_URL": "redis://127.0.0.1:6379/15"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("the-one-error") == 1, result.stderr

@@ -324,3 +324,38 @@ def test_segment_processes_die_when_the_job_process_is_killed(clip):
     finally:
         job.kill()
         job.wait()
+
+
+def test_a_stopped_parallel_analysis_stops_its_segment_processes_at_once(tmp_path):
+    """A job told to stop (its video deleted) must not wait for its segments to finish."""
+    import os
+    import time
+
+    frames, _ = _scene([("tom-hanks", 1), ("halle-berry", 2)], 20, (70, 90, 140))
+    path = tmp_path / "long.mp4"
+    _encode(frames * 15, path, FPS)  # 300 frames
+    slow = pipeline.Settings(keyframe_interval=1, deep_interval=1)  # seconds of work each
+    info = media.probe(path)
+    bounds = [(0, 150), (150, 300)]
+    started = time.monotonic()
+    pipeline.analyze_parallel(path, info=info, bounds=bounds, processes=2, settings=slow)
+    whole = time.monotonic() - started
+    workers: set[int] = set()
+    before = _children(os.getpid())  # a browser of another test, say
+
+    def stop(percent, stage):
+        workers.update(_children(os.getpid()) - before)
+        if workers:
+            raise RuntimeError("stopped")
+
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="stopped"):
+        pipeline.analyze_parallel(
+            path, info=info, bounds=bounds, processes=2, settings=slow, progress=stop
+        )
+    # It returned long before the segments could have finished, and they are gone.
+    assert workers and time.monotonic() - started < whole / 2
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not any(_alive(p) for p in workers)
