@@ -24,6 +24,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from twicesite.models import Job
+from twicesite.storage import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -319,14 +320,26 @@ def _settle(row: Job, conn) -> str | None:
     )
     if changed:
         log.warning("%s %s failed: %s", model.__name__, row.pk, reason)
+        for tidy in _ON_FAILED.get(model, ()):
+            tidy(row)  # what its killed runs left behind
     return "failed" if changed else None
+
+
+# model -> callables given a row the sweep has failed for good (see on_failed_for_good).
+_ON_FAILED: dict[type, list] = {}
+
+
+def on_failed_for_good(model: type[Job], tidy) -> None:
+    """Have `tidy(row)` called when the sweep fails a row of `model` for good: its killed
+    runs could not clean up after themselves."""
+    _ON_FAILED.setdefault(model, []).append(tidy)
 
 
 def _local_verdict(row: Job) -> tuple[str, str] | None:
     host, _, pid = row.rq_job_id[len(LOCAL_PREFIX) :].rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return None  # another machine's command: nothing here can tell
-    if _pid_alive(int(pid)):
+    if pid_alive(int(pid)):
         return None
     return FAILED, "the command that was processing it stopped"
 
@@ -380,17 +393,7 @@ def _worker_alive(name: str | None, conn) -> bool:
     if worker is None or worker.death_date is not None:
         return False
     if worker.hostname == socket.gethostname() and worker.pid:
-        return _pid_alive(worker.pid)
-    return True
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+        return pid_alive(worker.pid)
     return True
 
 

@@ -8,6 +8,7 @@ class VideosConfig(AppConfig):
 
     def ready(self):
         from recognition.signals import model_version_activated, training_started
+        from twicesite.jobs import on_failed_for_good
         from videos.models import Track, Video
 
         # Signals rather than delete(): they also fire for admin bulk deletes and for the
@@ -16,6 +17,7 @@ class VideosConfig(AppConfig):
         post_delete.connect(_delete_track_files, sender=Track, dispatch_uid="track-files")
         model_version_activated.connect(_relabel, dispatch_uid="videos-relabel")
         training_started.connect(_harvest, dispatch_uid="videos-harvest")
+        on_failed_for_good(Video, _tidy)
 
 
 def _delete_video_files(sender, instance, **kwargs):
@@ -41,3 +43,9 @@ def _harvest(sender, run, **kwargs):
     from videos.corrections import corrections_harvest
 
     corrections_harvest(group=run.group)
+
+
+def _tidy(video):
+    from videos.processing import video_remove_unowned_files
+
+    video_remove_unowned_files(video=video)

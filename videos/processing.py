@@ -90,17 +90,29 @@ def _embedder(video: Video):
 
 
 def _clear_leftovers(video: Video, attempt: int) -> None:
-    """Remove what earlier attempts left (segment results, stray temp files)."""
     job_fence(Video, video.pk, attempt)
+    video_remove_unowned_files(video=video)
+
+
+def video_remove_unowned_files(*, video: Video) -> None:
+    """Remove what killed attempts left in the video's folder: segment results, stray temp
+    files, and strips whose track rows were rolled back with their process."""
     folder = video.storage_folder()
     delete_tree(f"{folder}/work")
-    try:
-        _, files = default_storage.listdir(folder)
-    except FileNotFoundError:
-        return
-    for name in files:
+    for name in _files_in(folder):
         if name.startswith("."):
             default_storage.delete(f"{folder}/{name}")
+    owned = set(Track.objects.filter(video=video).values_list("thumbnail", flat=True))
+    for name in _files_in(f"{folder}/tracks"):
+        if f"{folder}/tracks/{name}" not in owned:
+            default_storage.delete(f"{folder}/tracks/{name}")
+
+
+def _files_in(folder: str) -> list[str]:
+    try:
+        return default_storage.listdir(folder)[1]
+    except FileNotFoundError:
+        return []
 
 
 def _forget_if_deleted(video: Video) -> None:

@@ -35,6 +35,8 @@ import onnx
 import onnxruntime as ort
 from onnx import helper, numpy_helper
 
+from recognition.core.weights import cpu_session
+
 INPUT_SIZE = 112
 EMBEDDING_DIM = 512
 
@@ -258,12 +260,4 @@ def session(model_bytes: bytes, threads: int = 1) -> ort.InferenceSession:
     onnxruntime's full optimisation level converts it to fused NCHWc convolutions.
     """
     model = optimise(onnx.load_from_string(model_bytes))
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    return ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
+    return cpu_session(model.SerializeToString(), threads)

@@ -31,7 +31,6 @@ from typing import NamedTuple
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 from recognition.core import weights
 
@@ -126,15 +125,7 @@ class Detector:
     def __init__(self, model_bytes: bytes | None = None, threads: int = 1):
         if model_bytes is None:
             model_bytes = weights.SCRFD.read()
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        self._session = ort.InferenceSession(
-            model_bytes, sess_options=opts, providers=["CPUExecutionProvider"]
-        )
+        self._session = weights.cpu_session(model_bytes, threads)
         self._input_name = self._session.get_inputs()[0].name
         names = [o.name for o in self._session.get_outputs()]
         # Look outputs up by name (score_8, bbox_8, kps_8, ...), not by position.

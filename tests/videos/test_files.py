@@ -162,3 +162,19 @@ def test_a_split_tracks_strip_is_its_own_and_undo_keeps_the_original(fan, strips
     track.refresh_from_db()
     assert (Path(django_settings.MEDIA_ROOT) / track.thumbnail.name).is_file()
     assert not (Path(django_settings.MEDIA_ROOT) / tail.thumbnail.name).exists()
+
+
+def test_strips_a_killed_attempt_left_are_removed_and_the_tracks_own_kept(strips):
+    from videos.processing import video_remove_unowned_files
+
+    folder = Path(django_settings.MEDIA_ROOT) / strips.storage_folder()
+    # A horse killed inside the transaction that stored its tracks: the rows rolled back,
+    # its strips and a half-written render stayed.
+    (folder / "tracks" / "1-deadbeef.jpg").write_bytes(b"x")
+    (folder / ".labelled.mp4.part").write_bytes(b"x")
+    (folder / "work" / "3").mkdir(parents=True)
+    (folder / "work" / "3" / "segment-0.npz").write_bytes(b"x")
+    owned = sorted(p.name for p in (folder / "tracks").iterdir() if p.name != "1-deadbeef.jpg")
+    video_remove_unowned_files(video=strips)
+    assert sorted(p.name for p in (folder / "tracks").iterdir()) == owned
+    assert sorted(p.name for p in folder.iterdir()) == ["labelled.mp4", "original.mp4", "tracks"]

@@ -333,10 +333,10 @@ def test_a_stopped_parallel_analysis_stops_its_segment_processes_at_once(tmp_pat
 
     frames, _ = _scene([("tom-hanks", 1), ("halle-berry", 2)], 20, (70, 90, 140))
     path = tmp_path / "long.mp4"
-    _encode(frames * 15, path, FPS)  # 300 frames
+    _encode(frames * 60, path, FPS)  # 1200 frames: seconds of work for each process
     slow = pipeline.Settings(keyframe_interval=1, deep_interval=1)  # seconds of work each
     info = media.probe(path)
-    bounds = [(0, 150), (150, 300)]
+    bounds = [(0, 600), (600, 1200)]
     started = time.monotonic()
     pipeline.analyze_parallel(path, info=info, bounds=bounds, processes=2, settings=slow)
     whole = time.monotonic() - started
