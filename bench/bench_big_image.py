@@ -37,15 +37,15 @@ def _status(field: str) -> float:
 
 def one(kind: str, side: int) -> dict:
     """Clean one image in this process; returns seconds and extra peak memory."""
-    from recognition.core import faces
-    from recognition.core.images import open_image
+    from core.faces import embed
+    from core.images import open_image
 
     data = make(kind, side)
-    faces.find_faces_in_photo(open_image(make("PNG", 64)).pixels)  # load the detector first
+    embed.find_faces_in_photo(open_image(make("PNG", 64)).pixels)  # load the detector first
     before = _status("VmRSS")
     start = time.perf_counter()
     clean = open_image(data)
-    found = faces.find_faces_in_photo(clean.pixels)
+    found = embed.find_faces_in_photo(clean.pixels)
     seconds = time.perf_counter() - start
     return {
         "kind": kind,

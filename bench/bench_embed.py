@@ -29,7 +29,7 @@ import numpy as np
 import onnxruntime
 from PIL import Image
 
-from recognition.core import faces, weights
+from core.faces import embed, weights
 
 FIXTURE_FACES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "faces"
 ARCFACE_TARGET_MS = 6.0  # per face, one core (#12)
@@ -41,7 +41,7 @@ def load_chips(embedder) -> np.ndarray:
     chips = []
     for path in sorted(FIXTURE_FACES.glob("*/*.png")):
         image = np.asarray(Image.open(path).convert("RGB"))
-        face = faces.find_faces_in_photo(image)[0]
+        face = embed.find_faces_in_photo(image)[0]
         chips.append(embedder.chips(image, [face.box], keypoints=[face.keypoints])[0])
     return np.stack(chips)
 
@@ -92,7 +92,7 @@ def _published_arcface():
 
 
 def make_cases(args) -> tuple[list[Case], float]:
-    arcface = faces.ArcFaceEmbedder(threads=1)
+    arcface = embed.ArcFaceEmbedder(threads=1)
     arc_chips = _repeat(load_chips(arcface), args.batch)
     published = _published_arcface()
     deviation = float((1 - (arcface.embed_chips(arc_chips) * published(arc_chips)).sum(1)).max())
@@ -101,22 +101,22 @@ def make_cases(args) -> tuple[list[Case], float]:
         ("arcface", "published", published, arc_chips, args.repeats),
     ]
     if not args.skip_dlib:
-        dlib_chips = _repeat(load_chips(faces.DlibEmbedder()), args.batch)
-        onnx_dlib = faces.DlibEmbedder(backend="onnx", threads=1, batch_size=args.batch)
+        dlib_chips = _repeat(load_chips(embed.DlibEmbedder()), args.batch)
+        onnx_dlib = embed.DlibEmbedder(backend="onnx", threads=1, batch_size=args.batch)
         runners += [
             ("dlib", "onnx", onnx_dlib.embed_chips, dlib_chips, args.repeats),
-            ("dlib", "dlib", faces.DlibEmbedder(backend="dlib").embed_chips, dlib_chips,
+            ("dlib", "dlib", embed.DlibEmbedder(backend="dlib").embed_chips, dlib_chips,
              args.dlib_repeats),
         ]  # fmt: skip
     cases = []
-    for model, runtime, embed, chips, repeats in runners:
+    for model, runtime, embed_fn, chips, repeats in runners:
 
-        def one_by_one(embed=embed, chips=chips):
+        def one_by_one(run=embed_fn, chips=chips):
             for chip in chips[: args.single]:
-                embed(chip[None])
+                run(chip[None])
 
-        def batched(embed=embed, chips=chips):
-            embed(chips)
+        def batched(run=embed_fn, chips=chips):
+            run(chips)
 
         name = f"{model}/{runtime}"
         cases.append(Case(name, "single", 1, args.single, one_by_one, repeats))

@@ -85,14 +85,17 @@ class _TreePeak:
 def _analyse_and_render(args, info, embedder, clf):
     """As process_video runs it: segments on one process per core, joined at the seams, named,
     drawn. Returns the analysis and the seconds of analysis and of render."""
-    from recognition.core import media, pipeline
+    from core.media.draw import Label
+    from core.media.render import render
+    from core.tracking.naming import name_tracks
+    from core.tracking.segments import analyze_parallel, split_for_processes
 
     t1 = time.perf_counter()
-    bounds = pipeline.split_for_processes(info, args.processes)
-    analysis = pipeline.analyze_parallel(
+    bounds = split_for_processes(info, args.processes)
+    analysis = analyze_parallel(
         args.video, info=info, bounds=bounds, processes=args.processes, embedder=embedder
     )
-    pipeline.name_tracks(analysis.tracks, clf)
+    name_tracks(analysis.tracks, clf)
     t_analysis = time.perf_counter() - t1
     colours = {}
     by_frame = {}
@@ -103,10 +106,10 @@ def _analyse_and_render(args, info, embedder, clf):
                 by_frame.setdefault(frame, []).append((box, track.label))
 
     def labels(index):
-        return [media.Label(box, label, colours[label]) for box, label in by_frame.get(index, ())]
+        return [Label(box, label, colours[label]) for box, label in by_frame.get(index, ())]
 
     t2 = time.perf_counter()
-    media.render(args.video, args.out, info, labels, preset=args.preset)
+    render(args.video, args.out, info, labels, preset=args.preset)
     return analysis, t_analysis, time.perf_counter() - t2
 
 
@@ -115,24 +118,26 @@ def run_twicesite(args) -> None:
     import numpy as np
     from PIL import Image
 
-    from recognition.core import classifier, faces, media
+    from core.classifier.training import fit
+    from core.faces import embed
+    from core.media.probe import probe
 
     t0 = time.perf_counter()
-    embedder = faces.embedder(args.embedding)
+    embedder = embed.embedder(args.embedding)
     X, labels = [], []
     for person in args.members.split(","):
         for name in sorted(os.listdir(Path(args.gallery) / person))[: args.first]:
             image = np.asarray(Image.open(Path(args.gallery) / person / name).convert("RGB"))
             # As the gallery does it: the photo's subject, chip from the photo itself.
-            found = faces.find_faces_in_photo(image)
+            found = embed.find_faces_in_photo(image)
             if found:
                 chips = embedder.chips(image, [found[0].box], keypoints=[found[0].keypoints])
                 X.append(embedder.embed_chips(chips)[0])
                 labels.append(person)
-    clf = classifier.fit(np.stack(X), labels, default_max_distance=embedder.same_person_distance)
+    clf = fit(np.stack(X), labels, default_max_distance=embedder.same_person_distance)
     t_gallery = time.perf_counter() - t0
 
-    info = media.probe(args.video)
+    info = probe(args.video)
     if args.child == "memory":
         # Peak memory of the whole process tree, from a run of its own: the sampler reads /proc
         # every 50 ms, which costs CPU and holds the GIL (it had made analysis 0.3 s and the
@@ -204,14 +209,15 @@ def main() -> None:
     sys.path.insert(0, str(SHARED / "tools"))
     from score import score
 
-    from recognition.core import media
+    from core.media.probe import probe
+    from core.media.render import transcode
 
     work = Path(tempfile.mkdtemp(prefix="bench-video-"))
-    info = media.probe(args.video)
+    info = probe(args.video)
     rows = {}
 
     t = time.perf_counter()
-    media.transcode(args.video, work / "transcode.mp4", preset=args.preset)
+    transcode(args.video, work / "transcode.mp4", preset=args.preset)
     rows["transcode"] = {"wall_s": round(time.perf_counter() - t, 2)}
 
     seed_script = SHARED / "tools" / "seed_pipeline.py"

@@ -50,7 +50,7 @@ def manage(*args: str) -> None:
 
 
 def make_clip(folder: Path, seconds: float) -> Path:
-    from recognition.core import media
+    from core.media.probe import ffmpeg_exe
 
     clip = folder / "clip.mp4"
     if STAGE.exists():
@@ -59,7 +59,7 @@ def make_clip(folder: Path, seconds: float) -> Path:
         source = ["-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=25:duration={seconds}",
                   "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"]  # fmt: skip
     subprocess.run(
-        [media.ffmpeg_exe(), "-v", "error", "-y", *source, "-c:v", "libx264", "-preset",
+        [ffmpeg_exe(), "-v", "error", "-y", *source, "-c:v", "libx264", "-preset",
          "veryfast", "-c:a", "aac", "-shortest", str(clip)],
         check=True,
     )  # fmt: skip
@@ -108,9 +108,9 @@ def audit() -> dict[str, int | list[str]]:
     """What the site looks like now: states, orphan files, rows missing files."""
     from django.conf import settings
 
+    from base.jobs import job_models
     from gallery.models import GalleryImage, ImageUpload
     from recognition.models import ModelVersion
-    from twicesite.jobs import job_models
     from videos.models import Track, Video
 
     media = Path(settings.MEDIA_ROOT)

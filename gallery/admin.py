@@ -3,42 +3,36 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Q
-from django.http import HttpResponseRedirect, JsonResponse
+from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
-from django.views.decorators.http import require_POST
+from django.utils.html import format_html
 
+from base.admin import JobAdminMixin
 from gallery import selectors, services
 from gallery.models import GalleryImage, Group, Member, ScrapeRun
-from twicesite.admin import JobAdminMixin
 
 
 def thumbnail(image: GalleryImage, size: int = 80):
-    if not image.file:
-        return format_html('<span class="gallery-nofile">embedding only</span>')
-    url = reverse("gallery:thumbnail", args=[image.uuid])
-    return format_html(
-        '<img src="{}" width="{}" height="{}" style="object-fit:cover;border-radius:4px" alt="">',
-        url,
-        size,
-        size,
-    )
+    url = reverse("gallery:thumbnail", args=[image.uuid]) if image.file else ""
+    return render_to_string("admin/gallery/parts/thumbnail.html", {"url": url, "size": size})
+
+
+HEALTH_PARTS = [
+    ("approved", "approved"),
+    ("pending", "pending"),
+    ("no face chosen", "no_face"),
+    ("small", "small"),
+    ("duplicates", "duplicates"),
+    ("suspected mislabels", "lookalikes"),
+]
 
 
 def health_line(counts: dict[str, int]):
-    parts = [
-        ("approved", counts["approved"]),
-        ("pending", counts["pending"]),
-        ("no face chosen", counts["no_face"]),
-        ("small", counts["small"]),
-        ("duplicates", counts["duplicates"]),
-        ("suspected mislabels", counts["lookalikes"]),
-    ]
-    return format_html_join(
-        " · ", '<span class="health-{}">{} {}</span>', ((n > 0, n, label) for label, n in parts)
-    )
+    parts = [(label, counts[key]) for label, key in HEALTH_PARTS]
+    return render_to_string("admin/gallery/parts/health.html", {"parts": parts})
 
 
 class MemberInline(admin.TabularInline):
@@ -50,65 +44,14 @@ class MemberInline(admin.TabularInline):
 
 @admin.register(Group)
 class GroupAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "member_count", "embedding_model", "active_version"]
+    list_display = ["name", "slug", "member_count", "embedding_model"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MemberInline]
-    actions = ["train", "switch_to_arcface", "switch_to_dlib"]
     readonly_fields = ["embedding_model"]
-
-    def _switch(self, request, queryset, name):
-        from recognition.services import group_switch_embedding
-
-        for group in queryset:
-            if group.embedding_model == name:
-                self.message_user(request, f"{group} already uses that face model.")
-                continue
-            run = group_switch_embedding(group=group, name=name, requested_by=request.user)
-            self.message_user(
-                request,
-                f"{group}: switching to {group.get_embedding_model_display()} as training run "
-                f"{run.pk}: the gallery is encoded again, a version trained, and the videos "
-                "analysed again once it is active.",
-                messages.SUCCESS,
-            )
-
-    @admin.action(description="Switch the face model to ArcFace", permissions=["change"])
-    def switch_to_arcface(self, request, queryset):
-        self._switch(request, queryset, "arcface")
-
-    @admin.action(description="Switch the face model to dlib", permissions=["change"])
-    def switch_to_dlib(self, request, queryset):
-        self._switch(request, queryset, "dlib")
 
     @admin.display(description="members")
     def member_count(self, group):
         return group.members.count()
-
-    @admin.display(description="active model")
-    def active_version(self, group):
-        version = group.versions.filter(is_active=True).first()
-        if version is None:
-            return "none yet"
-        accuracy = version.metrics.get("accuracy")
-        return format_html(
-            '<a href="{}">v{}</a> ({})',
-            reverse("admin:recognition_modelversion_change", args=[version.pk]),
-            version.number,
-            "accuracy —" if accuracy is None else f"accuracy {100 * accuracy:.1f}%",
-        )
-
-    @admin.action(description="Train a new model version", permissions=["change"])
-    def train(self, request, queryset):
-        from recognition.services import training_request
-
-        for group in queryset:
-            run = training_request(
-                group=group, reason="requested in admin", requested_by=request.user
-            )
-            joined = f" (with {run.requests - 1} earlier request(s))" if run.requests > 1 else ""
-            self.message_user(
-                request, f"{group}: training queued as run {run.pk}{joined}.", messages.SUCCESS
-            )
 
 
 class GalleryImageInline(admin.TabularInline):
@@ -166,12 +109,7 @@ class MemberAdmin(admin.ModelAdmin):
 
     @admin.display(description="colour")
     def swatch(self, member):
-        return format_html(
-            '<span style="display:inline-block;width:1.2em;height:1.2em;border-radius:50%;'
-            'background:{}" title="{}"></span>',
-            member.color,
-            member.color,
-        )
+        return render_to_string("admin/gallery/parts/swatch.html", {"color": member.color})
 
     @admin.display(description="gallery health")
     def health(self, member):
@@ -369,47 +307,18 @@ class GalleryImageAdmin(admin.ModelAdmin):
 
     @admin.display(description="face")
     def face_picker(self, image):
-        if not image.file:
-            return "This sample has an embedding but no image file."
         boxes = image.detected_boxes or []
-        chosen = image.face_box
-        return format_html(
-            '<div class="face-picker" data-width="{}" data-height="{}" data-boxes="{}" '
-            'data-chosen="{}" data-url="{}"><img src="{}" alt="gallery image"></div>'
-            '<p class="help">{}</p>',
-            image.width,
-            image.height,
-            json.dumps(boxes),
-            json.dumps(chosen),
-            reverse("admin:gallery_galleryimage_pick_face", args=[image.pk]),
-            reverse("gallery:file", args=[image.uuid]),
-            "Click a box to make it this image's face, or use the whole image. "
-            f"{len(boxes)} face(s) found.",
-        )
-
-    def get_urls(self):
-        return [
-            path(
-                "<int:image_id>/pick-face/",
-                self.admin_site.admin_view(require_POST(self.pick_face_view)),
-                name="gallery_galleryimage_pick_face",
-            ),
-            *super().get_urls(),
-        ]
-
-    def pick_face_view(self, request, image_id):
-        image = get_object_or_404(GalleryImage, pk=image_id)
-        if not self.has_change_permission(request, image):
-            return JsonResponse({"error": "not allowed"}, status=403)
-        choice = request.POST.get("face", "")
-        try:
-            index = None if choice == "whole" else int(choice)
-            services.image_choose_face(image=image, index=index)
-        except ValueError as exc:
-            return JsonResponse({"error": str(exc) or "choose a face"}, status=400)
-        services.group_refresh_flags(group=image.member.group)
-        image.refresh_from_db()
-        return JsonResponse({"face_box": image.face_box, "flags": image.flags()})
+        context = {
+            "has_file": bool(image.file),
+            "width": image.width,
+            "height": image.height,
+            "boxes": json.dumps(boxes),
+            "chosen": json.dumps(image.face_box),
+            "pick_url": reverse("gallery:pick_face", args=[image.pk]),
+            "file_url": reverse("gallery:file", args=[image.uuid]) if image.file else "",
+            "count": len(boxes),
+        }
+        return render_to_string("admin/gallery/parts/face_picker.html", context)
 
     class Media:
         css = {"all": ["gallery/admin.css"]}
@@ -428,18 +337,15 @@ class GalleryImageAdmin(admin.ModelAdmin):
 
     @admin.action(description="Reject selected images", permissions=["change"])
     def reject(self, request, queryset):
-        count = services.images_reject(images=list(queryset))
-        for group in Group.objects.filter(members__images__in=queryset).distinct():
-            services.group_refresh_flags(group=group)
+        count = services.images_reject(images=list(queryset.select_related("member__group")))
         self.message_user(request, f"Rejected {count} image(s).", messages.SUCCESS)
 
     @admin.action(description="Detect faces again", permissions=["change"])
     def redetect(self, request, queryset):
         images = list(queryset.select_related("member__group"))
-        for image in images:
-            services.image_redetect(image=image)
-        for group in {image.member.group for image in images}:
-            services.group_refresh_flags(group=group)
+        with services.flags_refreshed_once():
+            for image in images:
+                services.image_redetect(image=image)
         self.message_user(request, f"Detected faces again on {len(images)} image(s).")
 
 

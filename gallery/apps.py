@@ -16,12 +16,14 @@ class GalleryConfig(AppConfig):
 
 
 def _delete_image_files(sender, instance, **kwargs):
-    from gallery.services import image_delete_files
+    from base.storage import delete_files_on_commit
 
-    image_delete_files(image=instance)
+    if instance.file:
+        delete_files_on_commit([instance.file.name], instance.file.storage)
 
 
 def _delete_upload_file(sender, instance, **kwargs):
-    from twicesite.storage import delete_files_on_commit
+    from base.storage import delete_files_on_commit
 
-    delete_files_on_commit([instance.file.name], instance.file.storage)
+    if instance.file:
+        delete_files_on_commit([instance.file.name], instance.file.storage)

@@ -1,9 +1,9 @@
 """RQ entry points for galleries: take ids, load rows, call one service."""
 
+from base.jobs import job_entry
 from gallery import services
 from gallery.models import ImageUpload, ScrapeRun
 from gallery.scraping import scrape_run
-from twicesite.jobs import job_entry
 
 
 def scrape_job(run_id: int, attempt: int):

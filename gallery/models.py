@@ -7,7 +7,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
 
-from twicesite.models import Job
+from base.models import Job
 
 COLOUR = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Enter a colour as #rrggbb.")
 
@@ -22,7 +22,7 @@ PALETTE = [
 
 class Group(models.Model):
     class Embedding(models.TextChoices):
-        # The face models' names in recognition.core.faces.EMBEDDINGS.
+        # The face models' names in core.faces.embed.EMBEDDINGS.
         ARCFACE = "arcface", "ArcFace MobileFaceNet (512-d)"
         DLIB = "dlib", "dlib ResNet (128-d, Boost licence)"
 

@@ -12,9 +12,9 @@ from icrawler.builtin import BaiduImageCrawler, BingImageCrawler
 from icrawler.builtin.baidu import BaiduFeeder
 from icrawler.builtin.bing import BingFeeder
 
+from base.jobs import job_enqueue, running
 from gallery import services
 from gallery.models import GalleryImage, Member, ScrapeRun
-from twicesite.jobs import job_enqueue, running
 
 log = logging.getLogger(__name__)
 
@@ -120,23 +120,25 @@ def scrape_run(*, run: ScrapeRun, attempt: int | None = None) -> ScrapeRun:
         files = sorted(Path(tmp).iterdir())
         progress(50, f"cleaning {len(files)} images", force=True)
         counts = {"added": 0, "duplicate": 0, "rejected": 0}
-        for done, path in enumerate(files, start=1):
-            result = services.image_ingest(
-                member=member,
-                data=path.read_bytes(),
-                name=Path(sources.get(path.name, path.name)).name,
-                source=GalleryImage.Source.SCRAPE,
-                source_url=sources.get(path.name, ""),
-                uploaded_by=run.requested_by,
-                skip_near_duplicates=True,
-            )
-            counts[result.outcome] += 1
-            ScrapeRun.objects.filter(pk=run.pk).update(
-                added=counts["added"], duplicates=counts["duplicate"], rejected=counts["rejected"]
-            )
-            progress(50 + 45 * done / max(len(files), 1))
-        progress(95, "recomputing flags", force=True)
-        services.group_refresh_flags(group=member.group)
+        with services.flags_refreshed_once():
+            for done, path in enumerate(files, start=1):
+                result = services.image_ingest(
+                    member=member,
+                    data=path.read_bytes(),
+                    name=Path(sources.get(path.name, path.name)).name,
+                    source=GalleryImage.Source.SCRAPE,
+                    source_url=sources.get(path.name, ""),
+                    uploaded_by=run.requested_by,
+                    skip_near_duplicates=True,
+                )
+                counts[result.outcome] += 1
+                ScrapeRun.objects.filter(pk=run.pk).update(
+                    added=counts["added"],
+                    duplicates=counts["duplicate"],
+                    rejected=counts["rejected"],
+                )
+                progress(50 + 45 * done / max(len(files), 1))
+            progress(95, "recomputing flags", force=True)
         ScrapeRun.objects.filter(pk=run.pk).update(downloaded=len(files), stage="done")
     run.refresh_from_db()
     return run

@@ -1,7 +1,10 @@
 """Writes to galleries: ingestion and cleaning (one path for uploads, scraping and imports),
 face choice, approval, and the duplicate and look-alike flags."""
 
+import contextvars
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,9 +13,10 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils.text import slugify
 
-from gallery.models import PALETTE, GalleryImage, Group, ImageUpload, Member
-from recognition.core import faces
-from recognition.core.images import (
+from base.jobs import job_enqueue, running
+from base.units import size_label
+from core.faces import embed
+from core.images import (
     NEAR_DUPLICATE_BITS,
     ImageRejected,
     encode_jpeg,
@@ -21,8 +25,7 @@ from recognition.core.images import (
     open_image,
     perceptual_hash,
 )
-from twicesite.jobs import job_enqueue, running
-from twicesite.units import size_label
+from gallery.models import PALETTE, GalleryImage, Group, ImageUpload, Member
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +111,8 @@ def image_ingest(
     if approve and image.face_box is not None and not image.is_small:
         image.status = GalleryImage.Status.APPROVED
     image.save()
+    _flags_changed(member.group)
+    image.refresh_from_db()
     return IngestResult("added", name, ", ".join(image.flags()), image)
 
 
@@ -119,8 +124,8 @@ def _near_duplicate(images, phash: str) -> GalleryImage | None:
 
 
 def _detect(image: GalleryImage, pixels: np.ndarray) -> None:
-    found = faces.find_faces_in_photo(pixels)  # the photo's subject first
-    image.detected_boxes = [list(faces.box_of(face)) for face in found]
+    found = embed.find_faces_in_photo(pixels)  # the photo's subject first
+    image.detected_boxes = [list(embed.box_of(face)) for face in found]
     image.face_count = len(found)
     image.face_box = None
     image.embedding = None
@@ -135,7 +140,7 @@ def _set_face(image: GalleryImage, pixels: np.ndarray, box: list[int], keypoints
     image.face_box = [int(v) for v in box]
     face_side = min(box[2] - box[0], box[3] - box[1])
     image.is_small = image.is_small or face_side < settings.GALLERY_MIN_FACE_SIDE
-    embedder = faces.embedder(image.member.group.embedding_model)
+    embedder = embed.embedder(image.member.group.embedding_model)
     chips = embedder.chips(pixels, [box], keypoints=None if keypoints is None else [keypoints])
     image.embedding = np.asarray(embedder.embed_chips(chips)[0], dtype=np.float32).tobytes()
     image.embedding_model = embedder.model_id
@@ -152,6 +157,7 @@ def image_redetect(*, image: GalleryImage) -> GalleryImage:
         return image
     _detect(image, image_pixels(image))
     image.save()
+    _flags_changed(image.member.group)
     return image
 
 
@@ -168,6 +174,7 @@ def image_choose_face(*, image: GalleryImage, index: int | None = None) -> Galle
     image.is_small = min(image.width, image.height) < settings.GALLERY_MIN_IMAGE_SIDE
     _set_face(image, pixels, box)
     image.save()
+    _flags_changed(image.member.group)
     return image
 
 
@@ -181,16 +188,49 @@ def images_approve(*, images) -> tuple[int, int]:
 
 def images_reject(*, images, reason: str = "rejected by a curator") -> int:
     ids = [image.pk for image in images]
-    return GalleryImage.objects.filter(pk__in=ids).update(
+    count = GalleryImage.objects.filter(pk__in=ids).update(
         status=GalleryImage.Status.REJECTED, reason=reason[:255]
     )
+    with flags_refreshed_once():
+        for group in Group.objects.filter(members__images__in=ids).distinct():
+            _flags_changed(group)
+    return count
 
 
-def image_delete_files(*, image: GalleryImage) -> None:
-    """Remove an image's file from storage once the deleting transaction commits."""
-    if image.file:
-        storage, name = image.file.storage, image.file.name
-        transaction.on_commit(lambda: storage.delete(name))
+# Groups whose flags are to be refreshed when the outermost flags_refreshed_once() block ends;
+# None outside any block (each write refreshes at once).
+_stale_groups: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "stale_groups", default=None
+)
+
+
+@contextmanager
+def flags_refreshed_once() -> Iterator[dict[int, dict[str, int]]]:
+    """Writes inside the block refresh each group's flags once, when it ends, instead of after
+    every image (an import, a scrape). Yields {group pk: the refresh's counts}, filled at the
+    end."""
+    outer = _stale_groups.get()
+    if outer is not None:  # nested: the outermost block refreshes
+        yield {}
+        return
+    stale: dict[int, Group] = {}
+    token = _stale_groups.set(stale)
+    stats: dict[int, dict[str, int]] = {}
+    try:
+        yield stats
+    finally:
+        _stale_groups.reset(token)
+    for pk, group in stale.items():
+        stats[pk] = group_refresh_flags(group=group)
+
+
+def _flags_changed(group: Group) -> None:
+    """A write changed the group's images: its duplicate and look-alike flags are stale."""
+    stale = _stale_groups.get()
+    if stale is None:
+        group_refresh_flags(group=group)
+    else:
+        stale[group.pk] = group
 
 
 @transaction.atomic
@@ -217,7 +257,7 @@ def group_refresh_flags(*, group: Group) -> dict[str, int]:
 
     # Embedding flags compare faces of the group's current model only; the others wait for
     # their re-encoding.
-    current = faces.embedder(group.embedding_model)
+    current = embed.embedder(group.embedding_model)
     with_vectors = [
         (image, image.vector())
         for image in images
@@ -302,9 +342,6 @@ def upload_ingest(*, upload: ImageUpload, attempt: int | None = None) -> ImageUp
             name=upload.original_name,
             uploaded_by=upload.uploaded_by,
         )
-        if result.outcome == "added":
-            progress(80, "recomputing flags", force=True)
-            group_refresh_flags(group=upload.member.group)
         progress.update(
             outcome=result.outcome,
             reason=result.reason[:255],

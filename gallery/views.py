@@ -1,19 +1,18 @@
 """Gallery files, served only to staff: gallery images are curators' working material."""
 
-import io
-
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views.decorators.cache import cache_control
-from PIL import Image
 
+from base.api import BadRequest, json_endpoint
+from base.jobs import job_reconcile
+from base.storage import open_for_reading
+from core.images import encode_jpeg, face_crop, shrunk
 from gallery import services
 from gallery.models import GalleryImage, ImageUpload, Member
-from twicesite.api import BadRequest, json_endpoint
-from twicesite.jobs import job_reconcile
 
 THUMBNAIL_SIDE = 160
 
@@ -29,18 +28,16 @@ def _image(uuid) -> GalleryImage:
 @cache_control(private=True, max_age=3600)
 def image_file(request, uuid):
     image = _image(uuid)
-    return FileResponse(image.file.open("rb"), filename=image.original_name or None)
+    handle = open_for_reading(image.file.name, image.file.storage)  # streamed, also on S3
+    return FileResponse(handle, filename=image.original_name or None)
 
 
 @staff_member_required
 @cache_control(private=True, max_age=3600)
 def thumbnail(request, uuid):
     image = _image(uuid)
-    with image.file.open("rb") as handle, Image.open(handle) as picture:
-        picture.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-        out = io.BytesIO()
-        picture.convert("RGB").save(out, format="JPEG", quality=85)
-    return HttpResponse(out.getvalue(), content_type="image/jpeg")
+    small = shrunk(services.image_pixels(image), longest=THUMBNAIL_SIDE)
+    return HttpResponse(encode_jpeg(small, quality=85), content_type="image/jpeg")
 
 
 @login_required
@@ -57,16 +54,34 @@ def member_photo(request, member_id):
     )
     if image is None:
         raise Http404("no photo of this member")
-    with image.file.open("rb") as handle, Image.open(handle) as picture:
-        left, top, right, bottom = image.face_box
-        margin = (right - left) // 5
-        face = picture.convert("RGB").crop(
-            (max(0, left - margin), max(0, top - margin), right + margin, bottom + margin)
-        )
-        face.thumbnail((96, 96))
-        out = io.BytesIO()
-        face.save(out, format="JPEG", quality=85)
-    return HttpResponse(out.getvalue(), content_type="image/jpeg")
+    face = shrunk(face_crop(services.image_pixels(image), image.face_box), longest=96)
+    return HttpResponse(encode_jpeg(face, quality=85), content_type="image/jpeg")
+
+
+@staff_member_required
+@json_endpoint
+def pick_face(request, image_id):
+    """Make one of the detected faces (or the whole image) the image's face; the face picker
+    posts here and shows the new box and flags."""
+    if request.method != "POST":
+        raise BadRequest("send the choice with POST", 405)
+    image = get_object_or_404(GalleryImage.objects.select_related("member__group"), pk=image_id)
+    if not request.user.has_perm("gallery.change_galleryimage"):
+        raise BadRequest("you may not change gallery images", 403)
+    choice = request.POST.get("face", "")
+    try:
+        index = None if choice == "whole" else int(choice)
+        image = services.image_choose_face(image=image, index=index)
+    except ValueError as exc:
+        raise BadRequest(str(exc) if choice.strip() else "choose a face") from None
+    image.refresh_from_db()
+    return JsonResponse(
+        {
+            "face_box": image.face_box,
+            "flags": image.flags(),
+            "embedding_model": image.embedding_model,
+        }
+    )
 
 
 @staff_member_required

@@ -4,14 +4,74 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from recognition import services
+from base.admin import JobAdminMixin
+from gallery.admin import GroupAdmin as GalleryGroupAdmin
+from gallery.models import Group
+from recognition import selectors, services
 from recognition.charts import confusion_png
 from recognition.models import ModelVersion, TrainingRun
-from twicesite.admin import JobAdminMixin
 
 
 def percent(value) -> str:
     return "—" if value is None else f"{100 * value:.1f}%"
+
+
+class GroupAdmin(GalleryGroupAdmin):
+    """The gallery's group page, with what recognition adds: the active model, training, and
+    switching the face model."""
+
+    list_display = [*GalleryGroupAdmin.list_display, "active_version"]
+    actions = ["train", "switch_to_arcface", "switch_to_dlib"]
+
+    @admin.display(description="active model")
+    def active_version(self, group):
+        version = selectors.active_version(group)
+        if version is None:
+            return "none yet"
+        accuracy = version.metrics.get("accuracy")
+        return format_html(
+            '<a href="{}">v{}</a> ({})',
+            reverse("admin:recognition_modelversion_change", args=[version.pk]),
+            version.number,
+            "accuracy —" if accuracy is None else f"accuracy {100 * accuracy:.1f}%",
+        )
+
+    @admin.action(description="Train a new model version", permissions=["change"])
+    def train(self, request, queryset):
+        for group in queryset:
+            run = services.training_request(
+                group=group, reason="requested in admin", requested_by=request.user
+            )
+            joined = f" (with {run.requests - 1} earlier request(s))" if run.requests > 1 else ""
+            self.message_user(
+                request, f"{group}: training queued as run {run.pk}{joined}.", messages.SUCCESS
+            )
+
+    @admin.action(description="Switch the face model to ArcFace", permissions=["change"])
+    def switch_to_arcface(self, request, queryset):
+        self._switch(request, queryset, "arcface")
+
+    @admin.action(description="Switch the face model to dlib", permissions=["change"])
+    def switch_to_dlib(self, request, queryset):
+        self._switch(request, queryset, "dlib")
+
+    def _switch(self, request, queryset, name):
+        for group in queryset:
+            if group.embedding_model == name:
+                self.message_user(request, f"{group} already uses that face model.")
+                continue
+            run = services.group_switch_embedding(group=group, name=name, requested_by=request.user)
+            self.message_user(
+                request,
+                f"{group}: switching to {group.get_embedding_model_display()} as training run "
+                f"{run.pk}: the gallery is encoded again, a version trained, and the videos "
+                "analysed again once it is active.",
+                messages.SUCCESS,
+            )
+
+
+admin.site.unregister(Group)
+admin.site.register(Group, GroupAdmin)
 
 
 @admin.register(ModelVersion)

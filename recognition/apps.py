@@ -13,6 +13,6 @@ class RecognitionConfig(AppConfig):
 
 
 def _delete_version_file(sender, instance, **kwargs):
-    from twicesite.storage import delete_files_on_commit
+    from base.storage import delete_files_on_commit
 
     delete_files_on_commit([instance.file.name], instance.file.storage)

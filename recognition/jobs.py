@@ -1,8 +1,8 @@
 """RQ entry points for recognition: take ids, load rows, call one service."""
 
+from base.jobs import job_entry
 from recognition.models import TrainingRun
 from recognition.services import training_run
-from twicesite.jobs import job_entry
 
 
 def train_job(run_id: int, attempt: int):

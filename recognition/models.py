@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from twicesite.models import Job
+from base.models import Job
 
 
 def classifier_upload_to(instance, filename):

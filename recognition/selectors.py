@@ -2,14 +2,14 @@
 
 import numpy as np
 
+from core.faces import embed
 from gallery.models import GalleryImage, Group
-from recognition.core import faces
 from recognition.models import ModelVersion
 
 
 def embedding_model_id(group: Group) -> str:
     """The id of the embeddings the group's gallery is encoded in now."""
-    return faces.embedder(group.embedding_model).model_id
+    return embed.embedder(group.embedding_model).model_id
 
 
 def active_version(group: Group) -> ModelVersion | None:

@@ -14,13 +14,18 @@ from django.db.models import Max, Q
 from django.utils import timezone
 from redis.exceptions import LockError
 
+from base.db import row_lock
+from base.jobs import job_alive, job_enqueue, running
+from core.classifier import model
+from core.classifier.evaluation import cross_validate
+from core.classifier.model import ClassifierError, FaceClassifier, loads
+from core.classifier.training import fit
+from core.faces import embed
 from gallery.models import GalleryImage, Group
 from gallery.services import image_pixels
 from recognition import selectors
-from recognition.core import classifier, faces
 from recognition.models import ModelVersion, TrainingRun
 from recognition.signals import model_version_activated, training_started
-from twicesite.jobs import job_alive, job_enqueue, running
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +37,7 @@ ACTIVATION_TOLERANCE = 0.01
 
 def embeddings_encode(*, group: Group, progress=None) -> dict[str, int]:
     """Compute the embeddings that approved images lack for the group's face model."""
-    embedder = faces.embedder(group.embedding_model)
+    embedder = embed.embedder(group.embedding_model)
     stale = (
         selectors.training_images(group)
         .filter(face_box__isnull=False)
@@ -82,7 +87,7 @@ def training_request(
     with transaction.atomic():
         # Serialises concurrent requests for one group (a row lock on PostgreSQL; SQLite
         # transactions here take the write lock up front).
-        Group.objects.select_for_update().filter(pk=group.pk).update(slug=group.slug)
+        row_lock(Group, group.pk)
         waiting = TrainingRun.objects.filter(group=group, state=TrainingRun.State.QUEUED).first()
         if waiting:
             TrainingRun.objects.filter(pk=waiting.pk).update(requests=waiting.requests + 1)
@@ -132,20 +137,20 @@ def _group_training_lock(run: TrainingRun):
 
 def _train(run: TrainingRun, progress) -> ModelVersion:
     group = run.group
-    embedder = faces.embedder(group.embedding_model)
+    embedder = embed.embedder(group.embedding_model)
     embedding_model = embedder.model_id
     X, labels = selectors.training_set(group, embedding_model)
     if not labels:
-        raise classifier.ClassifierError(
+        raise ClassifierError(
             f"no training faces: {group} has no approved gallery face encoded with {embedder.label}"
         )
     progress(30, f"training on {len(labels)} faces", force=True)
     gate = embedder.same_person_distance
-    clf = classifier.fit(X, labels, folds=run.folds, default_max_distance=gate)
+    clf = fit(X, labels, folds=run.folds, default_max_distance=gate)
     progress(50, f"cross-validating on {len(labels)} faces", force=True)
     try:
-        metrics = classifier.cross_validate(X, labels, folds=run.folds, default_max_distance=gate)
-    except classifier.ClassifierError as exc:
+        metrics = cross_validate(X, labels, folds=run.folds, default_max_distance=gate)
+    except ClassifierError as exc:
         # A gallery can be too small to measure (one member, one face) yet still usable.
         metrics = {"accuracy": None, "cross_validation": f"not possible: {exc}"}
     metrics["mode"] = clf.mode
@@ -158,9 +163,9 @@ def _train(run: TrainingRun, progress) -> ModelVersion:
     progress(95, "saving", force=True)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "classifier.npz"
-        sha256 = classifier.save(clf, path)
+        sha256 = model.save(clf, path)
         with transaction.atomic():
-            Group.objects.select_for_update().filter(pk=group.pk).update(slug=group.slug)
+            row_lock(Group, group.pk)
             number = (group.versions.aggregate(n=Max("number"))["n"] or 0) + 1
             version = ModelVersion(
                 group=group,
@@ -214,8 +219,8 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
     return version
 
 
-def model_version_load(version: ModelVersion) -> classifier.FaceClassifier:
+def model_version_load(version: ModelVersion) -> FaceClassifier:
     """The version's classifier, checked against its stored SHA-256."""
     with version.file.open("rb") as handle:
         data = handle.read()
-    return classifier.loads(data, sha256=version.sha256, name=version.file.name)
+    return loads(data, sha256=version.sha256, name=version.file.name)

@@ -5,20 +5,16 @@ from django.conf import settings
 
 
 class TwicesiteConfig(AppConfig):
+    """The project shell: system checks over the whole site, and the bundled Redis server."""
+
     name = "twicesite"
     verbose_name = "twicesite"
 
     def ready(self):
-        from django.db.models.signals import post_migrate
-
         from twicesite import checks  # noqa: F401  registers the system checks
-        from twicesite.roles import ensure_curators_group
 
-        # Permissions appear app by app as migrate finishes each; the update is idempotent.
-        post_migrate.connect(ensure_curators_group, dispatch_uid="curators-group")
-
-        # The first process that needs the queue starts the bundled server; asking about it
-        # (`embedded_redis status`) must not.
+        # The first process that needs the queue (the site, a worker, a command) starts the
+        # bundled server; asking about it (`embedded_redis status`) must not.
         if settings.EMBEDDED_REDIS and sys.argv[1:2] != ["embedded_redis"]:
             from twicesite import embedded_redis
 

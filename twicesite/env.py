@@ -93,3 +93,68 @@ def redact(url: str) -> str:
     credentials, _, host = rest.rpartition("@")
     user = credentials.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+
+
+S3_VARIABLES = (
+    "MEDIA_S3_BUCKET",
+    "MEDIA_S3_ENDPOINT_URL",
+    "MEDIA_S3_REGION",
+    "MEDIA_S3_ACCESS_KEY_ID",
+    "MEDIA_S3_SECRET_ACCESS_KEY",
+    "MEDIA_S3_PREFIX",
+)
+
+
+def envs3storage() -> dict | None:
+    """The STORAGES entry for media on an S3-compatible server, or None when MEDIA_S3_BUCKET is
+    unset (media then stay on the local disk).
+
+    Objects are private: no ACL is sent (the bucket's own, private by default, applies) and any
+    URL made for one is signed and short-lived. Without MEDIA_S3_ACCESS_KEY_ID and
+    MEDIA_S3_SECRET_ACCESS_KEY, boto3 finds credentials itself (AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY, a profile, an instance role)."""
+    values = {name: os.environ.get(name, "").strip() for name in S3_VARIABLES}
+    bucket = values["MEDIA_S3_BUCKET"]
+    if not bucket:
+        stray = [name for name, value in values.items() if value]
+        if stray:
+            verb = "is" if len(stray) == 1 else "are"
+            raise ConfigError(f"{', '.join(stray)} {verb} set but MEDIA_S3_BUCKET is not")
+        return None
+    endpoint = values["MEDIA_S3_ENDPOINT_URL"]
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"MEDIA_S3_ENDPOINT_URL must start with http:// or https://, got {endpoint!r}"
+        )
+    _both_or_neither("MEDIA_S3_ACCESS_KEY_ID", "MEDIA_S3_SECRET_ACCESS_KEY")
+    if not values["MEDIA_S3_ACCESS_KEY_ID"]:
+        _both_or_neither("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    prefix = values["MEDIA_S3_PREFIX"].strip("/")
+    if prefix and any(part in ("", ".", "..") for part in prefix.split("/")):
+        raise ConfigError(f"MEDIA_S3_PREFIX must be a plain folder name, got {prefix!r}")
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": endpoint or None,
+            "region_name": values["MEDIA_S3_REGION"] or None,
+            "access_key": values["MEDIA_S3_ACCESS_KEY_ID"] or None,
+            "secret_key": values["MEDIA_S3_SECRET_ACCESS_KEY"] or None,
+            "location": prefix,
+            "default_acl": None,
+            "querystring_auth": True,
+            "querystring_expire": 300,
+            # Outputs replace the object of the same name, as allow_overwrite does on disk.
+            "file_overwrite": True,
+            # A stored file opened through the storage API is downloaded to a temporary file
+            # past this size, not held in memory.
+            "max_memory_size": 8 * 1024 * 1024,
+        },
+    }
+
+
+def _both_or_neither(first: str, second: str) -> None:
+    given = [name for name in (first, second) if os.environ.get(name, "").strip()]
+    if len(given) == 1:
+        missing = second if given[0] == first else first
+        raise ConfigError(f"{given[0]} is set but {missing} is not: set both or neither")

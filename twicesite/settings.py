@@ -15,6 +15,7 @@ from twicesite.env import (
     envlist,
     envpath,
     envredis,
+    envs3storage,
     envstr,
     load_dotenv,
 )
@@ -42,10 +43,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_rq",
-    "twicesite.apps.TwicesiteConfig",
+    "base",
     "gallery",
     "recognition",
     "videos",
+    "twicesite.apps.TwicesiteConfig",
 ]
 
 MIDDLEWARE = [
@@ -115,8 +117,10 @@ MEDIA_ROOT = envpath("MEDIA_ROOT", BASE_DIR / "media")
 WORK_DIR = envpath("WORK_DIR", VAR_DIR / "work")
 STORAGES = {
     # Outputs replace the file of the same name (a re-render replaces the labelled MP4); every
-    # upload has a UUID name, so nothing a person sent is overwritten.
-    "default": {
+    # upload has a UUID name, so nothing a person sent is overwritten. With MEDIA_S3_BUCKET set,
+    # media go to that bucket instead (private objects; see twicesite/env.py).
+    "default": envs3storage()
+    or {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"allow_overwrite": True},
     },
@@ -171,7 +175,7 @@ def rq_queues(url: str) -> dict:
 
 RQ_QUEUES = rq_queues(REDIS_URL)
 # Enqueue jobs only once the transaction that created their rows has committed.
-RQ = {"COMMIT_MODE": "on_db_commit", "WORKER_CLASS": "twicesite.worker.Worker"}
+RQ = {"COMMIT_MODE": "on_db_commit", "WORKER_CLASS": "base.worker.Worker"}
 
 # Production hardening, each overridable; `manage.py check --deploy` passes with DEBUG off.
 SECURE_PROXY_SSL_HEADER = (

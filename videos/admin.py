@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from twicesite.admin import JobAdminMixin
+from base.admin import JobAdminMixin
 from videos import corrections
 from videos.models import Correction, Video
 

@@ -7,8 +7,8 @@ class VideosConfig(AppConfig):
     verbose_name = "Videos"
 
     def ready(self):
+        from base.jobs import on_failed_for_good
         from recognition.signals import model_version_activated, training_started
-        from twicesite.jobs import on_failed_for_good
         from videos.models import Track, Video
 
         # Signals rather than delete(): they also fire for admin bulk deletes and for the
@@ -21,14 +21,14 @@ class VideosConfig(AppConfig):
 
 
 def _delete_video_files(sender, instance, **kwargs):
-    from twicesite.storage import delete_tree_on_commit
+    from base.storage import delete_tree_on_commit
 
     # The original, the labelled MP4, the track strips and anything made later all live here.
     delete_tree_on_commit(instance.storage_folder())
 
 
 def _delete_track_files(sender, instance, **kwargs):
-    from twicesite.storage import delete_files_on_commit
+    from base.storage import delete_files_on_commit
 
     delete_files_on_commit([instance.thumbnail.name])
 

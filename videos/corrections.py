@@ -2,18 +2,18 @@
 
 import logging
 
-import numpy as np
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
+from base.roles import is_curator
+from base.storage import local_copy
+from core.images import encode_png, face_crop
+from core.media.decode import read_frames
 from gallery import services as gallery_services
 from gallery.models import GalleryImage, Member
-from recognition.core import media
-from recognition.core.images import encode_png
-from twicesite.roles import is_curator
-from twicesite.storage import local_copy
 from videos.models import Correction, Detection, Track
+from videos.processing import video_info, video_render_request
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,24 @@ class CorrectionError(ValueError):
 
 
 @transaction.atomic
+def correction_apply(*, track, user, action: str, member=None, frame=None, undo=None):
+    """One action from the review page: name the track (`member`), confirm it, mark it unknown
+    or not a face, split it at `frame`, or undo correction `undo`. The labelled MP4 catches up
+    in the background. Returns the correction made or undone."""
+    if action == "undo":
+        correction_undo(correction=undo, user=user)
+        reason = "a correction was undone"
+        correction = undo
+    elif action == "split":
+        correction = track_split(track=track, user=user, frame=frame)
+        reason = "a correction"
+    else:
+        correction = track_correct(track=track, user=user, kind=action, member=member)
+        reason = "a correction"
+    video_render_request(video=track.video, reason=reason)
+    return correction
+
+
 def track_correct(*, track: Track, user, kind: str, member: Member | None = None) -> Correction:
     """Relabel a whole track (confirm, another member, unknown, or not a face)."""
     if kind == Correction.Kind.MEMBER and member is None:
@@ -164,12 +182,11 @@ def corrections_harvest(*, group) -> int:
         samples_added__isnull=True,
     ).select_related("track__member", "video")
     added = 0
-    for correction in waiting:
-        count = correction_add_samples(correction=correction)
-        Correction.objects.filter(pk=correction.pk).update(samples_added=count)
-        added += count
-    if added:
-        gallery_services.group_refresh_flags(group=group)
+    with gallery_services.flags_refreshed_once():
+        for correction in waiting:
+            count = correction_add_samples(correction=correction)
+            Correction.objects.filter(pk=correction.pk).update(samples_added=count)
+            added += count
     return added
 
 
@@ -199,12 +216,12 @@ def correction_add_samples(*, correction: Correction) -> int:
     by_frame = {s[0]: s[1:] for s in wanted}
     added = 0
     with local_copy(video.original) as source:
-        info = media.probe(source)
-        frames = media.read_frames(source, info, start=wanted[0][0], end=wanted[-1][0] + 1)
+        info = video_info(video, source)
+        frames = read_frames(source, info, start=wanted[0][0], end=wanted[-1][0] + 1)
         for index, frame in frames:
             if index not in by_frame:
                 continue
-            crop = _face_crop(frame, by_frame[index])
+            crop = face_crop(frame, by_frame[index])
             result = gallery_services.image_ingest(
                 member=member,
                 data=encode_png(crop),
@@ -214,14 +231,3 @@ def correction_add_samples(*, correction: Correction) -> int:
             )
             added += result.outcome == "added"
     return added
-
-
-def _face_crop(frame: np.ndarray, box) -> np.ndarray:
-    """The face with a margin, as a gallery image would show it."""
-    left, top, right, bottom = box
-    margin = int(0.35 * max(right - left, bottom - top))
-    height, width = frame.shape[:2]
-    return frame[
-        max(0, top - margin) : min(height, bottom + margin),
-        max(0, left - margin) : min(width, right + margin),
-    ].copy()

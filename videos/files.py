@@ -6,14 +6,20 @@ import re
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
+from base.storage import open_for_reading
+
 RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 CHUNK = 256 * 1024
 
 
 def ranged_file_response(request, field, content_type: str, filename: str | None = None):
-    """A FileResponse for `field` (a FieldFile), answering Range requests with 206."""
-    handle = field.open("rb")
-    size = field.size
+    """A FileResponse for `field` (a FieldFile), answering Range requests with 206.
+
+    The bytes are streamed from the storage (ranged GETs on S3), so every request passes the
+    view's access check and gets this response's headers; no URL to the file is handed out."""
+    handle = open_for_reading(field.name, field.storage)
+    size = handle.seek(0, os.SEEK_END)
+    handle.seek(0)
     match = RANGE.match(request.headers.get("Range", "").strip())
     if not match or not any(match.groups()):
         response = FileResponse(handle, content_type=content_type, filename=filename)

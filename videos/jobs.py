@@ -1,6 +1,6 @@
 """RQ entry points for videos: take ids, load rows, call one service."""
 
-from twicesite.jobs import job_entry
+from base.jobs import job_entry
 from videos import processing
 from videos.models import RelabelRun, RenderRun, Video
 

@@ -6,7 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
-from twicesite.models import Job
+from base.models import Job
+from core.media.probe import VideoInfo
 
 
 def original_upload_to(instance, filename):
@@ -60,6 +61,8 @@ class Video(Job):
     duration = models.FloatField(null=True, blank=True)
     rotation = models.SmallIntegerField(default=0)
     has_audio = models.BooleanField(default=False)
+    # The whole probe result (core.media.probe.VideoInfo): read by every job, never probed again.
+    probe_facts = models.JSONField(default=dict, blank=True)
     # Long videos are analysed as segment jobs on any worker, then joined.
     segments = models.PositiveIntegerField(default=0)
     segments_done = models.PositiveIntegerField(default=0)
@@ -78,6 +81,10 @@ class Video(Job):
     def storage_folder(self) -> str:
         """Where every file of the video is stored: the original and all that is made from it."""
         return f"videos/{self.uuid.hex}"
+
+    def info(self) -> VideoInfo | None:
+        """The stored probe result, or None for a video stored before it was kept."""
+        return VideoInfo.from_json(self.probe_facts) if self.probe_facts else None
 
     def duration_label(self) -> str:
         if self.duration is None:

@@ -1,11 +1,10 @@
 """Processing a video: analyse (in segments on several workers when long), name, store, render.
 
-Every step is fenced by the job's attempt (twicesite.jobs): a video deleted or queued again
+Every step is fenced by the job's attempt (base.jobs): a video deleted or queued again
 while it is processed makes this run stop at its next progress report, and whatever it wrote
 after a delete is removed with the video's folder.
 """
 
-import io
 import logging
 from collections import defaultdict
 
@@ -16,13 +15,21 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-from PIL import Image
 
+from base.db import row_lock
+from base.jobs import JobGone, Progress, job_enqueue, job_fence, job_send, running
+from base.storage import delete_tree, local_copy, save_local_file, work_dir
+from core.faces import embed
+from core.images import encode_jpeg, shrunk
+from core.media.draw import Label
+from core.media.probe import VideoInfo, probe
+from core.media.render import render
+from core.tracking import segments
+from core.tracking.naming import Fixed, name_samples, name_tracks
+from core.tracking.segments import analyze_parallel, analyze_segment, split_for_processes
+from core.tracking.tracks import Analysis
 from recognition import selectors as recognition_selectors
-from recognition.core import faces, media, pipeline
 from recognition.services import model_version_load
-from twicesite.jobs import JobGone, Progress, job_enqueue, job_fence, job_send, running
-from twicesite.storage import delete_tree, local_copy, save_local_file, work_dir
 from videos.models import Detection, RelabelRun, RenderRun, Track, Video
 
 log = logging.getLogger(__name__)
@@ -53,7 +60,7 @@ def video_process(
     try:
         _clear_leftovers(video, attempt)
         with local_copy(video.original) as source:
-            info = media.probe(source)
+            info = video_info(video, source)
             bounds = segment_bounds(info.frames, info.fps)
             if len(bounds) > 1 and fan_out:
                 _fan_out(video, attempt, bounds)
@@ -61,10 +68,10 @@ def video_process(
             processes = settings.VIDEO_ANALYSIS_PROCESSES
             if len(bounds) < processes:
                 # Short: cut it anyway so every process gets a part.
-                bounds = pipeline.split_for_processes(info, processes)
+                bounds = split_for_processes(info, processes)
             with running(video, attempt=attempt, echo=echo) as progress:
                 progress(0, "finding faces", force=True)
-                analysis = pipeline.analyze_parallel(
+                analysis = analyze_parallel(
                     source,
                     info=info,
                     bounds=bounds,
@@ -80,13 +87,24 @@ def video_process(
     return video
 
 
+def video_info(video: Video, source) -> VideoInfo:
+    """The video's stored probe result; one stored before results were kept is probed now,
+    once, and keeps its result."""
+    info = video.info()
+    if info is None:
+        info = probe(source)
+        video.probe_facts = info.to_json()
+        Video.objects.filter(pk=video.pk).update(probe_facts=video.probe_facts)
+    return info
+
+
 def _embedder(video: Video):
     """The face model the group's active version was trained with: its tracks are named by
     that version, so they are embedded by its model."""
     version = recognition_selectors.active_version(video.group)
     if version is None:
         raise RuntimeError(f"{video.group} has no active model")
-    return faces.embedder_for_model_id(version.embedding_model)
+    return embed.embedder_for_model_id(version.embedding_model)
 
 
 def _clear_leftovers(video: Video, attempt: int) -> None:
@@ -162,13 +180,11 @@ def _fan_out(video: Video, attempt: int, bounds: list[tuple[int, int]]) -> None:
 def segment_analyze(*, video: Video, attempt: int, number: int, start: int, end: int) -> None:
     job_fence(Video, video.pk, attempt)
     with local_copy(video.original) as source:
-        info = media.probe(source)
-        analysis = pipeline.analyze_segment(
-            source, info, start, end, number, embedder=_embedder(video)
-        )
+        info = video_info(video, source)
+        analysis = analyze_segment(source, info, start, end, number, embedder=_embedder(video))
     with work_dir() as folder:
         path = folder / "segment.npz"
-        pipeline.save(analysis, path)
+        segments.save(analysis, path)
         job_fence(Video, video.pk, attempt)
         save_local_file(_work_name(video, attempt, f"segment-{number}.npz"), path)
     progress = Progress(video, attempt=attempt)
@@ -184,15 +200,15 @@ def video_finish(*, video: Video, attempt: int) -> Video:
     """Join the segments' tracks at the seams, then name, store and render (after fan-out)."""
     try:
         with local_copy(video.original) as source:
-            info = media.probe(source)
+            info = video_info(video, source)
             bounds = segment_bounds(info.frames, info.fps)
             with running(video, attempt=attempt) as progress:
                 progress(ANALYSIS_SHARE, "joining segments", force=True)
                 parts = []
                 for n in range(len(bounds)):
                     with default_storage.open(_work_name(video, attempt, f"segment-{n}.npz")) as f:
-                        parts.append(pipeline.load(f))
-                analysis = pipeline.join(parts, [start for start, _ in bounds])
+                        parts.append(segments.load(f))
+                analysis = segments.join(parts, [start for start, _ in bounds])
                 _finish(video, attempt, source, info, analysis, progress)
         delete_tree(f"{video.storage_folder()}/work")
     except JobGone:
@@ -202,13 +218,13 @@ def video_finish(*, video: Video, attempt: int) -> Video:
     return video
 
 
-def _finish(video: Video, attempt: int, source, info, analysis: pipeline.Analysis, progress):
+def _finish(video: Video, attempt: int, source, info, analysis: Analysis, progress):
     version = recognition_selectors.active_version(video.group)
     if version is None:
         raise RuntimeError(f"{video.group} has no active model")
     if version.embedding_model != _embedder(video).model_id:
         raise RuntimeError("the group's face model changed during the analysis; it will rerun")
-    pipeline.name_tracks(analysis.tracks, model_version_load(version))
+    name_tracks(analysis.tracks, model_version_load(version))
     progress(ANALYSIS_SHARE, "saving predictions", force=True)
     store_analysis(video=video, attempt=attempt, analysis=analysis, version=version, info=info)
     progress(RENDER_FROM, "drawing the labelled video", force=True)
@@ -222,7 +238,7 @@ def _finish(video: Video, attempt: int, source, info, analysis: pipeline.Analysi
 
 
 def store_analysis(
-    *, video: Video, attempt: int | None = None, analysis: pipeline.Analysis, version, info
+    *, video: Video, attempt: int | None = None, analysis: Analysis, version, info
 ) -> None:
     """Replace the video's tracks and detections with these (a retried job starts clean)."""
     saved: list[str] = []
@@ -259,13 +275,12 @@ def _store(video, analysis, version, info, saved: list[str]) -> None:
             sample_boxes=[[f, *map(int, b)] for f, b in track.sample_boxes],
         )
         if track.thumbnail is not None:
-            out = io.BytesIO()
             # The strip has a slot per possible sample; keep the filled ones.
             used = max(1, len(track.sample_boxes)) * track.thumbnail.shape[0]
-            strip = Image.fromarray(track.thumbnail[:, :used])
-            strip = strip.resize((strip.width * 72 // strip.height, 72))
-            strip.save(out, format="JPEG", quality=88)
-            row.thumbnail.save(f"{track.id}.jpg", ContentFile(out.getvalue()), save=True)
+            strip = shrunk(track.thumbnail[:, :used], height=72)
+            row.thumbnail.save(
+                f"{track.id}.jpg", ContentFile(encode_jpeg(strip, quality=88)), save=True
+            )
             saved.append(row.thumbnail.name)
         rows += [
             Detection(
@@ -284,7 +299,7 @@ def _store(video, analysis, version, info, saved: list[str]) -> None:
     Video.objects.filter(pk=video.pk).update(model_version=version)
 
 
-def render_labelled(*, video: Video, source, info: media.VideoInfo, progress=None) -> None:
+def render_labelled(*, video: Video, source, info: VideoInfo, progress=None) -> None:
     """Draw the stored labels on the original (a local file) and store the labelled MP4."""
     labels: dict[int, list] = defaultdict(list)
     rows = (
@@ -296,7 +311,7 @@ def render_labelled(*, video: Video, source, info: media.VideoInfo, progress=Non
     )
     for frame, left, top, right, bottom, name, color in rows:
         rgb = tuple(int(color[i : i + 2], 16) for i in (1, 3, 5))
-        labels[frame].append(media.Label((left, top, right, bottom), name, rgb))
+        labels[frame].append(Label((left, top, right, bottom), name, rgb))
     total = max(info.frames, 1)
 
     def labels_at(index):
@@ -306,7 +321,7 @@ def render_labelled(*, video: Video, source, info: media.VideoInfo, progress=Non
 
     with work_dir() as folder:
         target = folder / "labelled.mp4"
-        media.render(source, target, info, labels_at, preset=settings.VIDEO_RENDER_PRESET)
+        render(source, target, info, labels_at, preset=settings.VIDEO_RENDER_PRESET)
         name = save_local_file(f"{video.storage_folder()}/labelled.mp4", target)
     if not Video.objects.filter(pk=video.pk).update(labelled=name):
         delete_tree(video.storage_folder())  # deleted while it rendered
@@ -321,7 +336,7 @@ def video_render_request(*, video: Video, reason: str = "") -> RenderRun:
     with transaction.atomic():
         # Serialises concurrent requests for one video (a row lock on PostgreSQL; SQLite
         # transactions here take the write lock up front).
-        Video.objects.select_for_update().filter(pk=video.pk).first()
+        row_lock(Video, video.pk)
         waiting = RenderRun.objects.filter(video=video, state=RenderRun.State.QUEUED).first()
         if waiting:
             RenderRun.objects.filter(pk=waiting.pk).update(requests=F("requests") + 1)
@@ -340,7 +355,7 @@ def video_rerender(*, run: RenderRun, attempt: int) -> None:
             progress(100, "nothing to do: the video is still being processed", force=True)
             return
         with local_copy(video.original) as source:
-            info = media.probe(source)
+            info = video_info(video, source)
             render_labelled(video=video, source=source, info=info, progress=progress)
 
 
@@ -383,35 +398,37 @@ def group_relabel(*, run: RelabelRun, attempt: int) -> dict[str, int]:
 
 
 def _relabel_video(video: Video, clf, members: dict) -> int:
+    """Name the video's uncorrected tracks again from their stored samples; a correction
+    wins every clash with the model. Returns how many tracks changed member."""
     rows = list(video.tracks.filter(is_face=True).select_related("member"))
-    frames = defaultdict(set)
+    frames = defaultdict(list)
     for number, frame in Detection.objects.filter(video=video).values_list(
         "track__number", "frame"
     ):
-        frames[number].add(frame)
-    work = []
-    for row in rows:
-        if row.corrected:
-            continue
-        track = pipeline.Track(id=row.number)
-        track.boxes = dict.fromkeys(frames[row.number], (0, 0, 0, 0))
-        track.samples = row.sample_vectors()
-        work.append((row, track))
-    pipeline.name_tracks([t for _, t in work], clf)
-    # A person's correction wins a clash with the model.
-    fixed = [(r.member_id, frames[r.number]) for r in rows if r.corrected and r.member_id]
+        frames[number].append(frame)
+    frames = {number: np.unique(found) for number, found in frames.items()}
+    no_frames = np.empty(0, np.int64)
+    fixed = [
+        Fixed(r.member.slug, frames.get(r.number, no_frames))
+        for r in rows
+        if r.corrected and r.member_id
+    ]
+    open_rows = [r for r in rows if not r.corrected]
+    names = name_samples(
+        [r.sample_vectors() for r in open_rows],
+        [frames.get(r.number, no_frames) for r in open_rows],
+        clf,
+        fixed=fixed,
+    )
     updates = 0
-    for row, track in work:
-        member = members.get(track.label)
-        if member and any(m == member.pk and f & frames[row.number] for m, f in fixed):
-            member = None
-        candidate = members.get(track.candidate)
+    for row, name in zip(open_rows, names, strict=True):
+        member, candidate = members.get(name.label), members.get(name.candidate)
         if (row.member_id, row.candidate_id) != (
             member.pk if member else None,
             candidate.pk if candidate else None,
-        ) or abs(row.confidence - track.confidence) > 1e-6:
+        ) or abs(row.confidence - name.confidence) > 1e-6:
             if row.member_id != (member.pk if member else None):
                 updates += 1
-            row.member, row.candidate, row.confidence = member, candidate, track.confidence
+            row.member, row.candidate, row.confidence = member, candidate, name.confidence
             row.save(update_fields=["member", "candidate", "confidence"])
     return updates

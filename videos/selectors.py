@@ -5,7 +5,7 @@ from collections import defaultdict
 from django.db.models import Count, Max, Min
 from django.http import Http404
 
-from twicesite.roles import is_curator
+from base.roles import is_curator
 from videos.models import Detection, Video
 
 

@@ -11,12 +11,13 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
+from base.db import row_lock
+from base.jobs import job_enqueue, job_retry
+from base.storage import delete_tree
+from base.units import size_label
+from core.media.probe import MediaError, VideoInfo, probe
 from gallery.models import Group
 from recognition import selectors as recognition_selectors
-from recognition.core import media
-from twicesite.jobs import job_enqueue, job_retry
-from twicesite.storage import delete_tree
-from twicesite.units import size_label
 from videos.models import Video
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,8 @@ def video_submit(
     size = source.stat().st_size
     video_check_upload(name=name, size=size, owner=owner)
     try:
-        info = media.probe(source)
-    except media.MediaError as exc:
+        info = probe(source)
+    except MediaError as exc:
         # The message names the file; say it with the name the fan knows.
         raise VideoRejected(str(exc).replace(source.name, name)) from None
     if recognition_selectors.active_version(group) is None:
@@ -94,7 +95,7 @@ def video_submit(
             if owner is not None:
                 # One fan's uploads are counted one at a time: four at once at 9 of 10 store
                 # one video, not four. (SQLite transactions here take the write lock up front.)
-                get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
+                row_lock(get_user_model(), owner.pk)
             _check_upload_rate(owner)
             video.save()
             if enqueue:
@@ -105,7 +106,7 @@ def video_submit(
     return video
 
 
-def _set_probe_facts(video: Video, info: media.VideoInfo) -> None:
+def _set_probe_facts(video: Video, info: VideoInfo) -> None:
     video.fps = info.fps
     video.frames = info.frames
     video.width = info.width
@@ -113,6 +114,7 @@ def _set_probe_facts(video: Video, info: media.VideoInfo) -> None:
     video.duration = info.duration
     video.rotation = info.rotation
     video.has_audio = info.has_audio
+    video.probe_facts = info.to_json()
 
 
 def video_retry(*, video: Video) -> bool:
@@ -125,6 +127,25 @@ def video_delete(*, video: Video) -> None:
 
     A job still working on it notices at its next progress report and stops."""
     video.delete()
+
+
+def video_upload(*, upload, group: Group, owner, title: str = "", is_public: bool = False) -> Video:
+    """A fan's uploaded file (Django's UploadedFile) checked, stored and queued; the temp copy
+    this needed is removed again. Raises VideoRejected with the reason."""
+    video_check_upload(name=upload.name, size=upload.size, owner=owner)
+    path = copy_to_temp(upload)
+    try:
+        return video_submit(
+            source=path,
+            name=upload.name,
+            group=group,
+            owner=owner,
+            title=title,
+            is_public=is_public,
+        )
+    finally:
+        if not hasattr(upload, "temporary_file_path"):
+            path.unlink(missing_ok=True)
 
 
 def copy_to_temp(upload) -> Path:

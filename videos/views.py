@@ -7,10 +7,10 @@ from django.shortcuts import redirect, render
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from twicesite.api import BadRequest, json_endpoint, read_json, whole_number
-from twicesite.jobs import job_reconcile
-from twicesite.units import size_label
-from videos import corrections, exports, processing, selectors, services
+from base.api import BadRequest, json_endpoint, read_json, whole_number
+from base.jobs import job_reconcile
+from base.units import size_label
+from videos import corrections, exports, selectors, services
 from videos.files import ranged_file_response
 from videos.forms import SignupForm, UploadForm
 from videos.models import Correction
@@ -54,22 +54,14 @@ def upload(request):
         return JsonResponse(
             {"error": "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())}, status=400
         )
-    upload = form.cleaned_data["file"]
     try:
-        services.video_check_upload(name=upload.name, size=upload.size, owner=request.user)
-        path = services.copy_to_temp(upload)
-        try:
-            video = services.video_submit(
-                source=path,
-                name=upload.name,
-                group=form.cleaned_data["group"],
-                owner=request.user,
-                title=form.cleaned_data["title"],
-                is_public=form.cleaned_data["is_public"],
-            )
-        finally:
-            if not hasattr(upload, "temporary_file_path"):
-                path.unlink(missing_ok=True)
+        video = services.video_upload(
+            upload=form.cleaned_data["file"],
+            group=form.cleaned_data["group"],
+            owner=request.user,
+            title=form.cleaned_data["title"],
+            is_public=form.cleaned_data["is_public"],
+        )
     except services.VideoRejected as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     return JsonResponse(
@@ -199,37 +191,30 @@ def correct(request, uuid):
     action = body.get("action")
     if action not in ACTIONS:
         raise BadRequest(f"action must be one of {', '.join(ACTIONS)}")
+    undo = member = frame = None
+    if action == "undo":
+        correction_id = whole_number(body, "correction")
+        undo = video.corrections.filter(pk=correction_id).first()
+        if undo is None:
+            raise BadRequest(f"this video has no correction {correction_id}")
+    elif action == "split":
+        frame = whole_number(body, "frame")
+    elif action == "member":
+        member_id = whole_number(body, "member")
+        member = video.group.members.filter(pk=member_id).first()
+        if member is None:
+            raise BadRequest(f"{video.group} has no member {member_id}")
     try:
-        if action == "undo":
-            correction_id = whole_number(body, "correction")
-            correction = video.corrections.filter(pk=correction_id).first()
-            if correction is None:
-                raise BadRequest(f"this video has no correction {correction_id}")
-            corrections.correction_undo(correction=correction, user=request.user)
-            track.refresh_from_db()
-            processing.video_render_request(video=video, reason="a correction was undone")
-            return JsonResponse(
-                {"track": _track_json(track), "reload": correction.kind == Correction.Kind.SPLIT}
-            )
-        if action == "split":
-            correction = corrections.track_split(
-                track=track, user=request.user, frame=whole_number(body, "frame")
-            )
-        else:
-            member = None
-            if action == "member":
-                member_id = whole_number(body, "member")
-                member = video.group.members.filter(pk=member_id).first()
-                if member is None:
-                    raise BadRequest(f"{video.group} has no member {member_id}")
-            correction = corrections.track_correct(
-                track=track, user=request.user, kind=action, member=member
-            )
+        correction = corrections.correction_apply(
+            track=track, user=request.user, action=action, member=member, frame=frame, undo=undo
+        )
     except corrections.CorrectionError as exc:
         raise BadRequest(str(exc) or "that correction is not possible") from None
     track.refresh_from_db()
-    # The labelled MP4 catches up in the background.
-    processing.video_render_request(video=video, reason="a correction")
+    if undo is not None:
+        return JsonResponse(
+            {"track": _track_json(track), "reload": undo.kind == Correction.Kind.SPLIT}
+        )
     return JsonResponse(
         {
             "track": _track_json(track),

@@ -20,7 +20,7 @@ def keanu(group):
 
 @pytest.fixture
 def curator(db, django_user_model):
-    from twicesite.roles import CURATORS
+    from base.roles import CURATORS
 
     user = django_user_model.objects.create_user("curie", password="pw-curator-1", is_staff=True)
     user.groups.add(django_user_model.groups.rel.model.objects.get(name=CURATORS))

@@ -122,7 +122,7 @@ def test_picking_a_face_needs_post_and_a_valid_choice(client, curator, tom):
         member=tom, data=make.encode(make.two_faces(), "PNG"), name="two.png"
     ).image
     client.force_login(curator)
-    url = reverse("admin:gallery_galleryimage_pick_face", args=[two.pk])
+    url = reverse("gallery:pick_face", args=[two.pk])
     assert client.get(url).status_code == 405
     assert client.post(url, {"face": "7"}).status_code == 400
     response = client.post(url, {"face": "0"})

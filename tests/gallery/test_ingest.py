@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from core.images import encode_jpeg
 from gallery import services
 from gallery.models import GalleryImage
-from recognition.core.images import encode_jpeg
 from tests import imagefactory as make
 
 
@@ -127,9 +127,7 @@ def test_near_duplicates_are_skipped_when_scraping_and_flagged_otherwise(tom):
     skipped = ingest(tom, recompressed, skip_near_duplicates=True)
     assert skipped.outcome == "duplicate"
 
-    kept = ingest(tom, recompressed).image
-    services.group_refresh_flags(group=tom.group)
-    kept.refresh_from_db()
+    kept = ingest(tom, recompressed).image  # the ingest refreshes the flags itself
     assert kept.duplicate_of == original
     assert "duplicate" in kept.flags()
 
@@ -151,14 +149,21 @@ def test_an_image_that_looks_like_another_member_is_flagged(tom, keanu):
 def test_rejecting_an_image_clears_it_from_the_flags_of_others(tom):
     original = ingest(tom, make.encode(make.face("tom-hanks", 2), "PNG")).image
     copy = ingest(tom, make.encode(make.face("tom-hanks", 2).resize((130, 130)), "PNG")).image
-    services.group_refresh_flags(group=tom.group)
-    copy.refresh_from_db()
     assert copy.duplicate_of == original
 
-    services.images_reject(images=[original])
-    services.group_refresh_flags(group=tom.group)
+    services.images_reject(images=[original])  # refreshes the others' flags itself
     copy.refresh_from_db()
     assert copy.duplicate_of is None
+
+
+def test_a_batch_refreshes_the_flags_once_at_its_end(tom):
+    original = ingest(tom, make.encode(make.face("tom-hanks", 2), "PNG")).image
+    with services.flags_refreshed_once() as refreshed:
+        copy = ingest(tom, make.encode(make.face("tom-hanks", 2).resize((130, 130)), "PNG")).image
+        assert copy.duplicate_of is None  # not yet: the block refreshes when it ends
+    copy.refresh_from_db()
+    assert copy.duplicate_of == original
+    assert refreshed[tom.group.pk]["duplicates"] == 1
 
 
 @pytest.mark.django_db(transaction=True)

@@ -11,9 +11,9 @@ import pytest
 from django.core.management import call_command
 from rq import SimpleWorker
 
+from core.images import encode_jpeg
 from gallery.models import GalleryImage, ScrapeRun
 from gallery.scraping import scrape_start
-from recognition.core.images import encode_jpeg
 from tests import imagefactory as make
 
 

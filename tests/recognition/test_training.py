@@ -3,13 +3,14 @@
 import threading
 
 import pytest
+from django.core.files.base import ContentFile
 from django.db import connection
 from rq import SimpleWorker
 
+from core.classifier.model import ClassifierError
 from gallery import services as gallery_services
 from gallery.models import GalleryImage
 from recognition import selectors, services
-from recognition.core.classifier import ClassifierError
 from recognition.models import ModelVersion, TrainingRun
 from tests import imagefactory as make
 
@@ -166,9 +167,11 @@ def test_a_member_with_one_image_still_trains(gallery):
 @pytest.mark.django_db
 def test_a_corrupt_classifier_file_is_refused(gallery):
     version = services.training_run(run=TrainingRun.objects.create(group=gallery))
-    path = version.file.path
-    with open(path, "r+b") as handle:
-        handle.seek(100)
-        handle.write(b"garbage garbage garbage")
+    storage, name = version.file.storage, version.file.name
+    with storage.open(name, "rb") as handle:
+        data = bytearray(handle.read())
+    data[100:123] = b"garbage garbage garbage"
+    storage.delete(name)
+    assert storage.save(name, ContentFile(bytes(data))) == name
     with pytest.raises(ClassifierError, match="does not match its SHA-256"):
         services.model_version_load(version)

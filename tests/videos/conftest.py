@@ -5,17 +5,17 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
+from core.media.probe import ffmpeg_exe
 from gallery import services as gallery_services
-from recognition.core import media
 from tests.conftest import FIXTURES
-from tests.recognition.core.test_pipeline import _scene
+from tests.core.test_pipeline import _scene
 from videos.models import Detection, Track, Video
 
 
 def make_clip(path, *, seconds=1.0, size="160x120", audio=True):
     """A small real video made by ffmpeg: test pattern, optional 440 Hz tone."""
     command = [
-        media.ffmpeg_exe(),
+        ffmpeg_exe(),
         "-v",
         "error",
         "-y",
@@ -159,7 +159,7 @@ def stage_clip(tmp_path):
     two, _ = _scene([("keanu-reeves", 1), ("will-smith", 1)], 30, (150, 120, 60))
     path = tmp_path / "stage.mp4"
     command = [
-        media.ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+        ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
         "-s", "480x270", "-r", "25", "-i", "-", "-f", "lavfi", "-i", "sine=frequency=440:duration=2.4",
         "-c:v", "libx264", "-crf", "14", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path),
     ]  # fmt: skip

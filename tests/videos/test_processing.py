@@ -2,14 +2,15 @@
 
 import json
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 from django.core.management import call_command
 from rq import SimpleWorker
 
-from recognition.core import media
+from base.storage import local_copy
+from core.classifier.model import ClassifierError
+from core.media.probe import ffmpeg_exe, probe
 from videos import exports, services
 from videos.models import Video
 
@@ -39,8 +40,8 @@ def test_an_upload_is_processed_into_tracks_and_a_labelled_video_with_sound(
     assert members_named(video) >= {"tom-hanks", "halle-berry", "keanu-reeves"}
     assert "will-smith" not in members_named(video)
     assert video.model_version.is_active
-    out = media.probe(video.labelled.path)
-    source = media.probe(video.original.path)
+    with local_copy(video.labelled) as labelled, local_copy(video.original) as original:
+        out, source = probe(labelled), probe(original)
     assert out.frames == source.frames == 60
     assert out.has_audio and out.audio_codec == "aac"
     assert abs(out.duration - source.duration) <= 1 / source.fps + 1e-6
@@ -60,8 +61,8 @@ def test_a_long_video_is_analysed_in_segments_on_any_worker(
     assert members_named(video) >= {"tom-hanks", "halle-berry", "keanu-reeves"}
     # Tracks were joined at the seams (frame 25 and 50 are inside shots): one per face per shot.
     assert video.tracks.count() == 4
-    work_dir = Path(video.original.storage.path(f"videos/{video.uuid.hex}/work"))
-    assert not work_dir.exists()  # segment results cleaned up
+    folders, _ = video.original.storage.listdir(video.storage_folder())
+    assert "work" not in folders  # segment results cleaned up
 
 
 def test_process_video_command_writes_the_labelled_mp4_and_predictions(
@@ -81,7 +82,7 @@ def test_process_video_command_writes_the_labelled_mp4_and_predictions(
     assert percents == sorted(percents) and percents[-1] == 100.0 and len(percents) >= 3
     assert {"finding faces", "drawing the labelled video"} <= {stage for _, stage in lines}
     assert lines[-1] == ["100.0", "done"]
-    assert media.probe(out).frames == 60
+    assert probe(out).frames == 60
     data = json.loads(predictions.read_text())
     assert data["video"]["frames"] == 60
     assert {d["member"] for d in data["detections"]} >= {"tom-hanks", "keanu-reeves"}
@@ -91,7 +92,7 @@ def test_process_video_command_writes_the_labelled_mp4_and_predictions(
 def test_a_video_with_no_audio_gives_a_labelled_video_with_no_audio(celebs, fan, tmp_path):
     path = tmp_path / "silent.mp4"
     subprocess.run(
-        [media.ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1",
+        [ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1",
          "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)],
         check=True,
     )  # fmt: skip
@@ -103,7 +104,8 @@ def test_a_video_with_no_audio_gives_a_labelled_video_with_no_audio(celebs, fan,
     video = video_process(video=video)
     assert video.state == Video.State.DONE
     assert video.tracks.count() == 0
-    assert not media.probe(video.labelled.path).has_audio
+    with local_copy(video.labelled) as labelled:
+        assert not probe(labelled).has_audio
 
 
 def test_a_curator_approving_a_correction_queues_a_retrain_that_adds_its_faces(
@@ -163,7 +165,7 @@ def test_a_new_model_relabels_stored_tracks_except_corrected_ones_and_rerenders(
     halle = video.tracks.get(member__slug="halle-berry")
     tom = video.tracks.get(member__slug="tom-hanks")
     corrections.track_correct(track=tom, user=fan, kind="confirm")
-    rendered_before = Path(video.labelled.path).stat().st_mtime_ns
+    rendered_before = video.labelled.storage.get_modified_time(video.labelled.name)
 
     # The curators drop Halle from the gallery; the next model cannot name her.
     GalleryImage.objects.filter(member__slug="halle-berry").update(status="rejected")
@@ -181,18 +183,18 @@ def test_a_new_model_relabels_stored_tracks_except_corrected_ones_and_rerenders(
     relabel = Relabel.objects.get(video=video)
     assert relabel.version == video.model_version and relabel.tracks_changed == 1
     assert "halle-berry" not in members_named(video)
-    assert Path(video.labelled.path).stat().st_mtime_ns > rendered_before
+    assert video.labelled.storage.get_modified_time(video.labelled.name) > rendered_before
 
 
 def test_switching_a_groups_face_model_reencodes_trains_and_analyses_its_videos_again(
     celebs, stage_clip, fan, rq_queue
 ):
+    from core.faces import embed
     from gallery.models import GalleryImage
     from recognition import selectors
-    from recognition.core import faces
     from recognition.services import group_switch_embedding
 
-    arcface, dlib_model = faces.embedder("arcface").model_id, faces.embedder("dlib").model_id
+    arcface, dlib_model = embed.embedder("arcface").model_id, embed.embedder("dlib").model_id
     video = services.video_submit(source=stage_clip, name="stage.mp4", group=celebs, owner=fan)
     work()
     video.refresh_from_db()
@@ -224,17 +226,52 @@ def test_embeddings_of_two_models_never_meet(celebs, tmp_path):
 
     from django.core.management.base import CommandError
 
-    from recognition.core import classifier, faces
+    from core.faces import embed
     from recognition.selectors import training_set
     from recognition.services import model_version_load
 
     version = celebs.versions.get(is_active=True)
     clf = model_version_load(version)
-    with pytest.raises(classifier.ClassifierError, match=r"shape \(N, 512\)"):
+    with pytest.raises(ClassifierError, match=r"shape \(N, 512\)"):
         clf.predict(np.zeros((1, 128)))  # a dlib embedding against an ArcFace classifier
-    X, labels = training_set(celebs, faces.embedder("dlib").model_id)
+    X, labels = training_set(celebs, embed.embedder("dlib").model_id)
     assert len(labels) == 0  # nothing of the other model is trained on
     seed = tmp_path / "encode.pickle"
     seed.write_bytes(pickle.dumps({"encodings": [np.zeros(128)], "names": ["someone"]}))
     with pytest.raises(CommandError, match="cannot mix"):
         call_command("import_seed_pickle", str(seed), "--group", "celebs")
+
+
+def test_a_video_is_probed_once_at_upload_and_every_job_reads_the_stored_facts(
+    celebs, stage_clip, fan, rq_queue, settings, monkeypatch
+):
+    import core.media.probe as probing
+
+    calls = []
+    real = probing.probe
+    monkeypatch.setattr(probing, "probe", lambda path: calls.append(path) or real(path))
+    for module in ("videos.services", "videos.processing"):
+        monkeypatch.setattr(f"{module}.probe", probing.probe)
+    settings.VIDEO_SEGMENT_SECONDS = 1  # three segment jobs and a finishing job
+    video = services.video_submit(source=stage_clip, name="stage.mp4", group=celebs, owner=fan)
+    assert len(calls) == 1 and video.info().frames == 60
+    work()
+    video.refresh_from_db()
+    assert video.state == Video.State.DONE, video.error
+    from videos import processing
+
+    processing.video_render_request(video=video, reason="test")
+    work("default")
+    assert len(calls) == 1  # segments, the finish and the re-render read the stored facts
+    assert video.info() == real(stage_clip)
+
+
+def test_a_video_stored_before_facts_were_kept_is_probed_once_then_never_again(
+    celebs, stage_clip, fan, rq_queue
+):
+    video = services.video_submit(source=stage_clip, name="stage.mp4", group=celebs, owner=fan)
+    Video.objects.filter(pk=video.pk).update(probe_facts={})
+    work()
+    video.refresh_from_db()
+    assert video.state == Video.State.DONE, video.error
+    assert video.info() == probe(stage_clip)

@@ -18,8 +18,8 @@ from django.urls import reverse
 from django.utils import timezone
 from rq import SimpleWorker
 
+from base import jobs
 from tests.conftest import ROOT, worker_env
-from twicesite import jobs
 from videos import services
 from videos.models import Detection, Track, Video
 

@@ -67,7 +67,7 @@ def test_a_row_whose_job_was_cancelled_shows_failed_and_a_queued_one_is_left_alo
 ):
     from rq import SimpleWorker
 
-    from twicesite.jobs import job_reconcile
+    from base.jobs import job_reconcile
 
     # A job that ended without our error handling running.
     job = rq_queue.enqueue(time.sleep, 0, job_id="cancelled-job")

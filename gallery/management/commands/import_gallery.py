@@ -35,30 +35,31 @@ class Command(BaseCommand):
             raise CommandError(f"{directory} has no member sub-folders")
         group_row = services.group_get_or_create(slug=group, name=group_name)
         totals = {"added": 0, "duplicate": 0, "rejected": 0, "flagged": 0}
-        for folder in folders:
-            member = services.member_get_or_create(group=group_row, slug=folder.name)
-            files = sorted(
-                p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-            )
-            if first:
-                files = files[:first]
-            for path in files:
-                result = services.image_ingest(
-                    member=member,
-                    data=path.read_bytes(),
-                    name=path.name,
-                    source=GalleryImage.Source.IMPORT,
-                    approve=not pending,
+        with services.flags_refreshed_once() as refreshed:
+            for folder in folders:
+                member = services.member_get_or_create(group=group_row, slug=folder.name)
+                files = sorted(
+                    p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
                 )
-                totals[result.outcome] += 1
-                if result.outcome == "rejected":
-                    self.stderr.write(f"rejected {folder.name}/{path.name}: {result.reason}")
-                elif result.outcome == "added" and result.image.flags():
-                    totals["flagged"] += 1
-                    self.stdout.write(
-                        f"flagged {folder.name}/{path.name}: {', '.join(result.image.flags())}"
+                if first:
+                    files = files[:first]
+                for path in files:
+                    result = services.image_ingest(
+                        member=member,
+                        data=path.read_bytes(),
+                        name=path.name,
+                        source=GalleryImage.Source.IMPORT,
+                        approve=not pending,
                     )
-        stats = services.group_refresh_flags(group=group_row)
+                    totals[result.outcome] += 1
+                    if result.outcome == "rejected":
+                        self.stderr.write(f"rejected {folder.name}/{path.name}: {result.reason}")
+                    elif result.outcome == "added" and result.image.flags():
+                        totals["flagged"] += 1
+                        self.stdout.write(
+                            f"flagged {folder.name}/{path.name}: {', '.join(result.image.flags())}"
+                        )
+        stats = refreshed.get(group_row.pk) or services.group_refresh_flags(group=group_row)
         approved = GalleryImage.objects.filter(
             member__group=group_row, status=GalleryImage.Status.APPROVED
         ).count()

@@ -4,9 +4,9 @@ from pathlib import Path
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
+from core.faces import embed
+from core.images import ImageRejected, open_image
 from recognition import selectors
-from recognition.core import faces
-from recognition.core.images import ImageRejected, open_image
 from recognition.management.commands._common import get_group
 from recognition.services import model_version_load
 
@@ -38,7 +38,7 @@ class Command(BaseCommand):
         members = set(group_row.members.values_list("slug", flat=True))
         counts = {"right": 0, "wrong": 0, "unknown": 0, "known": 0, "strangers": 0, "named": 0}
         no_face = 0
-        embedder = faces.embedder_for_model_id(version.embedding_model)
+        embedder = embed.embedder_for_model_id(version.embedding_model)
         for folder in sorted(p for p in directory.iterdir() if p.is_dir()):
             files = sorted(p for p in folder.iterdir() if p.is_file())
             for path in files[skip:] if folder.name in members else files:
@@ -79,7 +79,7 @@ class Command(BaseCommand):
             pixels = open_image(path.read_bytes()).pixels
         except (ImageRejected, OSError):
             return None
-        found = faces.find_faces_in_photo(pixels)  # the photo's subject first
+        found = embed.find_faces_in_photo(pixels)  # the photo's subject first
         if not found:
             # A face crop the detector cannot find: the whole image is the face.
             box = [0, 0, pixels.shape[1], pixels.shape[0]]

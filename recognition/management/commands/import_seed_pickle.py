@@ -9,9 +9,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils.text import slugify
 
+from core.faces import embed
 from gallery import services as gallery_services
 from gallery.models import GalleryImage, Group
-from recognition.core import faces
 
 # What the original scripts' encode.pickle holds: a dict of lists of numpy arrays and strings.
 ALLOWED_GLOBALS = {
@@ -85,7 +85,7 @@ class Command(BaseCommand):
                 "pickles hold dlib descriptors, which cannot mix with it. Import into a new group."
             )
         Group.objects.filter(pk=group_row.pk).update(embedding_model="dlib")
-        model_id = faces.embedder("dlib").model_id
+        model_id = embed.embedder("dlib").model_id
         added = skipped = 0
         members = {}
         for vector, name in zip(vectors, names, strict=True):

@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from recognition.core.classifier import ClassifierError
+from core.classifier.model import ClassifierError
 from recognition.management.commands._common import get_group
 from recognition.models import TrainingRun
 from recognition.services import training_run

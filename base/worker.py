@@ -1,0 +1,55 @@
+"""The RQ worker twicesite runs (`manage.py rqworker`, set as RQ["WORKER_CLASS"]).
+
+It is RQ's forking worker plus two duties: it keeps the queue's promises (the job sweep runs
+when it starts and every few seconds after, one worker at a time), and its work horses die
+with it, so a worker killed outright leaves nothing running on that nobody watches.
+"""
+
+import logging
+
+from django.db import connections
+from redis.exceptions import LockError
+from rq import Worker as RQWorker
+
+from base import jobs
+from base.storage import clean_work_dirs
+from core.processes import die_with_parent
+
+log = logging.getLogger(__name__)
+
+# Seconds between sweeps: a lost job waits about this long before it is queued again.
+SWEEP_INTERVAL = 10
+
+
+class Worker(RQWorker):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("maintenance_interval", SWEEP_INTERVAL)
+        super().__init__(*args, **kwargs)
+
+    @property
+    def dequeue_timeout(self) -> int:
+        # Wake up between jobs often enough to sweep; RQ's default waits 405 s.
+        return min(super().dequeue_timeout, SWEEP_INTERVAL)
+
+    def run_maintenance_tasks(self):
+        super().run_maintenance_tasks()
+        lock = self.connection.lock("twicesite:sweep", timeout=60, blocking=False)
+        if lock.acquire():
+            try:
+                counts = jobs.jobs_sweep()
+                if counts["requeued"] or counts["failed"]:
+                    log.warning("job sweep: %s", counts)
+                clean_work_dirs()  # what killed horses left in the local scratch space
+            except Exception:  # the sweep must never take the worker down
+                log.exception("job sweep failed")
+            finally:
+                try:
+                    lock.release()
+                except LockError:
+                    pass  # it expired: another worker may sweep now
+                # The next job runs in a forked horse; it must not share this connection.
+                connections.close_all()
+
+    def main_work_horse(self, job, queue):
+        die_with_parent()
+        return super().main_work_horse(job, queue)

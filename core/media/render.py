@@ -1,0 +1,267 @@
+"""Encode: the labelled render (one in-process pass with the original audio) and the plain
+ffmpeg transcode it is measured against."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import IO
+
+import av
+import numpy as np
+
+from core.files import atomic_output
+from core.media.decode import Converter, decoded, even_crop, even_size, is_yuv, yuv420p_filters
+from core.media.draw import Label, draw_labels_yuv
+from core.media.probe import MediaError, VideoInfo, ffmpeg_exe, probe
+
+DEFAULT_PRESET = "veryfast"
+# CRF 20 keeps the thin label strokes and small text clean at 720p for a modest size increase
+# over x264's default of 23.
+DEFAULT_CRF = 20
+
+# Audio codecs that are copied into the MP4 untouched: MP4 can hold them and current browsers
+# play them. ALAC, AC-3/E-AC-3 and PCM are legal in MP4 (some only with -strict) but Chrome and
+# Firefox do not play them, so they are re-encoded to AAC like every other codec.
+MP4_COPY_AUDIO = frozenset({"aac", "mp3", "opus", "flac"})
+AAC_BITRATE = 192_000
+
+_MPEG_RANGE = 1  # AVCOL_RANGE_MPEG: limited ("tv") range
+
+
+def render(
+    path_in: str | os.PathLike[str],
+    path_out: str | os.PathLike[str],
+    info: VideoInfo,
+    labels: Callable[[int], Sequence[Label]],
+    *,
+    preset: str = DEFAULT_PRESET,
+    crf: int = DEFAULT_CRF,
+) -> None:
+    """Decode every frame, draw labels(index) on it, encode H.264 MP4 with the original audio.
+
+    One pass inside this process (PyAV: FFmpeg's own libraries, x264 included): demux, decode,
+    draw, encode and mux, with the original audio copied when browsers play it in MP4 and
+    re-encoded to AAC otherwise. No frame is copied through a pipe, and a frame without labels
+    goes from decoder to encoder untouched: labels are drawn straight into the YUV planes
+    (draw_labels_yuv), so no pixel outside a label is converted.
+
+    Frames and audio keep their own timestamps, so the output has the input's frame count,
+    duration, variable frame rate and audio offset. Frames that are not 8-bit limited-range
+    yuv420p of the displayed size (rotation, odd sides, 10-bit, full range, RGB) go through
+    one FFmpeg filter graph: rotate as the player would, crop odd sides (box coordinates stay
+    valid), convert to limited-range yuv420p (RGB becomes BT.709).
+
+    Colour: the output carries the input's colour tags (matrix, primaries, transfer) in limited
+    range; RGB sources become BT.709 and say so; untagged stays untagged. The output appears
+    at path_out only when complete.
+    """
+    if preset not in X264_PRESETS:
+        raise MediaError(f"unknown x264 preset {preset!r}: one of {', '.join(X264_PRESETS)}")
+    name = Path(path_in).name
+    with atomic_output(path_out) as tmp:
+        try:
+            with (
+                av.open(os.fspath(path_in), metadata_errors="ignore") as source,
+                av.open(tmp, "w", format="mp4", options={"movflags": "+faststart"}) as output,
+            ):
+                written = _Renderer(source, output, info, preset, crf).run(labels)
+        except av.FFmpegError as exc:
+            raise MediaError(f"{name}: rendering failed: {exc}") from None
+        if written == 0:
+            raise MediaError(f"{name}: no frames decoded")
+
+
+X264_PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+    "veryslow", "placebo",
+)  # fmt: skip
+
+
+class _Renderer:
+    """The state of one render(): streams, the frame converter, the encoder."""
+
+    def __init__(
+        self,
+        source: av.container.InputContainer,
+        output: av.container.OutputContainer,
+        info: VideoInfo,
+        preset: str,
+        crf: int,
+    ) -> None:
+        self.source, self.output = source, output
+        self.video_in = source.streams[info.stream_index]
+        self.video_in.thread_type = "AUTO"
+        self.size = even_size(info.width, info.height)
+        self.matrix, self.tags = _yuv_tags(info)
+        filters = [*yuv420p_filters(info), ("setparams", self.tags)]
+        self.converter = Converter(filters, info.rotation, self.size)
+
+        options = {"preset": preset, "crf": str(crf)}
+        if info.vfr:
+            # MP4 stores a frame's duration as the gap to the next frame in decode order. With
+            # B-frames and irregular times that is the wrong gap, and the last frame shown ends
+            # early; without B-frames decode order is display order and every frame keeps its
+            # own duration.
+            options["bf"] = "0"
+        self.video_out = output.add_stream("libx264", options=options)
+        ctx = self.video_out.codec_context
+        ctx.width, ctx.height = self.size
+        ctx.pix_fmt = "yuv420p"
+        ctx.time_base = self.video_in.time_base
+        rate = self.video_in.average_rate or self.video_in.guessed_rate
+        if rate:
+            ctx.framerate = rate
+        ctx.sample_aspect_ratio = Fraction(*info.sar)
+
+        self.audio_in = self.audio_out = None
+        self.audio_copied = info.audio_codec in MP4_COPY_AUDIO
+        if info.has_audio and info.audio_index is not None:
+            self.audio_in = source.streams[info.audio_index]
+            if self.audio_copied:
+                self.audio_out = output.add_stream_from_template(self.audio_in)
+            else:
+                self.audio_out = output.add_stream("aac", rate=self.audio_in.rate)
+                self.audio_out.layout = self.audio_in.layout
+                self.audio_out.bit_rate = AAC_BITRATE
+        # Nothing is muxed before the first video frame has set the encoder's colour tags.
+        self.held: list[av.Packet] | None = []
+        self.durations: dict[int, int] = {}
+
+    def run(self, labels: Callable[[int], Sequence[Label]]) -> int:
+        streams = [s for s in (self.video_in, self.audio_in) if s is not None]
+        index = 0
+        for packet in self.source.demux(*streams):
+            if packet.stream is self.video_in:
+                for frame in decoded(packet):
+                    self.encode(self.prepare(frame, labels(index)))
+                    index += 1
+            elif self.audio_out is not None and packet.dts is not None:  # dts None: flush packet
+                if self.audio_copied:
+                    packet.stream = self.audio_out
+                    self.mux([packet])
+                else:
+                    for frame in decoded(packet):
+                        self.mux(self.audio_out.encode(frame))
+        if index:
+            self.encode(None)
+            if self.audio_out is not None and not self.audio_copied:
+                self.mux(self.audio_out.encode(None))
+        return index
+
+    def prepare(self, frame: av.VideoFrame, found: Sequence[Label]) -> av.VideoFrame:
+        """The frame as the encoder takes it: displayed, even-sized yuv420p, labels drawn."""
+        frame = self.converter.frame(frame)
+        if found:
+            frame.make_writable()  # the decoder may still reference its buffer
+            draw_labels_yuv(_plane_views(frame), found, self.matrix)
+        frame.pict_type = av.video.frame.PictureType.NONE  # x264 picks frame types itself
+        return frame
+
+    def encode(self, frame: av.VideoFrame | None) -> None:
+        """Encode a frame (None: flush), giving each packet its frame's duration."""
+        if frame is not None and frame.pts is not None:
+            # x264 drops frame durations; without them the last frame of a variable-rate
+            # video would get whatever the muxer guesses.
+            self.durations[frame.pts] = frame.duration
+        if self.held is not None and frame is not None:
+            ctx = self.video_out.codec_context
+            ctx.colorspace = frame.colorspace
+            ctx.color_primaries = frame.color_primaries
+            ctx.color_trc = frame.color_trc
+            ctx.color_range = _MPEG_RANGE
+        packets = self.video_out.encode(frame)
+        for packet in packets:
+            duration = self.durations.pop(packet.pts, 0)
+            if duration:
+                packet.duration = duration
+        self.mux(packets)
+        if self.held is not None:
+            held, self.held = self.held, None
+            self.mux(held)
+
+    def mux(self, packets: Sequence[av.Packet]) -> None:
+        if self.held is not None:
+            self.held.extend(packets)
+        else:
+            self.output.mux(packets)
+
+
+def _plane_views(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Writable views of a yuv420p frame's Y, U and V planes, without their row padding."""
+    views = []
+    for plane in frame.planes:
+        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        views.append(rows[:, : plane.width])
+    return views[0], views[1], views[2]
+
+
+def transcode(
+    path_in: str | os.PathLike[str],
+    path_out: str | os.PathLike[str],
+    *,
+    preset: str = DEFAULT_PRESET,
+    crf: int = DEFAULT_CRF,
+    info: VideoInfo | None = None,
+) -> None:
+    """Plain ffmpeg transcode with render()'s encoder settings and audio rule: the baseline."""
+    info = info or probe(path_in)
+    maps = ["-map", f"0:{info.stream_index}"]
+    if info.has_audio and info.audio_index is not None:
+        maps += ["-map", f"0:{info.audio_index}", *_audio_args(info)]
+    vf = even_crop(info.width, info.height)
+    with atomic_output(path_out) as tmp, tempfile.TemporaryFile() as errfile:
+        cmd = [
+            ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+            "-i", os.fspath(path_in), *maps, *(["-vf", ",".join(vf)] if vf else []),
+            *_x264_args(preset, crf), "-f", "mp4", tmp,
+        ]  # fmt: skip
+        if subprocess.run(cmd, stderr=errfile, check=False).returncode != 0:
+            raise MediaError(f"{Path(path_in).name}: transcode failed: {_ffmpeg_message(errfile)}")
+
+
+def _x264_args(preset: str, crf: int) -> list[str]:
+    # yuv420p and faststart (index first) are what browsers need to start playing at once.
+    return [
+        "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
+        "-movflags", "+faststart",
+    ]  # fmt: skip
+
+
+def _audio_args(info: VideoInfo) -> list[str]:
+    if info.audio_codec in MP4_COPY_AUDIO:
+        return ["-c:a", "copy"]
+    return ["-c:a", "aac", "-b:a", str(AAC_BITRATE)]
+
+
+def _yuv_tags(info: VideoInfo) -> tuple[str, str]:
+    """The matrix render() draws with and the setparams tags of its output.
+
+    Decoding to yuv420p keeps a YUV input's matrix (it only converts range and subsampling), so
+    the output repeats the input's tags and every player shows both alike; an untagged input
+    stays untagged. RGB sources were converted with BT.709 by read_frames() and are tagged so.
+    """
+    matrix = info.color_matrix if is_yuv(info) else "bt709"
+    tags = [] if matrix == "unknown" else [f"colorspace={matrix}"]
+    tags.append("range=tv")
+    if info.color_primaries != "unknown":
+        tags.append(f"color_primaries={info.color_primaries}")
+    if info.color_transfer != "unknown":
+        tags.append(f"color_trc={info.color_transfer}")
+    return matrix, ":".join(tags)
+
+
+_PREFIX = re.compile(r"^(?:\[[^\]]* @ 0x[0-9a-f]+\] ?)+")
+
+
+def _ffmpeg_message(errfile: IO[bytes], lines: int = 3) -> str:
+    """ffmpeg's first error lines: the cause comes first, the knock-on failures after it."""
+    errfile.seek(0)
+    text = errfile.read().decode("utf-8", "replace")
+    found = [_PREFIX.sub("", line).strip() for line in text.splitlines() if line.strip()]
+    return " | ".join(found[:lines])[:500] or "no message from ffmpeg"

@@ -1,0 +1,404 @@
+"""The analysis of one stretch of video: find faces on keyframes, follow them between, link
+them into tracks, and gather chips to name them by.
+
+Quick passes run every `keyframe_interval` frames on a small frame; thorough passes (a larger
+input) at the first frame, at every cut and every `deep_interval` frames. Between detections
+a correlation tracker follows faces a pass missed. The result is tracks of unnamed faces with
+boxes for every frame and sample embeddings (tracking.naming names them).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import cv2
+import dlib
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from core.faces import embed
+from core.faces.detect import Face, fit_input_size
+from core.media.decode import read_frames, scaled_size
+from core.media.draw import yuv_planes
+from core.media.probe import VideoInfo, probe
+from core.tracking.samples import identify, sample_quality
+from core.tracking.tracks import (
+    SAME_FACE_IOU,
+    Analysis,
+    Box,
+    Settings,
+    Track,
+    at_edge,
+    fill_boxes,
+    iou,
+    substantial,
+    to_full,
+)
+
+
+def analyze(
+    path,
+    *,
+    info: VideoInfo | None = None,
+    start: int = 0,
+    end: int | None = None,
+    settings: Settings | None = None,
+    embedder=None,
+    progress: Callable[[float, str], None] | None = None,
+    first_track_id: int = 1,
+) -> Analysis:
+    """Tracks of faces in frames [start, end) of the video at `path`."""
+    info = info or probe(path)
+    end = info.frames if end is None else min(end, info.frames)
+    tracker = Tracker(
+        info, start, end, settings or Settings(), embedder or embed.embedder(), first_track_id
+    )
+    return tracker.run(path, progress)
+
+
+class Tracker:
+    """One run of analyze(): frames in, tracks out, a method for each step of a keyframe."""
+
+    def __init__(
+        self, info: VideoInfo, start: int, end: int, cfg: Settings, embedder, first_id: int
+    ) -> None:
+        self.info, self.start, self.end, self.cfg = info, start, end, cfg
+        self.embedder, self.detector = embedder, embed.detector()
+        width = min(cfg.analysis_width, info.width)
+        self.scale = info.width / width
+        small = scaled_size(info, width)
+        self.small_size = (small[0] // 2 * 2, small[1] // 2 * 2)  # yuv420p: even sides
+        self.quick_input = fit_input_size(*self.small_size, max(self.small_size))
+        self.deep_input = fit_input_size(
+            info.width, info.height, min(cfg.deep_side, max(info.width, info.height))
+        )
+        self.tracks: list[Track] = []
+        self.active: list[Track] = []  # tracks a detection may continue
+        self.cuts: list[int] = []
+        self.previous_thumb = None
+        self.next_id = first_id
+        self.spent = {"detect": 0.0, "chips": 0.0}
+
+    def run(self, path, progress: Callable[[float, str], None] | None) -> Analysis:
+        t0 = time.perf_counter()
+        total = max(self.end - self.start, 1)
+        # Frames come as YUV (half the bytes of RGB, no conversion in ffmpeg); only the frames
+        # that are looked at become RGB.
+        frames = read_frames(
+            path, self.info, start=self.start, end=self.end, pixel_format="yuv420p",
+            threads=self.cfg.decode_threads,
+        )  # fmt: skip
+        for index, planes in frames:
+            since = index - self.start
+            cut = self.is_cut(planes)
+            if cut:
+                self.cuts.append(index)
+                self.active = []
+            deep = since == 0 or cut or since % self.cfg.deep_interval == 0
+            if not (deep or since % self.cfg.keyframe_interval == 0):
+                continue
+            self.keyframe(index, planes, deep)
+            if progress and since % 30 == 0:
+                progress(100.0 * since / total, "finding faces")
+        t_decode = time.perf_counter() - t0 - sum(self.spent.values())
+        t = time.perf_counter()
+        tracks = self.finish()
+        timings = {"decode": t_decode, **self.spent, "embed": time.perf_counter() - t}
+        if progress:
+            progress(100.0, "faces found")
+        return Analysis(
+            tracks=tracks,
+            frames=self.end - self.start,
+            cuts=self.cuts,
+            timings={key: round(value, 3) for key, value in timings.items()},
+        )
+
+    def is_cut(self, planes: np.ndarray) -> bool:
+        thumb = _histogram(planes)
+        previous, self.previous_thumb = self.previous_thumb, thumb
+        if previous is None:
+            return False
+        distance = cv2.compareHist(thumb, previous, cv2.HISTCMP_BHATTACHARYYA)
+        return distance > self.cfg.cut_threshold
+
+    def keyframe(self, index: int, planes: np.ndarray, deep: bool) -> None:
+        # The tracker looks at the luma plane, small. Detection and chips need colour: the
+        # quick pass a small RGB frame, thorough passes, small-face windows and chips the
+        # full frame, converted only when one of them needs it.
+        luma = yuv_planes(planes)[0]
+        small = self.small_size
+        frame = cv2.resize(luma, small, interpolation=cv2.INTER_AREA) if self.scale > 1 else luma
+        full = _Lazy(lambda: cv2.cvtColor(planes, cv2.COLOR_YUV2RGB_I420))
+        t = time.perf_counter()
+        found, windowed = self.detect(planes, full, deep)
+        self.spent["detect"] += time.perf_counter() - t
+        kept = _suppress(found)
+        boxes = [to_full(f.box, 1.0, self.info) for f in kept]
+        matched, followed = self.match(index, frame, boxes)
+        owners = self.extend(index, frame, kept, boxes, matched, quick=not deep, windowed=windowed)
+        self.close(index, boxes, followed, {t.id for t in owners}, deep)
+        if kept:
+            t = time.perf_counter()
+            self.collect_chips(index, full(), kept, boxes, owners)
+            self.spent["chips"] += time.perf_counter() - t
+
+    def detect(self, planes: np.ndarray, full, deep: bool) -> tuple[list[Face], set[int]]:
+        """Faces of this keyframe, strongest first, in full-frame pixels; and the ids of those
+        only the small-face windows found."""
+        cfg = self.cfg
+        if deep:
+            found = self.detector.detect(
+                full(), input_size=self.deep_input, threshold=cfg.deep_threshold
+            )
+            return found, set()
+        small = _small_rgb(planes, self.small_size) if self.scale > 1 else full()
+        found = [
+            _shift(face, 0, 0, self.scale)
+            for face in self.detector.detect(
+                small, input_size=self.quick_input, threshold=cfg.quick_threshold
+            )
+        ]
+        # Small faces found again this way do not make quick passes speak for the track:
+        # half hidden behind another face, the window search misses them more often.
+        looked_again = _redetect_small(self.detector, full, self.active, self.scale, cfg)
+        return sorted(found + looked_again, key=lambda f: -f.score), {id(f) for f in looked_again}
+
+    def match(
+        self, index: int, frame: np.ndarray, boxes: list[Box]
+    ) -> tuple[dict[int, Track], dict[int, Box]]:
+        """Detection index -> the open track it continues; track id -> where its follower
+        took a track no detection continued."""
+        cfg = self.cfg
+        # By overlap with the track's last box, or with where the face would be now if it
+        # kept moving as it did, or failing both by being a face of its size close by (a face
+        # crossing the stage can move its own width between passes).
+        matched = _assign(
+            self.active,
+            boxes,
+            lambda t, b: max(iou(t.last_box, b), iou(_expected(t, index), b), _near(t.last_box, b, cfg)),
+            cfg.match_iou,
+        )  # fmt: skip
+        # Tracks still without a detection are followed to this frame by their correlation
+        # tracker (started only now, from where the face was last detected); a detection where
+        # the tracker went continues the track too.
+        taken = {t.id for t in matched.values()}
+        followed: dict[int, Box] = {}
+        for track in self.active:
+            if track.id not in taken:
+                box = _follow(track, frame, self.scale, self.info, cfg)
+                if box is not None:
+                    followed[track.id] = box
+        free = [j for j in range(len(boxes)) if j not in matched]
+        waiting = [t for t in self.active if t.id in followed]
+        if free and waiting:
+            later = _assign(
+                waiting, [boxes[j] for j in free], lambda t, b: iou(followed[t.id], b),
+                cfg.match_iou,
+            )  # fmt: skip
+            matched.update({free[j]: track for j, track in later.items()})
+        return matched, followed
+
+    def extend(self, index, frame, kept, boxes, matched, *, quick, windowed) -> list[Track]:
+        """Add each detection to its track, or open a track for it; the owners, in order."""
+        owners = []
+        for j, box in enumerate(boxes):
+            track = matched.get(j)
+            if track is None:
+                track = Track(id=self.next_id)
+                self.next_id += 1
+                self.tracks.append(track)
+                self.active.append(track)
+            track.misses = 0
+            track.detections += 1
+            track.keyframes.append((index, box))
+            track.follower = None
+            track.anchor = (frame, tuple(int(v / self.scale) for v in box))
+            if quick and id(kept[j]) not in windowed:
+                track.quick_hits += 1
+            owners.append(track)
+        return owners
+
+    def close(self, index, boxes, followed, seen: set[int], deep: bool) -> None:
+        """Tracks this pass could have seen but did not are gone. A quick pass only speaks for
+        tracks quick passes have found before; a deep pass speaks for all."""
+        for track in list(self.active):
+            if track.id in seen:
+                continue
+            box = followed.get(track.id)
+            if box is not None:
+                if any(iou(box, found) >= SAME_FACE_IOU for found in boxes):
+                    # Following a face another track was given in this pass: one face, one
+                    # track, so this one ends here.
+                    track.stop = index
+                    self.active.remove(track)
+                    continue
+                # Not detected here, but the tracker is sure: keep it.
+                track.keyframes.append((index, box))
+                continue
+            if deep or track.quick_hits:
+                track.misses += 1
+                if track.misses > self.cfg.misses_allowed:
+                    self.active.remove(track)
+
+    def collect_chips(self, index, image, kept, boxes, owners) -> None:
+        """Chips of this keyframe's faces, for choosing samples and checking identity later."""
+        chips = self.embedder.chips(image, boxes, keypoints=[f.keypoints for f in kept])
+        for j, box in enumerate(boxes):
+            track = owners[j]
+            side = min(box[2] - box[0], box[3] - box[1])
+            quality = sample_quality(chips[j], kept[j].keypoints, side)
+            track.candidates.append((quality, index, box, chips[j], not at_edge(box, self.info)))
+            if len(track.candidates) > self.cfg.max_candidates:
+                del track.candidates[1::2]  # every other one: still spread over the track
+
+    def finish(self) -> list[Track]:
+        """Drop noise, split tracks that jumped between people, fill in every frame's box."""
+        cfg = self.cfg
+        # One lone detection is more likely noise than a face, unless it opens a segment: the
+        # track may go on in the segment before, and the join decides.
+        tracks = [
+            t
+            for t in self.tracks
+            if t.candidates
+            and (substantial(t, cfg) or (self.start > 0 and t.keyframes[0][0] == self.start))
+        ]
+        identified: list[Track] = []
+        for track in tracks:
+            track.follower = track.anchor = None
+            parts = identify(track, self.embedder, cfg, first_id=self.next_id)
+            self.next_id += len(parts) - 1
+            identified += parts
+        boundaries = sorted([*self.cuts, self.end])
+        for track in identified:
+            fill_boxes(track, boundaries, cfg, self.end)
+        return identified
+
+
+def _assign(
+    tracks: list[Track], boxes: list[Box], overlap: Callable[[Track, Box], float], least: float
+) -> dict[int, Track]:
+    """Detection index -> track, one to one, maximising total overlap, each at least `least`."""
+    if not tracks or not boxes:
+        return {}
+    cost = np.array([[1.0 - overlap(t, b) for b in boxes] for t in tracks])
+    rows, cols = linear_sum_assignment(cost)
+    return {int(c): tracks[r] for r, c in zip(rows, cols, strict=True) if 1.0 - cost[r, c] >= least}
+
+
+def _follow(track: Track, frame: np.ndarray, scale: float, info: VideoInfo, cfg: Settings):
+    """The track's face followed to this analysis frame (full-frame box), None if unsure."""
+    if track.follower is None:
+        anchor_frame, anchor_box = track.anchor
+        track.follower = dlib.correlation_tracker()
+        track.follower.start_track(anchor_frame, dlib.rectangle(*anchor_box))
+        track.anchor = None
+    psr = track.follower.update(frame)
+    rect = track.follower.get_position()
+    box = to_full((rect.left(), rect.top(), rect.right(), rect.bottom()), scale, info)
+    if psr >= cfg.min_tracker_psr and box[2] > box[0] and box[3] > box[1]:
+        return box
+    return None
+
+
+def _near(a: Box, b: Box, cfg: Settings) -> float:
+    """Just enough to match (more the closer) for a box of about the same size whose centre is
+    within one face width; 0 otherwise. Used only where boxes do not overlap enough."""
+    side_a, side_b = a[2] - a[0], b[2] - b[0]
+    if min(side_a, side_b) <= 0 or max(side_a, side_b) > 1.5 * min(side_a, side_b):
+        return 0.0
+    side = (side_a + side_b) / 2
+    gap = math.hypot((a[0] + a[2] - b[0] - b[2]) / 2, (a[1] + a[3] - b[1] - b[3]) / 2)
+    return cfg.match_iou * (1.0 + 0.1 * (1.0 - gap / side)) if gap <= side else 0.0
+
+
+def _expected(track: Track, index: int) -> Box:
+    """Where the track's face would be at frame index, moving as between its last two boxes."""
+    if len(track.keyframes) < 2:
+        return track.keyframes[-1][1]
+    (f0, b0), (f1, b1) = track.keyframes[-2:]
+    step = (index - f1) / max(f1 - f0, 1)
+    return tuple(int(round(q + (q - p) * step)) for p, q in zip(b0, b1, strict=True))
+
+
+def _redetect_small(
+    detector, full: Callable[[], np.ndarray], active: list[Track], scale: float, cfg: Settings
+) -> list[Face]:
+    """Look again, at a resolution that can see them, for tracked faces too small for the quick
+    pass. Each such face is searched in a window around its last box, scaled so the face is
+    about `window_face` pixels. Faces come back in full-frame pixels."""
+    found = []
+    for track in active:
+        left, top, right, bottom = track.last_box
+        side = max(right - left, bottom - top)
+        if side / scale >= cfg.small_face or side < 6:
+            continue
+        height, width = full().shape[:2]
+        margin = side  # faces move less than their size between passes
+        x0, y0 = max(0, left - margin), max(0, top - margin)
+        x1, y1 = min(width, right + margin), min(height, bottom + margin)
+        window = full()[y0:y1, x0:x1]
+        if window.shape[0] < 8 or window.shape[1] < 8:
+            continue
+        zoom = cfg.window_face / side
+        size = fit_input_size(x1 - x0, y1 - y0, max(32, round(max(x1 - x0, y1 - y0) * zoom)))
+        for face in detector.detect(window, input_size=size, threshold=cfg.quick_threshold):
+            found.append(_shift(face, x0, y0))
+    return found
+
+
+def _shift(face: Face, dx: float, dy: float, factor: float = 1.0) -> Face:
+    """A detection moved (and scaled) into another frame's pixels."""
+    left, top, right, bottom = face.box
+    box = ((left + dx) * factor, (top + dy) * factor, (right + dx) * factor, (bottom + dy) * factor)
+    return Face(box, face.score, (face.keypoints + np.float32([dx, dy])) * np.float32(factor))
+
+
+def _suppress(found: list[Face]) -> list[Face]:
+    """Drop detections whose centre lies inside a stronger one (found is strongest first)."""
+    kept: list[Face] = []
+    for face in found:
+        left, top, right, bottom = face.box
+        cx, cy = (left + right) / 2, (top + bottom) / 2
+        if not any(k.box[0] <= cx <= k.box[2] and k.box[1] <= cy <= k.box[3] for k in kept):
+            kept.append(face)
+    return kept
+
+
+def _small_rgb(planes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A yuv420p frame as RGB at `size` (even sides): the planes are shrunk before converting."""
+    width, height = size
+    y, u, v = yuv_planes(planes)
+    small = np.empty((height * 3 // 2, width), np.uint8)
+    small[:height] = cv2.resize(y, (width, height), interpolation=cv2.INTER_AREA)
+    chroma = (width // 2, height // 2)
+    quarter = (height // 2) * (width // 2)
+    flat = small[height:].reshape(-1)
+    flat[:quarter] = cv2.resize(u, chroma, interpolation=cv2.INTER_AREA).reshape(-1)
+    flat[quarter:] = cv2.resize(v, chroma, interpolation=cv2.INTER_AREA).reshape(-1)
+    return cv2.cvtColor(small, cv2.COLOR_YUV2RGB_I420)
+
+
+def _histogram(planes: np.ndarray) -> np.ndarray:
+    """Hue-saturation histogram of a yuv420p frame, from a 64x36 thumbnail of its planes."""
+    thumb = [
+        cv2.resize(plane, (64, 36), interpolation=cv2.INTER_NEAREST) for plane in yuv_planes(planes)
+    ]
+    small = cv2.cvtColor(cv2.merge(thumb), cv2.COLOR_YUV2RGB)
+    hist = cv2.calcHist(
+        [cv2.cvtColor(small, cv2.COLOR_RGB2HSV)], [0, 1], None, [16, 8], [0, 180, 0, 256]
+    )
+    return cv2.normalize(hist, hist)
+
+
+class _Lazy:
+    """A value made on first call and kept: the colour frame, which not every pass needs."""
+
+    def __init__(self, make: Callable[[], np.ndarray]) -> None:
+        self.make, self.value = make, None
+
+    def __call__(self) -> np.ndarray:
+        if self.value is None:
+            self.value = self.make()
+        return self.value

@@ -1,0 +1,147 @@
+"""What the analysis makes: tracks of one face each, with boxes for every frame, and the
+settings it runs with. Boxes are (left, top, right, bottom) in pixels of the displayed frame."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.media.probe import VideoInfo
+
+Box = tuple[int, int, int, int]
+
+# Two boxes overlapping this much in one frame are taken for the same face.
+SAME_FACE_IOU = 0.5
+
+
+@dataclass
+class Settings:
+    """Knobs of the analysis; the defaults were measured on the dev stage videos."""
+
+    # Quick passes and the tracker look at frames scaled to this width (never upscaled); SCRFD
+    # at 640x384 finds every unhidden face of stage-dev, profiles included, in 9.6 ms a frame.
+    analysis_width: int = 640
+    keyframe_interval: int = 12  # frames between quick detection passes
+    # Frames between thorough passes (a larger input), besides the one at every cut.
+    deep_interval: int = 180
+    # The thorough pass's longest input side (never above the frame's): on wide 1080p stages
+    # SCRFD at full size finds faces of 56-70 px that 1280 wide scores under 0.5 (two such
+    # tracks of w302 were missed whole: detected 0.937 -> 0.997), for 88 ms a pass against 38.
+    deep_side: int = 1920
+    quick_threshold: float = 0.5  # SCRFD face probability, quick pass
+    deep_threshold: float = 0.5
+    # Tracked faces smaller than this (analysis-frame pixels) are searched for again in a
+    # window around them, scaled so the face is `window_face` pixels: SCRFD at 640 input finds
+    # 0.64 of faces under 80 px of a 1080p frame (under 27 px at 640).
+    small_face: int = 40
+    window_face: int = 64
+    misses_allowed: int = 1  # quick passes a track may miss before it is closed
+    # Between detections a correlation tracker follows each face; below this peak-to-sidelobe
+    # ratio its answer is not trusted.
+    min_tracker_psr: float = 7.0
+    match_iou: float = 0.25  # a detection continues a track above this overlap
+    # Bhattacharyya distance of hue-saturation histograms between frames: over 9 stage videos
+    # (93 cuts, 8,700 frames) cuts score 0.32 and up, frames within a shot 0.085 at most.
+    cut_threshold: float = 0.2
+    samples_per_track: int = 5
+    # Chips kept per track until it is named (a track's every detection, thinned to this many
+    # evenly spread ones when longer): enough to find where a track jumped to another face.
+    max_candidates: int = 32
+    # Two samples of one track further apart than this are taken for two people, and the
+    # track is split there; None: the embedder's own same-person distance.
+    identity_distance: float | None = None
+    min_track_detections: int = 2  # one lone detection is more likely noise than a face
+    decode_threads: int = 0  # 0: one per core; 1 where a process runs on every core
+
+
+@dataclass
+class Track:
+    id: int
+    keyframes: list[tuple[int, Box]] = field(default_factory=list)  # detections, full-size boxes
+    quick_hits: int = 0
+    detections: int = 0  # passes that detected the face (the rest of keyframes were followed)
+    misses: int = 0
+    follower: object | None = None  # dlib.correlation_tracker on analysis frames
+    # Where the face was last detected (analysis frame, box on it): the follower starts there,
+    # and only when a pass misses the face, so tracks that keep being detected cost nothing.
+    anchor: tuple[np.ndarray, Box] | None = None
+    boxes: dict[int, Box] = field(default_factory=dict)  # every frame, after interpolation
+    # (quality, frame, box, chip, whole): whole is False for a face cut off by the frame edge
+    candidates: list[tuple[float, int, Box, np.ndarray, bool]] = field(default_factory=list)
+    samples: np.ndarray | None = None  # (n, D) embeddings of the best chips
+    sample_boxes: list[tuple[int, Box]] = field(default_factory=list)
+    thumbnail: np.ndarray | None = None
+    label: str | None = None
+    candidate: str | None = None
+    confidence: float = 0.0
+    stop: int | None = None  # boxes are never held on to this frame (where a split part starts)
+
+    @property
+    def last_box(self) -> Box:
+        """The latest known box, detected or followed (full size)."""
+        return self.keyframes[-1][1]
+
+    @property
+    def first_frame(self) -> int:
+        return min(self.boxes) if self.boxes else self.keyframes[0][0]
+
+    @property
+    def last_frame(self) -> int:
+        return max(self.boxes) if self.boxes else self.keyframes[-1][0]
+
+
+@dataclass
+class Analysis:
+    tracks: list[Track]
+    frames: int
+    cuts: list[int]
+    timings: dict[str, float]
+
+
+def iou(a: Box, b: Box) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def at_edge(box: Box, info: VideoInfo) -> bool:
+    """Whether a full-frame box touches the frame's edge (the face may go on beyond it)."""
+    left, top, right, bottom = box
+    return left <= 1 or top <= 1 or right >= info.width - 2 or bottom >= info.height - 2
+
+
+def to_full(box, scale: float, info: VideoInfo) -> Box:
+    """An analysis-frame box in full-frame pixels, its far edges kept inside the frame."""
+    left, top, right, bottom = box
+    return (
+        int(left * scale),
+        int(top * scale),
+        int(min(info.width - 1, right * scale)),
+        int(min(info.height - 1, bottom * scale)),
+    )
+
+
+def substantial(track: Track, cfg: Settings) -> bool:
+    """Enough of a track to keep: one lone detection is more likely noise than a face."""
+    return (
+        track.detections >= cfg.min_track_detections
+        or len(track.keyframes) >= 3 * cfg.min_track_detections
+    )
+
+
+def fill_boxes(track: Track, boundaries: list[int], cfg: Settings, end: int) -> None:
+    """Boxes for every frame: interpolated between detections, held until a pass that could
+    have seen the face did not, never across a cut."""
+    keys = track.keyframes
+    for (f0, b0), (f1, b1) in zip(keys, keys[1:], strict=False):
+        for f in range(f0, f1):
+            a = (f - f0) / (f1 - f0)
+            track.boxes[f] = tuple(int(round(p + a * (q - p))) for p, q in zip(b0, b1, strict=True))
+    last, box = keys[-1]
+    gap = cfg.keyframe_interval if track.quick_hits else cfg.deep_interval
+    stop = min([b for b in boundaries if b > last] + [last + gap, end, track.stop or end])
+    for f in range(last, stop):
+        track.boxes[f] = box

@@ -1,0 +1,370 @@
+"""Video analysis on a small real clip made here from the fixture faces."""
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.classifier.training import fit
+from core.faces import embed
+from core.media.probe import ffmpeg_exe, probe
+from core.tracking import segments
+from core.tracking.naming import name_tracks
+from core.tracking.samples import identify
+from core.tracking.segments import analyze_parallel
+from core.tracking.tracker import analyze
+from core.tracking.tracks import Settings, Track
+
+FACES = Path(__file__).resolve().parents[1] / "fixtures" / "faces"
+SIZE = (480, 270)
+FPS = 25
+
+
+def _face(person, index, side):
+    return Image.open(FACES / person / f"{index:03d}.png").convert("RGB").resize((side, side))
+
+
+def _scene(people, frames, background):
+    """Faces moving slowly over a flat background; returns frames and the true boxes."""
+    out, truth = [], []
+    for f in range(frames):
+        canvas = Image.new("RGB", SIZE, background)
+        boxes = {}
+        for k, (person, index) in enumerate(people):
+            x, y = 40 + 220 * k + 2 * f, 60 + f
+            canvas.paste(_face(person, index, 120), (x, y))
+            boxes[person] = (x, y, x + 120, y + 120)
+        out.append(np.asarray(canvas))
+        truth.append(boxes)
+    return out, truth
+
+
+def _encode(frames, path, fps):
+    """RGB frames (all one size) into an H.264 MP4 of near-lossless quality."""
+    height, width = frames[0].shape[:2]
+    command = [
+        ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+        "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
+        "-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p", str(path),
+    ]  # fmt: skip
+    subprocess.run(command, input=np.stack(frames).tobytes(), check=True)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """Two shots of 30 frames: Tom and Halle, then Keanu and a stranger (Will Smith)."""
+    one, truth1 = _scene([("tom-hanks", 1), ("halle-berry", 1)], 30, (70, 90, 140))
+    two, truth2 = _scene([("keanu-reeves", 1), ("will-smith", 1)], 30, (150, 120, 60))
+    path = tmp_path_factory.mktemp("clip") / "stage.mp4"
+    _encode(one + two, path, FPS)
+    return path, truth1 + truth2
+
+
+def _chip(person, index):
+    """The face's ArcFace chip, as the analysis cuts it."""
+    image = np.asarray(Image.open(FACES / person / f"{index:03d}.png").convert("RGB"))
+    face = embed.find_faces_in_photo(image)[0]
+    return embed.embedder().chips(image, [face.box], keypoints=[face.keypoints])[0]
+
+
+@pytest.fixture(scope="module")
+def model():
+    """A classifier fit on other pictures of the same people (images 2-4), strangers left out."""
+    embedder = embed.embedder()
+    X, labels = [], []
+    for person in ("tom-hanks", "halle-berry", "keanu-reeves", "miley-cyrus"):
+        for index in (2, 3, 4):
+            X.append(embedder.embed_chips(_chip(person, index)[None])[0])
+            labels.append(person)
+    return fit(np.stack(X), labels, folds=3, default_max_distance=embedder.same_person_distance)
+
+
+def _label_at(tracks, frame, box):
+    """The label of the track whose box at `frame` has its centre inside `box`."""
+    for track in tracks:
+        found = track.boxes.get(frame)
+        if found is None:
+            continue
+        cx, cy = (found[0] + found[2]) / 2, (found[1] + found[3]) / 2
+        if box[0] <= cx <= box[2] and box[1] <= cy <= box[3]:
+            return track.label or "unknown"
+    return None
+
+
+def test_it_finds_tracks_names_them_and_never_crosses_a_cut(clip, model):
+    path, truth = clip
+    analysis = analyze(path)
+    name_tracks(analysis.tracks, model)
+
+    assert analysis.cuts == [30]
+    assert all(t.last_frame < 30 or t.first_frame >= 30 for t in analysis.tracks)
+    for frame in (0, 13, 29, 30, 45, 59):
+        for person, box in truth[frame].items():
+            expected = "unknown" if person == "will-smith" else person
+            assert _label_at(analysis.tracks, frame, box) == expected, (frame, person)
+    assert all(len(t.samples) >= 1 for t in analysis.tracks)
+
+
+def test_a_member_is_named_at_most_once_per_frame(clip, model):
+    analysis = analyze(clip[0])
+    name_tracks(analysis.tracks, model)
+    # Force a clash: claim the stranger is Keanu too; only the stronger track keeps the name.
+    keanu = next(t for t in analysis.tracks if t.label == "keanu-reeves")
+    stranger = next(t for t in analysis.tracks if t.first_frame >= 30 and t is not keanu)
+    stranger.samples = keanu.samples.copy()
+    name_tracks(analysis.tracks, model)
+    named = [t for t in analysis.tracks if t.label == "keanu-reeves"]
+    frames = [set(t.boxes) for t in named]
+    assert all(not (a & b) for i, a in enumerate(frames) for b in frames[i + 1 :])
+
+
+def test_segments_joined_give_the_tracks_of_one_pass(clip, model):
+    path, _ = clip
+    whole = analyze(path)
+    parts = [
+        analyze(path, start=0, end=20, first_track_id=1),
+        analyze(path, start=20, end=60, first_track_id=1000),
+    ]
+    joined = segments.join(parts, [0, 20])
+    assert len(joined.tracks) == len(whole.tracks)
+    spans = sorted((t.first_frame, t.last_frame) for t in joined.tracks)
+    assert spans == sorted((t.first_frame, t.last_frame) for t in whole.tracks)
+
+
+@pytest.mark.parametrize(
+    ("frames", "parts", "min_frames", "expected"),
+    [
+        (60, 2, 1, [(0, 30), (30, 60)]),
+        (61, 3, 1, [(0, 20), (20, 41), (41, 61)]),
+        (60, 4, 25, [(0, 30), (30, 60)]),  # never shorter than min_frames
+        (10, 4, 25, [(0, 10)]),
+        (0, 2, 1, [(0, 0)]),
+    ],
+)
+def test_split_cuts_frames_into_nearly_equal_ranges(frames, parts, min_frames, expected):
+    assert segments.split(frames, parts, min_frames=min_frames) == expected
+
+
+def test_segments_analysed_on_two_processes_match_one_process(clip, model):
+    path, truth = clip
+    info = probe(path)
+    bounds = [(0, 20), (20, 60)]
+    seen = []
+    both = analyze_parallel(
+        path, info=info, bounds=bounds, processes=2, progress=lambda p, s: seen.append(p)
+    )
+    alone = analyze_parallel(path, info=info, bounds=bounds, processes=1)
+    assert [sorted(t.boxes.items()) for t in both.tracks] == [
+        sorted(t.boxes.items()) for t in alone.tracks
+    ]
+    assert [t.id for t in both.tracks] == list(range(1, len(both.tracks) + 1))
+    assert seen[-1] == 100.0 and seen == sorted(seen)
+    name_tracks(both.tracks, model)
+    assert _label_at(both.tracks, 25, truth[25]["tom-hanks"]) == "tom-hanks"
+
+
+def test_an_analysis_survives_a_save_and_load(clip, tmp_path):
+    analysis = analyze(clip[0], start=0, end=30)
+    segments.save(analysis, tmp_path / "a.npz")
+    again = segments.load(tmp_path / "a.npz")
+    assert [t.boxes for t in again.tracks] == [t.boxes for t in analysis.tracks]
+    assert all(
+        np.array_equal(a.samples, b.samples)
+        for a, b in zip(again.tracks, analysis.tracks, strict=True)
+    )
+
+
+def test_a_video_without_faces_has_no_tracks(tmp_path):
+    path = tmp_path / "empty.mp4"
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "color=c=gray:s=320x240:d=1",
+         "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)],
+        check=True,
+    )  # fmt: skip
+    assert analyze(path).tracks == []
+
+
+def _followed_track(people):
+    """A track whose detections (one every 8 frames) show `people` in turn."""
+    track = Track(id=1)
+    for k, (person, index) in enumerate(people):
+        frame, box = 8 * k, (100 + k, 100, 200 + k, 200)
+        track.keyframes.append((frame, box))
+        track.candidates.append((1.0, frame, box, _chip(person, index), True))
+        track.detections += 1
+    return track
+
+
+def test_a_track_that_jumped_to_another_face_is_split_where_it_jumped():
+    people = [("tom-hanks", i) for i in (1, 2, 3, 4, 1, 2, 3)]
+    people += [("halle-berry", i) for i in (1, 2, 3, 4, 1)]
+    track = _followed_track(people)
+    parts = identify(track, embed.embedder(), Settings(), first_id=50)
+    assert [(p.keyframes[0][0], p.keyframes[-1][0]) for p in parts] == [(0, 48), (56, 88)]
+    assert parts[0].stop == 56 and parts[1].id == 50
+    assert [p.detections for p in parts] == [7, 5]
+    # Each part is named on its own, from samples of its own person only.
+    for part, person in zip(parts, ("tom-hanks", "halle-berry"), strict=True):
+        frames = [f for f, _ in part.sample_boxes]
+        owner = [people[f // 8][0] for f in frames]
+        assert set(owner) == {person}
+
+
+def test_one_persons_track_is_not_split():
+    track = _followed_track([("keanu-reeves", i) for i in (1, 2, 3, 4, 1, 2, 3, 4, 1, 2)])
+    parts = identify(track, embed.embedder(), Settings(), first_id=50)
+    assert len(parts) == 1 and parts[0] is track and track.stop is None
+    # Samples span the track (one from each fifth at least) as well as being its best chips.
+    frames = sorted(f for f, _ in track.sample_boxes)
+    assert 5 <= len(track.samples) <= 10 and len(track.samples) == len(frames)
+    assert {f // 16 for f in frames} == {0, 1, 2, 3, 4}  # 10 detections 8 frames apart
+
+
+def test_faces_cut_off_by_the_frame_edge_are_not_samples_when_whole_ones_exist():
+    track = _followed_track([("keanu-reeves", i) for i in (1, 2, 3, 4, 1, 2)])
+    edge = {8, 24, 40}  # these detections touch the frame edge
+    track.candidates = [(q + (5.0 if f in edge else 0.0), f, b, c, f not in edge)
+                        for q, f, b, c, _ in track.candidates]  # fmt: skip
+    parts = identify(track, embed.embedder(), Settings(), first_id=50)
+    assert len(parts) == 1
+    frames = {f for f, _ in track.sample_boxes}
+    assert frames and not frames & edge  # even though they scored best
+
+
+def _one_face_moving(folder, size, frames, start, step, side=100):
+    """A clip of Tom Hanks's face, `side` px, moving `step` px a frame to the right."""
+    shots = []
+    for f in range(frames):
+        canvas = Image.new("RGB", size, (90, 110, 90))
+        canvas.paste(_face("tom-hanks", 1, side), (start[0] + step * f, start[1]))
+        shots.append(np.asarray(canvas))
+    path = folder / "moving.mp4"
+    _encode(shots, path, 25)
+    return path
+
+
+def test_a_small_face_is_detected_on_every_quick_pass(tmp_path):
+    """A 60 px face in a 1920 px frame is 20 px at the 640 px quick pass, where SCRFD misses
+    most; it is looked for again around its last box, so it has a detection on every pass."""
+    analysis = analyze(_one_face_moving(tmp_path, (1920, 1080), 41, (300, 300), 3, side=60))
+    assert len(analysis.tracks) == 1
+    track = analysis.tracks[0]
+    # The deep pass at 0 and every quick pass after it (8 frames apart, say: 8, 16, ... 40).
+    assert track.detections == 1 + 40 // Settings().keyframe_interval
+    assert sorted(track.boxes) == list(range(41))
+    last = 40 // Settings().keyframe_interval * Settings().keyframe_interval
+    left, top, right, bottom = track.boxes[last]  # the face's box where it was last detected
+    assert abs((left + right) / 2 - (330 + 3 * last)) < 15 and abs((top + bottom) / 2 - 330) < 15
+
+
+def test_a_face_crossing_the_stage_fast_stays_one_track(tmp_path):
+    """A 100 px face moving 6 px a frame is 72 px away at the next quick pass: its boxes
+    hardly overlap (the detector's box is about 70 px wide), yet it is the same face: one
+    track, none beside it."""
+    analysis = analyze(_one_face_moving(tmp_path, (640, 360), 61, (20, 120), 6))
+    assert len(analysis.tracks) == 1
+    track = analysis.tracks[0]
+    assert sorted(track.boxes) == list(range(61))
+    left, _, right, _ = track.boxes[60]
+    assert abs((left + right) / 2 - (70 + 6 * 60)) < 25
+
+
+def _children(pid):
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found.update(int(p) for p in (task / "children").read_text().split())
+        except FileNotFoundError:
+            continue
+    return found
+
+
+def _alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+JOB_SCRIPT = """
+import sys
+sys.path.insert(0, sys.argv[2])
+from core.classifier.training import fit
+from core.media.probe import ffmpeg_exe, probe
+from core.tracking import segments
+from core.tracking.naming import name_tracks
+from core.tracking.samples import identify
+from core.tracking.segments import analyze_parallel
+from core.tracking.tracker import analyze
+from core.tracking.tracks import Settings, Track
+info = probe(sys.argv[1])
+slow = Settings(keyframe_interval=1, deep_interval=1)
+while True:
+    analyze_parallel(
+        sys.argv[1], info=info, bounds=[(0, 30), (30, 60)], processes=2, settings=slow
+    )
+"""
+
+
+def test_segment_processes_die_when_the_job_process_is_killed(clip):
+    """A worker killed mid-analysis (SIGKILL, OOM) must not leave its segment processes
+    running on: each would hold a core and hundreds of MB, forever."""
+    import os
+    import signal
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[2]
+    job = subprocess.Popen([sys.executable, "-c", JOB_SCRIPT, str(clip[0]), str(root)])
+    try:
+        workers: set[int] = set()
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and time.monotonic() < deadline:
+            workers = _children(job.pid)
+            time.sleep(0.05)
+        assert len(workers) >= 2, "the segment processes never started"
+        os.kill(job.pid, signal.SIGKILL)
+        job.wait()
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(p) for p in workers)
+    finally:
+        job.kill()
+        job.wait()
+
+
+def test_a_stopped_parallel_analysis_stops_its_segment_processes_at_once(tmp_path):
+    """A job told to stop (its video deleted) must not wait for its segments to finish."""
+    import os
+    import time
+
+    frames, _ = _scene([("tom-hanks", 1), ("halle-berry", 2)], 20, (70, 90, 140))
+    path = tmp_path / "long.mp4"
+    _encode(frames * 60, path, FPS)  # 1200 frames: seconds of work for each process
+    slow = Settings(keyframe_interval=1, deep_interval=1)  # seconds of work each
+    info = probe(path)
+    bounds = [(0, 600), (600, 1200)]
+    started = time.monotonic()
+    analyze_parallel(path, info=info, bounds=bounds, processes=2, settings=slow)
+    whole = time.monotonic() - started
+    workers: set[int] = set()
+    before = _children(os.getpid())  # a browser of another test, say
+
+    def stop(percent, stage):
+        workers.update(_children(os.getpid()) - before)
+        if workers:
+            raise RuntimeError("stopped")
+
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="stopped"):
+        analyze_parallel(path, info=info, bounds=bounds, processes=2, settings=slow, progress=stop)
+    # It returned long before the segments could have finished, and they are gone.
+    assert workers and time.monotonic() - started < whole / 2
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not any(_alive(p) for p in workers)
