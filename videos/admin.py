@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 
 from base.admin import JobAdminMixin
 from videos import corrections
-from videos.models import Correction, Video
+from videos.models import Correction, Fancam, Video
 
 
 @admin.register(Video)
@@ -67,3 +67,23 @@ class CorrectionAdmin(admin.ModelAdmin):
     def reject(self, request, queryset):
         count = corrections.corrections_reject(corrections=list(queryset), by=request.user)
         self.message_user(request, f"Rejected {count} correction(s).", messages.SUCCESS)
+
+
+@admin.register(Fancam)
+class FancamAdmin(JobAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "created",
+        "video",
+        "member",
+        "aspect",
+        "highlights",
+        "labels",
+        "state",
+        "progress_bar",
+    ]
+    list_filter = ["state", "aspect", "highlights"]
+    list_select_related = ["video", "member"]
+    readonly_fields = [f.name for f in Fancam._meta.fields]
+
+    def has_add_permission(self, request):
+        return False  # fans ask for fancams on the watch page

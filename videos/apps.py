@@ -9,12 +9,13 @@ class VideosConfig(AppConfig):
     def ready(self):
         from base.jobs import on_failed_for_good
         from recognition.signals import model_version_activated, training_started
-        from videos.models import Track, Video
+        from videos.models import Fancam, Track, Video
 
         # Signals rather than delete(): they also fire for admin bulk deletes and for the
         # cascade when an owner or group goes, which never call a model's delete().
         post_delete.connect(_delete_video_files, sender=Video, dispatch_uid="video-files")
         post_delete.connect(_delete_track_files, sender=Track, dispatch_uid="track-files")
+        post_delete.connect(_delete_fancam_file, sender=Fancam, dispatch_uid="fancam-files")
         model_version_activated.connect(_relabel, dispatch_uid="videos-relabel")
         training_started.connect(_harvest, dispatch_uid="videos-harvest")
         on_failed_for_good(Video, _tidy)
@@ -31,6 +32,12 @@ def _delete_track_files(sender, instance, **kwargs):
     from base.storage import delete_files_on_commit
 
     delete_files_on_commit([instance.thumbnail.name])
+
+
+def _delete_fancam_file(sender, instance, **kwargs):
+    from base.storage import delete_files_on_commit
+
+    delete_files_on_commit([instance.file.name])
 
 
 def _relabel(sender, version, **kwargs):

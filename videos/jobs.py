@@ -1,8 +1,8 @@
 """RQ entry points for videos: take ids, load rows, call one service."""
 
 from base.jobs import job_entry
-from videos import processing
-from videos.models import RelabelRun, RenderRun, Video
+from videos import fancams, processing
+from videos.models import Fancam, RelabelRun, RenderRun, Video
 
 
 def process_video_job(video_id: int, attempt: int):
@@ -48,4 +48,13 @@ def render_video_job(run_id: int, attempt: int):
         run_id,
         lambda run: processing.video_rerender(run=run, attempt=attempt),
         related=("video",),
+    )
+
+
+def fancam_job(fancam_id: int, attempt: int):
+    return job_entry(
+        Fancam,
+        fancam_id,
+        lambda fancam: fancams.fancam_make(fancam=fancam, attempt=attempt).state,
+        related=("video", "member"),
     )

@@ -63,6 +63,8 @@ class Video(Job):
     has_audio = models.BooleanField(default=False)
     # The whole probe result (core.media.probe.VideoInfo): read by every job, never probed again.
     probe_facts = models.JSONField(default=dict, blank=True)
+    # Frames where a shot starts (after the first), from the analysis; None: not recorded.
+    cuts = models.JSONField(null=True, blank=True)
     # Long videos are analysed as segment jobs on any worker, then joined.
     segments = models.PositiveIntegerField(default=0)
     segments_done = models.PositiveIntegerField(default=0)
@@ -266,3 +268,58 @@ class RelabelRun(Job):
 
     def __str__(self):
         return f"relabel with {self.version}"
+
+
+def fancam_upload_to(instance, filename):
+    return f"{instance.video.storage_folder()}/fancams/{instance.pk}-{uuid.uuid4().hex[:8]}.mp4"
+
+
+class Fancam(Job):
+    """One member followed through a video: a cropped MP4 made from the stored boxes."""
+
+    class Aspect(models.TextChoices):
+        PORTRAIT = "9:16", "9:16 (phone)"
+        SQUARE = "1:1", "1:1"
+        WIDE = "16:9", "16:9"
+
+    job_function = "videos.jobs.fancam_job"
+    job_queue = "video"
+    job_timeout = 3 * 3600
+
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="fancams")
+    member = models.ForeignKey("gallery.Member", on_delete=models.CASCADE, related_name="+")
+    aspect = models.CharField(max_length=5, choices=Aspect, default=Aspect.PORTRAIT)
+    highlights = models.BooleanField(default=False, help_text="only the shots she is in")
+    labels = models.BooleanField(default=False, help_text="name tags and boxes drawn")
+    # What the fancam was made from (her tracks and boxes); a change makes it again.
+    source_key = models.CharField(max_length=64, blank=True)
+    file = models.FileField(upload_to=fancam_upload_to, blank=True, max_length=200)
+    frames = models.PositiveIntegerField(null=True, blank=True)
+    duration = models.FloatField(null=True, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["video", "member", "aspect", "highlights", "labels"],
+                name="one_fancam_per_setting",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.member} fancam of {self.video}"
+
+    def settings_label(self) -> str:
+        parts = [self.aspect]
+        if self.highlights:
+            parts.append("highlights")
+        if self.labels:
+            parts.append("labels")
+        return " · ".join(parts)
+
+    def download_name(self) -> str:
+        extra = "-highlights" if self.highlights else ""
+        return f"{self.video}-{self.member.slug}-fancam-{self.aspect.replace(':', 'x')}{extra}.mp4"

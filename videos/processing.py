@@ -296,12 +296,12 @@ def _store(video, analysis, version, info, saved: list[str]) -> None:
             for f, b in sorted(track.boxes.items())
         ]
     Detection.objects.bulk_create(rows, batch_size=5000)
-    Video.objects.filter(pk=video.pk).update(model_version=version)
+    Video.objects.filter(pk=video.pk).update(model_version=version, cuts=list(analysis.cuts))
 
 
-def render_labelled(*, video: Video, source, info: VideoInfo, progress=None) -> None:
-    """Draw the stored labels on the original (a local file) and store the labelled MP4."""
-    labels: dict[int, list] = defaultdict(list)
+def labels_by_frame(video: Video) -> dict[int, list[Label]]:
+    """The name tags to draw, frame by frame: every named face's box, in its member's colour."""
+    labels: dict[int, list[Label]] = defaultdict(list)
     rows = (
         Detection.objects.filter(video=video, track__is_face=True, track__member__isnull=False)
         .values_list(
@@ -312,6 +312,12 @@ def render_labelled(*, video: Video, source, info: VideoInfo, progress=None) -> 
     for frame, left, top, right, bottom, name, color in rows:
         rgb = tuple(int(color[i : i + 2], 16) for i in (1, 3, 5))
         labels[frame].append(Label((left, top, right, bottom), name, rgb))
+    return labels
+
+
+def render_labelled(*, video: Video, source, info: VideoInfo, progress=None) -> None:
+    """Draw the stored labels on the original (a local file) and store the labelled MP4."""
+    labels = labels_by_frame(video)
     total = max(info.frames, 1)
 
     def labels_at(index):

@@ -13,6 +13,9 @@ urlpatterns = [
     path("videos/<uuid:uuid>/review/", views.review, name="review"),
     path("videos/<uuid:uuid>/corrections/", views.correct, name="correct"),
     path("videos/<uuid:uuid>/tracks/<int:number>.jpg", views.thumbnail, name="thumbnail"),
+    path("videos/<uuid:uuid>/fancams/", views.fancam_create, name="fancams"),
+    path("videos/<uuid:uuid>/fancams/<int:pk>.json", views.fancam_status, name="fancam_status"),
+    path("videos/<uuid:uuid>/fancams/<int:pk>.mp4", views.fancam_file, name="fancam_file"),
     re_path(
         r"^videos/(?P<uuid>[0-9a-f-]{36})/(?P<kind>labelled|original)\.mp4$",
         views.media_file,

@@ -4,16 +4,17 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from base.api import BadRequest, json_endpoint, read_json, whole_number
 from base.jobs import job_reconcile
 from base.units import size_label
-from videos import corrections, exports, selectors, services
+from videos import corrections, exports, fancams, selectors, services
 from videos.files import ranged_file_response
 from videos.forms import SignupForm, UploadForm
-from videos.models import Correction
+from videos.models import Correction, Fancam
 
 
 @require_http_methods(["GET", "POST"])
@@ -92,6 +93,8 @@ def watch(request, uuid):
             "members": members,
             # Rendered with json_script: a name is data, never markup.
             "members_data": {m.slug: {"name": m.name, "color": m.color} for m in members},
+            "fancams": video.fancams.select_related("member").filter(state="done"),
+            "aspects": Fancam.Aspect.choices,
         }
     return render(request, "videos/watch.html", context)
 
@@ -152,6 +155,68 @@ def predictions(request, uuid, fmt):
             True, f"predictions-{video.pk}.{fmt}"
         )
     return response
+
+
+@json_endpoint
+def fancam_create(request, uuid):
+    """Ask for a fancam of one member: the stored one when it is still right, or a job."""
+    if request.method != "POST":
+        raise BadRequest("ask for a fancam with POST", 405)
+    video = selectors.video_for_viewer(request.user, uuid)
+    body = read_json(request)
+    member = video.group.members.filter(slug=str(body.get("member", ""))).first()
+    if member is None:
+        raise BadRequest(f"{video.group} has no member {body.get('member')!r}")
+    flags = {key: body.get(key, False) for key in ("highlights", "labels")}
+    if not all(isinstance(value, bool) for value in flags.values()):
+        raise BadRequest("highlights and labels must be true or false")
+    try:
+        fancam = fancams.fancam_request(
+            video=video, member=member, aspect=str(body.get("aspect", "9:16")), user=request.user,
+            **flags,
+        )  # fmt: skip
+    except fancams.FancamRefused as exc:
+        raise BadRequest(str(exc), 422) from None
+    return JsonResponse(_fancam_json(fancam), status=200 if fancam.state == "done" else 202)
+
+
+@require_GET
+@json_endpoint
+def fancam_status(request, uuid, pk):
+    video = selectors.video_for_viewer(request.user, uuid)
+    fancam = video.fancams.select_related("member").filter(pk=pk).first()
+    if fancam is None:
+        raise BadRequest("no such fancam", 404)
+    job_reconcile(fancam)
+    return JsonResponse(_fancam_json(fancam))
+
+
+@require_GET
+def fancam_file(request, uuid, pk):
+    video = selectors.video_for_viewer(request.user, uuid)
+    fancam = video.fancams.select_related("member").filter(pk=pk).first()
+    if fancam is None or not fancam.file:
+        raise Http404("no such fancam")
+    return ranged_file_response(request, fancam.file, "video/mp4", filename=fancam.download_name())
+
+
+def _fancam_json(fancam) -> dict:
+    uuid = fancam.video.uuid
+    body = {
+        **fancam.job_progress(),
+        "id": fancam.pk,
+        "member": fancam.member.slug,
+        "member_name": fancam.member.name,
+        "settings": fancam.settings_label(),
+        "status_url": reverse("videos:fancam_status", args=[uuid, fancam.pk]),
+    }
+    if fancam.state == "done" and fancam.file:
+        body |= {
+            "url": reverse("videos:fancam_file", args=[uuid, fancam.pk]),
+            "download_name": fancam.download_name(),
+            "duration": fancam.duration,
+        }
+    return body
 
 
 def _editable(request, uuid):

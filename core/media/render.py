@@ -61,8 +61,14 @@ def render(
     range; RGB sources become BT.709 and say so; untagged stays untagged. The output appears
     at path_out only when complete.
     """
-    if preset not in X264_PRESETS:
-        raise MediaError(f"unknown x264 preset {preset!r}: one of {', '.join(X264_PRESETS)}")
+    encode_with(
+        path_in, path_out, lambda source, output: Renderer(source, output, info, preset, crf, labels)
+    )
+
+
+def encode_with(path_in, path_out, make: Callable[..., Renderer]) -> int:
+    """Run the Renderer that make(source, output) builds from path_in into path_out (H.264
+    MP4, index first), which appears only when complete; returns the frames written."""
     name = Path(path_in).name
     with atomic_output(path_out) as tmp:
         try:
@@ -70,11 +76,12 @@ def render(
                 av.open(os.fspath(path_in), metadata_errors="ignore") as source,
                 av.open(tmp, "w", format="mp4", options={"movflags": "+faststart"}) as output,
             ):
-                written = _Renderer(source, output, info, preset, crf).run(labels)
+                written = make(source, output).run()
         except av.FFmpegError as exc:
             raise MediaError(f"{name}: rendering failed: {exc}") from None
         if written == 0:
             raise MediaError(f"{name}: no frames decoded")
+    return written
 
 
 X264_PRESETS = (
@@ -83,8 +90,14 @@ X264_PRESETS = (
 )  # fmt: skip
 
 
-class _Renderer:
-    """The state of one render(): streams, the frame converter, the encoder."""
+class Renderer:
+    """The state of one render: streams, the frame converter, the encoder.
+
+    This one draws labels(index) on every frame. Subclasses change what a frame becomes
+    (video_frame(), which may also drop it), the output `size`, and with `audio_recoded` they
+    get every decoded audio frame in audio_frame() to re-encode (AAC) as they choose."""
+
+    audio_recoded = False
 
     def __init__(
         self,
@@ -93,14 +106,19 @@ class _Renderer:
         info: VideoInfo,
         preset: str,
         crf: int,
+        labels: Callable[[int], Sequence[Label]] = lambda index: (),
+        size: tuple[int, int] | None = None,
     ) -> None:
-        self.source, self.output = source, output
+        if preset not in X264_PRESETS:
+            raise MediaError(f"unknown x264 preset {preset!r}: one of {', '.join(X264_PRESETS)}")
+        self.source, self.output, self.info, self.labels = source, output, info, labels
         self.video_in = source.streams[info.stream_index]
         self.video_in.thread_type = "AUTO"
-        self.size = even_size(info.width, info.height)
+        self.frame_size = even_size(info.width, info.height)
+        self.size = size or self.frame_size
         self.matrix, self.tags = _yuv_tags(info)
         filters = [*yuv420p_filters(info), ("setparams", self.tags)]
-        self.converter = Converter(filters, info.rotation, self.size)
+        self.converter = Converter(filters, info.rotation, self.frame_size)
 
         options = {"preset": preset, "crf": str(crf)}
         if info.vfr:
@@ -120,7 +138,7 @@ class _Renderer:
         ctx.sample_aspect_ratio = Fraction(*info.sar)
 
         self.audio_in = self.audio_out = None
-        self.audio_copied = info.audio_codec in MP4_COPY_AUDIO
+        self.audio_copied = info.audio_codec in MP4_COPY_AUDIO and not self.audio_recoded
         if info.has_audio and info.audio_index is not None:
             self.audio_in = source.streams[info.audio_index]
             if self.audio_copied:
@@ -133,33 +151,44 @@ class _Renderer:
         self.held: list[av.Packet] | None = []
         self.durations: dict[int, int] = {}
 
-    def run(self, labels: Callable[[int], Sequence[Label]]) -> int:
+    def run(self) -> int:
         streams = [s for s in (self.video_in, self.audio_in) if s is not None]
-        index = 0
+        index = written = 0
         for packet in self.source.demux(*streams):
             if packet.stream is self.video_in:
                 for frame in decoded(packet):
-                    self.encode(self.prepare(frame, labels(index)))
+                    out = self.video_frame(frame, index)
                     index += 1
+                    if out is not None:
+                        self.encode(out)
+                        written += 1
             elif self.audio_out is not None and packet.dts is not None:  # dts None: flush packet
                 if self.audio_copied:
                     packet.stream = self.audio_out
                     self.mux([packet])
                 else:
                     for frame in decoded(packet):
-                        self.mux(self.audio_out.encode(frame))
-        if index:
+                        self.audio_frame(frame)
+        if written:
             self.encode(None)
             if self.audio_out is not None and not self.audio_copied:
-                self.mux(self.audio_out.encode(None))
-        return index
+                self.audio_frame(None)
+        return written
+
+    def video_frame(self, frame: av.VideoFrame, index: int) -> av.VideoFrame | None:
+        """What decoded frame `index` becomes in the output (None: left out)."""
+        return self.prepare(frame, self.labels(index))
+
+    def audio_frame(self, frame: av.AudioFrame | None) -> None:
+        """Re-encode a decoded audio frame (None: flush the encoder)."""
+        self.mux(self.audio_out.encode(frame))
 
     def prepare(self, frame: av.VideoFrame, found: Sequence[Label]) -> av.VideoFrame:
         """The frame as the encoder takes it: displayed, even-sized yuv420p, labels drawn."""
         frame = self.converter.frame(frame)
         if found:
             frame.make_writable()  # the decoder may still reference its buffer
-            draw_labels_yuv(_plane_views(frame), found, self.matrix)
+            draw_labels_yuv(plane_views(frame), found, self.matrix)
         frame.pict_type = av.video.frame.PictureType.NONE  # x264 picks frame types itself
         return frame
 
@@ -192,7 +221,7 @@ class _Renderer:
             self.output.mux(packets)
 
 
-def _plane_views(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def plane_views(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Writable views of a yuv420p frame's Y, U and V planes, without their row padding."""
     views = []
     for plane in frame.planes:
