@@ -216,3 +216,36 @@ def test_a_killed_fancam_job_leaves_no_half_written_file(client, fan, members, s
             worker.wait(timeout=20)
         except subprocess.TimeoutExpired:
             worker.kill()
+
+
+@pytest.mark.browser
+def test_the_fancam_button_shows_progress_then_plays_and_offers_the_file(
+    page, fan, members, stage, rq_queue, tmp_path
+):
+    from tests.conftest import run_worker
+
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    page.goto("/accounts/login/")
+    page.fill("#id_username", "fan")
+    page.fill("#id_password", "pw-fan-123")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/videos/")
+    page.goto(stage.get_absolute_url())
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing spills out
+    page.select_option("#fancam-options select[name=aspect]", "1:1")
+    page.locator(".fancam-make[data-member=nayeon]").click()
+    state = page.locator(".fancam-state[data-member=nayeon]")
+    page.wait_for_function(
+        "() => /waiting|queued/.test(document.querySelector('.fancam-state[data-member=nayeon]').textContent)"
+    )
+    run_worker("video")
+    page.wait_for_function("() => !document.getElementById('fancam-player').hidden", timeout=60_000)
+    assert state.inner_text() == "ready"
+    src = page.locator("#fancam-video").evaluate("v => v.src")
+    assert "/fancams/" in src and src.endswith(".mp4")
+    page.wait_for_function("() => document.getElementById('fancam-video').readyState >= 1")
+    width, height = page.locator("#fancam-video").evaluate("v => [v.videoWidth, v.videoHeight]")
+    assert width == height > 0  # the square the fan chose, playing in the page
+    assert page.locator("#fancam-download").get_attribute("download").endswith("fancam-1x1.mp4")
+    assert "1:1" in page.locator("#fancam-list").inner_text()
+    page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
