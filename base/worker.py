@@ -1,13 +1,17 @@
 """The RQ worker twicesite runs (`manage.py rqworker`, set as RQ["WORKER_CLASS"]).
 
-It is RQ's forking worker plus two duties: it keeps the queue's promises (the job sweep runs
-when it starts and every few seconds after, one worker at a time), and its work horses die
-with it, so a worker killed outright leaves nothing running on that nobody watches.
+It is RQ's forking worker plus three duties: it keeps the queue's promises (the job sweep runs
+when it starts and every few seconds after, one worker at a time); its work horses die with it,
+so a worker killed outright leaves nothing running on that nobody watches; and it is warm
+before a job arrives: `worker_warm` is sent when it starts and at every sweep, and the apps
+load what their jobs need (face models, active classifiers, heavy modules) into this process,
+so every work horse forked from it starts with them in memory.
 """
 
 import logging
 
 from django.db import connections
+from django.dispatch import Signal
 from redis.exceptions import LockError
 from rq import Worker as RQWorker
 
@@ -17,6 +21,9 @@ from core.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 
+# Sent in the worker process (never in a work horse) when it starts and at every sweep.
+worker_warm = Signal()
+
 # Seconds between sweeps: a lost job waits about this long before it is queued again.
 SWEEP_INTERVAL = 10
 
@@ -25,6 +32,15 @@ class Worker(RQWorker):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("maintenance_interval", SWEEP_INTERVAL)
         super().__init__(*args, **kwargs)
+
+    def warm(self) -> None:
+        try:
+            for receiver, outcome in worker_warm.send_robust(sender=type(self)):
+                if isinstance(outcome, Exception):  # a job that needs it fails with the reason
+                    log.error("warming up with %s failed: %s", receiver.__name__, outcome)
+        finally:
+            # Forked horses must not share this process's database connection.
+            connections.close_all()
 
     @property
     def dequeue_timeout(self) -> int:
@@ -49,6 +65,10 @@ class Worker(RQWorker):
                     pass  # it expired: another worker may sweep now
                 # The next job runs in a forked horse; it must not share this connection.
                 connections.close_all()
+        # RQ runs these tasks when the worker starts, before its first job, and every sweep
+        # after: the models are loaded at start, and a version activated since is loaded
+        # before the jobs that need it.
+        self.warm()
 
     def main_work_horse(self, job, queue):
         die_with_parent()

@@ -17,9 +17,7 @@ from redis.exceptions import LockError
 from base.db import row_lock
 from base.jobs import job_alive, job_enqueue, running
 from core.classifier import model
-from core.classifier.evaluation import cross_validate
 from core.classifier.model import ClassifierError, FaceClassifier, loads
-from core.classifier.training import fit
 from core.faces import embed
 from gallery.models import GalleryImage, Group
 from gallery.services import image_pixels
@@ -136,6 +134,10 @@ def _group_training_lock(run: TrainingRun):
 
 
 def _train(run: TrainingRun, progress) -> ModelVersion:
+    # scikit-learn (1.5 s to import) is for training only: no page or video job pays for it.
+    from core.classifier.evaluation import cross_validate
+    from core.classifier.training import fit
+
     group = run.group
     embedder = embed.embedder(group.embedding_model)
     embedding_model = embedder.model_id
@@ -220,7 +222,31 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
 
 
 def model_version_load(version: ModelVersion) -> FaceClassifier:
-    """The version's classifier, checked against its stored SHA-256."""
+    """The version's classifier, checked against its stored SHA-256. Kept per process by that
+    digest: a file's content cannot change under it, and a worker loads the active ones before
+    it forks its work horses (models_warm)."""
+    found = _loaded.get(version.sha256)
+    if found is not None:
+        return found
     with version.file.open("rb") as handle:
         data = handle.read()
-    return loads(data, sha256=version.sha256, name=version.file.name)
+    clf = loads(data, sha256=version.sha256, name=version.file.name)
+    if len(_loaded) >= 8:
+        _loaded.pop(next(iter(_loaded)))
+    _loaded[version.sha256] = clf
+    return clf
+
+
+_loaded: dict[str, FaceClassifier] = {}
+
+
+def models_warm() -> None:
+    """Load what naming faces needs into this process: the detector, the face model of every
+    group that has an active version, and those versions' classifiers."""
+    embed.detector()
+    for version in ModelVersion.objects.filter(is_active=True).select_related("group"):
+        try:
+            embed.embedder_for_model_id(version.embedding_model).load()
+            model_version_load(version)
+        except Exception:  # a broken file fails its jobs with the reason, not the worker
+            log.exception("could not load %s", version)

@@ -8,6 +8,7 @@ class VideosConfig(AppConfig):
 
     def ready(self):
         from base.jobs import on_failed_for_good
+        from base.worker import worker_warm
         from recognition.signals import model_version_activated, training_started
         from videos.models import Fancam, Track, Video
 
@@ -19,6 +20,7 @@ class VideosConfig(AppConfig):
         model_version_activated.connect(_relabel, dispatch_uid="videos-relabel")
         training_started.connect(_harvest, dispatch_uid="videos-harvest")
         on_failed_for_good(Video, _tidy)
+        worker_warm.connect(_warm, dispatch_uid="videos-warm")
 
 
 def _delete_video_files(sender, instance, **kwargs):
@@ -38,6 +40,16 @@ def _delete_fancam_file(sender, instance, **kwargs):
     from base.storage import delete_files_on_commit
 
     delete_files_on_commit([instance.file.name])
+
+
+def _warm(sender, **kwargs):
+    """What every video job imports on first use, imported once in the worker instead."""
+    import scipy.optimize  # noqa: F401  the tracker's assignment
+    import scipy.special  # noqa: F401  the classifier's calibration
+
+    import core.fancam.render  # noqa: F401
+    import videos.fancams  # noqa: F401
+    import videos.processing  # noqa: F401
 
 
 def _relabel(sender, version, **kwargs):

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.special import expit
 
 from core.files import atomic_output
 
@@ -147,6 +146,8 @@ class FaceClassifier:
         )
 
     def _probabilities(self, X: np.ndarray) -> np.ndarray:
+        from scipy.special import expit  # imported on first use: not at Django's start
+
         # Same arithmetic as sklearn's SVC.decision_function (one-vs-one scores folded into
         # one-vs-rest) and _CalibratedClassifier.predict_proba with sigmoid calibrators, so a
         # loaded file predicts exactly what was fitted.

@@ -40,13 +40,6 @@ from core.faces.weights import cpu_session
 INPUT_SIZE = 112
 EMBEDDING_DIM = 512
 
-# Faces per onnxruntime call inside ``embed``.  Per-face time is flat from 1 to about 4 faces
-# and grows beyond (about +10% at 8, +35% at 32): the 56x56 activations (1.6 MB per face) fall
-# out of L2 and then L3, and the PRelu passes and the 1x1 convolutions (which re-read their
-# input once per 16 output channels) become memory-bound.  Two faces per call halve the cost of
-# streaming the 6.4 MB Gemm weight per face while keeping the activations small.
-BATCH_SIZE = 2
-
 
 class _Graph:
     """A mutable view of an ONNX graph: an ordered node list plus initializers as numpy arrays."""

@@ -16,7 +16,6 @@ from collections.abc import Callable
 import cv2
 import dlib
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from core.faces import embed
 from core.faces.detect import Face, fit_input_size
@@ -283,6 +282,8 @@ def _assign(
     if not tracks or not boxes:
         return {}
     cost = np.array([[1.0 - overlap(t, b) for b in boxes] for t in tracks])
+    from scipy.optimize import linear_sum_assignment  # on first use: not at Django's start
+
     rows, cols = linear_sum_assignment(cost)
     return {int(c): tracks[r] for r, c in zip(rows, cols, strict=True) if 1.0 - cost[r, c] >= least}
 

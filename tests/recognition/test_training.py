@@ -173,5 +173,31 @@ def test_a_corrupt_classifier_file_is_refused(gallery):
     data[100:123] = b"garbage garbage garbage"
     storage.delete(name)
     assert storage.save(name, ContentFile(bytes(data))) == name
+    services._loaded.clear()  # as in a fresh process: one that loaded it already keeps its copy
     with pytest.raises(ClassifierError, match="does not match its SHA-256"):
         services.model_version_load(version)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_is_warm_before_its_first_job(gallery, rq_queue):
+    """The worker loads the active classifiers (and the face models) when it starts, so the
+    work horses it forks have them in memory: here the classifier file is gone from storage
+    after the warm-up, and naming faces still works from what the worker loaded."""
+    import operator
+
+    from base.worker import Worker, worker_warm
+    from recognition.services import model_version_load
+
+    version = services.training_run(run=TrainingRun.objects.create(group=gallery))
+    warmed = []
+    worker_warm.connect(lambda sender, **kw: warmed.append(sender), weak=False, dispatch_uid="t")
+    try:
+        services._loaded.clear()
+        rq_queue.enqueue(operator.add, 1, 2)
+        Worker([rq_queue], connection=rq_queue.connection).work(burst=True)
+    finally:
+        worker_warm.disconnect(dispatch_uid="t")
+    assert warmed and set(warmed) == {Worker}
+    version.file.storage.delete(version.file.name)  # only the loaded copy is left
+    clf = model_version_load(version)
+    assert set(clf.members) == set(version.members)
