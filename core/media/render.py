@@ -131,6 +131,9 @@ class Renderer:
         ctx = self.video_out.codec_context
         ctx.width, ctx.height = self.size
         ctx.pix_fmt = "yuv420p"
+        # Frame threads, as ffmpeg's command line runs x264: PyAV's default (slice threads)
+        # made the render 12% slower on stage-dev (5.3-5.6 s against 4.6-5.0 s).
+        ctx.thread_type = "FRAME"
         ctx.time_base = self.video_in.time_base
         rate = self.video_in.average_rate or self.video_in.guessed_rate
         if rate:
