@@ -6,6 +6,7 @@ after a delete is removed with the video's folder.
 """
 
 import logging
+import time
 from collections import defaultdict
 
 import numpy as np
@@ -26,7 +27,7 @@ from core.media.probe import VideoInfo, probe
 from core.media.render import render
 from core.tracking import segments
 from core.tracking.naming import Fixed, name_samples, name_tracks
-from core.tracking.segments import analyze_parallel, analyze_segment, split_for_processes
+from core.tracking.segments import analyze_parallel, analyze_parts, split_for_processes
 from core.tracking.tracks import Analysis
 from recognition import selectors as recognition_selectors
 from recognition.services import model_version_load
@@ -140,7 +141,9 @@ def _forget_if_deleted(video: Video) -> None:
 
 
 def _fan_out(video: Video, attempt: int, bounds: list[tuple[int, int]]) -> None:
-    """Queue one analysis job per segment and a finishing job that waits for all of them."""
+    """Queue the analysis jobs and a finishing job that waits for all of them. A job takes as
+    many consecutive segments as a worker has analysis processes, so one worker keeps every
+    core busy; the segments (and so the labels) are the same as one job's would be."""
     Progress(video, attempt=attempt).update(
         state=Video.State.RUNNING,
         started=timezone.now(),
@@ -152,7 +155,9 @@ def _fan_out(video: Video, attempt: int, bounds: list[tuple[int, int]]) -> None:
     )
     base = video.rq_job_id or f"video-{video.pk}-{attempt}"
     parts = []
-    for number, (start, end) in enumerate(bounds):
+    group = max(1, settings.VIDEO_ANALYSIS_PROCESSES)
+    for number in range(0, len(bounds), group):
+        start, end = bounds[number][0], bounds[min(number + group, len(bounds)) - 1][1]
         job = job_send(
             Video,
             "videos.jobs.analyze_segment_job",
@@ -178,22 +183,51 @@ def _fan_out(video: Video, attempt: int, bounds: list[tuple[int, int]]) -> None:
 
 
 def segment_analyze(*, video: Video, attempt: int, number: int, start: int, end: int) -> None:
+    """Analyse the video's segments that lie in frames [start, end), the first of them
+    segment `number`, and store each one's result for the finishing job."""
     job_fence(Video, video.pk, attempt)
     with local_copy(video.original) as source:
         info = video_info(video, source)
-        analysis = analyze_segment(source, info, start, end, number, embedder=_embedder(video))
+        bounds = [b for b in segment_bounds(info.frames, info.fps) if start <= b[0] < end]
+        parts = analyze_parts(
+            source, info=info, bounds=bounds, processes=settings.VIDEO_ANALYSIS_PROCESSES,
+            embedder=_embedder(video), first_number=number,
+            progress=_segment_progress(video, attempt, len(bounds)),
+        )  # fmt: skip
     with work_dir() as folder:
-        path = folder / "segment.npz"
-        segments.save(analysis, path)
-        job_fence(Video, video.pk, attempt)
-        save_local_file(_work_name(video, attempt, f"segment-{number}.npz"), path)
+        for offset, analysis in enumerate(parts):
+            path = folder / f"segment-{number + offset}.npz"
+            segments.save(analysis, path)
+            job_fence(Video, video.pk, attempt)
+            save_local_file(_work_name(video, attempt, path.name), path)
     progress = Progress(video, attempt=attempt)
-    progress.update(segments_done=F("segments_done") + 1)
+    progress.update(segments_done=F("segments_done") + len(parts))
     video.refresh_from_db()
     progress.update(
-        progress=ANALYSIS_SHARE * video.segments_done / max(video.segments, 1),
+        progress=max(video.progress, ANALYSIS_SHARE * video.segments_done / max(video.segments, 1)),
         stage=f"found faces in {video.segments_done} of {video.segments} segments",
     )
+
+
+def _segment_progress(video: Video, attempt: int, count: int):
+    """Progress within a segment job, shown on the video as soon as it is made: this job's
+    share of the segments, on top of those done; never backwards (jobs run side by side)."""
+    last = [0.0]
+
+    def report(percent: float, _stage: str) -> None:
+        now = time.monotonic()
+        if now - last[0] < 1.0:
+            return
+        last[0] = now
+        done = Video.objects.filter(pk=video.pk).values_list("segments_done", "segments").first()
+        if done is None:
+            raise JobGone(f"video {video.pk} was deleted")
+        value = ANALYSIS_SHARE * (done[0] + count * percent / 100) / max(done[1], 1)
+        Video.objects.filter(pk=video.pk, attempt=attempt, progress__lt=value).update(
+            progress=value, stage=f"finding faces: {done[0]} of {done[1]} segments done"
+        )
+
+    return report
 
 
 def video_finish(*, video: Video, attempt: int) -> Video:

@@ -68,38 +68,59 @@ def analyze_parallel(
     Each process decodes only its own frames, so memory per process stays as flat as analyze()'s
     and the segments share the machine's cores.
     """
-    starts = [start for start, _ in bounds]
-    if processes <= 1 or len(bounds) == 1:
-        parts = []
-        for number, (start, end) in enumerate(bounds):
-            span, done = (end - start) / max(info.frames, 1), start / max(info.frames, 1)
+    parts = analyze_parts(
+        path, info=info, bounds=bounds, processes=processes, settings=settings,
+        embedder=embedder, progress=progress,
+    )  # fmt: skip
+    return join(parts, [start for start, _ in bounds], settings=settings)
 
-            def report(p, stage, span=span, done=done):
+
+def analyze_parts(
+    path,
+    *,
+    info: VideoInfo,
+    bounds: list[tuple[int, int]],
+    processes: int,
+    settings: Settings | None = None,
+    embedder=None,
+    progress: Callable[[float, str], None] | None = None,
+    first_number: int = 0,
+) -> list[Analysis]:
+    """One analysis per [start, end) of bounds, not joined: segment first_number + i for the
+    i-th, so a job that analyses some of a video's segments numbers them as a whole-video run
+    does. Progress is over the frames of these bounds."""
+    sizes = [end - start for start, end in bounds]
+    total = max(sum(sizes), 1)
+    if processes <= 1 or len(bounds) == 1:
+        parts, done = [], 0
+        for number, (start, end) in enumerate(bounds, start=first_number):
+
+            def report(p, stage, span=(end - start) / total, before=done / total):
                 if progress:
-                    progress(100 * done + span * p, stage)
+                    progress(100 * before + span * p, stage)
 
             parts.append(
                 analyze_segment(path, info, start, end, number, settings=settings,
                                 embedder=embedder, report=report)
             )  # fmt: skip
-        return join(parts, starts, settings=settings)
+            done += end - start
+        return parts
     # Load the detector and the embedding model once here; the forked children share them.
     embedder = (embedder or embed.embedder()).load()
     embed.detector()
     # A process per core keeps every core busy: decoder threads would only compete for them.
     in_child = replace(settings or Settings(), decode_threads=1)
     forked = _Forked(len(bounds))
-    for number, (start, end) in enumerate(bounds):
+    for number, (start, end) in enumerate(bounds, start=first_number):
         forked.add(
             lambda report, n=number, a=start, b=end: analyze_segment(
                 path, info, a, b, n, settings=in_child, embedder=embedder, report=report
             )
         )
-    sizes = [end - start for start, end in bounds]
     parts = forked.run(processes, lambda done: _overall(progress, sizes, done))
     if progress:
         progress(100.0, "faces found")
-    return join(parts, starts, settings=settings)
+    return parts
 
 
 def _overall(progress, sizes: list[int], done) -> None:
