@@ -97,6 +97,9 @@ class MemberAdmin(admin.ModelAdmin):
     inlines = [GalleryImageInline]
     actions = ["scrape_images", "refresh_flags"]
 
+    class Media:
+        css = {"all": ["gallery/admin.css"]}  # the swatches and the image thumbnails
+
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("group")
 
