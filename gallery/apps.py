@@ -18,12 +18,10 @@ class GalleryConfig(AppConfig):
 def _delete_image_files(sender, instance, **kwargs):
     from base.storage import delete_files_on_commit
 
-    if instance.file:
-        delete_files_on_commit([instance.file.name], instance.file.storage)
+    delete_files_on_commit([instance.file.name], instance.file.storage)  # skips an empty name
 
 
 def _delete_upload_file(sender, instance, **kwargs):
     from base.storage import delete_files_on_commit
 
-    if instance.file:
-        delete_files_on_commit([instance.file.name], instance.file.storage)
+    delete_files_on_commit([instance.file.name], instance.file.storage)  # skips an empty name
