@@ -381,6 +381,20 @@ def _rq_verdict(job_id: str, conn, *, dependency: bool = False) -> tuple[str, st
     return FAILED, f"its job ended as {status}"
 
 
+def workers_listening(queue_name: str) -> int:
+    """How many live workers, on any machine, take jobs from this queue (0 when the queue
+    does not answer)."""
+    import django_rq
+    from redis.exceptions import RedisError
+    from rq.worker import Worker
+
+    queue = django_rq.get_queue(queue_name)
+    try:
+        return sum(1 for w in Worker.all(queue=queue) if w.death_date is None)
+    except RedisError:
+        return 0
+
+
 def _worker_alive(name: str | None, conn) -> bool:
     """Whether the worker named is still there: gone from Redis or, on this machine, its
     process is gone. A worker on another machine that dies stops its job's heartbeat, and

@@ -139,8 +139,12 @@ VIDEO_UPLOADS_PER_HOUR = envint("VIDEO_UPLOADS_PER_HOUR", 10)
 # Long videos are cut into segments of this many seconds, analysed as separate jobs.
 VIDEO_SEGMENT_SECONDS = envint("VIDEO_SEGMENT_SECONDS", 60)
 VIDEO_RENDER_PRESET = envstr("VIDEO_RENDER_PRESET", "veryfast")
-# Off: segments run in the job that took the video (one worker), on VIDEO_ANALYSIS_PROCESSES.
-VIDEO_SEGMENTS_AS_JOBS = envbool("VIDEO_SEGMENTS_AS_JOBS", True)
+# A long video's segments as jobs for several workers: "auto" when more than one worker takes
+# videos; off, one job analyses it on VIDEO_ANALYSIS_PROCESSES with the render behind it.
+VIDEO_SEGMENTS_AS_JOBS = (
+    "auto" if envstr("VIDEO_SEGMENTS_AS_JOBS", "auto") == "auto"
+    else envbool("VIDEO_SEGMENTS_AS_JOBS", True)
+)  # fmt: skip
 # A video analysed inside one job (short, or VIDEO_SEGMENTS_AS_JOBS off, or process_video) is
 # split over this many processes; 1 analyses it in the job's own process.
 VIDEO_ANALYSIS_PROCESSES = envint("VIDEO_ANALYSIS_PROCESSES", os.cpu_count() or 1)

@@ -18,7 +18,15 @@ from django.db.models import F
 from django.utils import timezone
 
 from base.db import row_lock
-from base.jobs import JobGone, Progress, job_enqueue, job_fence, job_send, running
+from base.jobs import (
+    JobGone,
+    Progress,
+    job_enqueue,
+    job_fence,
+    job_send,
+    running,
+    workers_listening,
+)
 from base.storage import delete_tree, local_copy, save_local_file, work_dir
 from core.faces import embed
 from core.images import encode_jpeg, shrunk
@@ -27,7 +35,8 @@ from core.media.probe import VideoInfo, probe
 from core.media.render import render
 from core.tracking import segments
 from core.tracking.naming import Fixed, name_samples, name_tracks
-from core.tracking.segments import analyze_parallel, analyze_parts, split_for_processes
+from core.tracking.overlap import analyze_and_render, part_bounds
+from core.tracking.segments import analyze_parts
 from core.tracking.tracks import Analysis
 from recognition import selectors as recognition_selectors
 from recognition.services import model_version_load
@@ -37,6 +46,8 @@ log = logging.getLogger(__name__)
 
 # Of the progress bar: analysis first, then saving, then the render.
 ANALYSIS_SHARE, RENDER_FROM = 60.0, 62.0
+# Overlapped, analysis and render fill it side by side, then the predictions are saved.
+OVERLAP_ANALYSIS, OVERLAP_RENDER = 55.0, 43.0
 
 
 def segment_bounds(frames: int, fps: float) -> list[tuple[int, int]]:
@@ -56,7 +67,7 @@ def video_process(
     """Run the whole pipeline in this process, or fan a long video out as segment jobs.
 
     `echo` receives the video row at each progress write (process_video prints it)."""
-    fan_out = settings.VIDEO_SEGMENTS_AS_JOBS if fan_out is None else fan_out
+    fan_out = _fan_out_pays() if fan_out is None else fan_out
     attempt = video.attempt if attempt is None else attempt
     try:
         _clear_leftovers(video, attempt)
@@ -66,26 +77,66 @@ def video_process(
             if len(bounds) > 1 and fan_out:
                 _fan_out(video, attempt, bounds)
                 return video  # finish_video_job completes it
-            processes = settings.VIDEO_ANALYSIS_PROCESSES
-            if len(bounds) < processes:
-                # Short: cut it anyway so every process gets a part.
-                bounds = split_for_processes(info, processes)
             with running(video, attempt=attempt, echo=echo) as progress:
                 progress(0, "finding faces", force=True)
-                analysis = analyze_parallel(
-                    source,
-                    info=info,
-                    bounds=bounds,
-                    processes=processes,
-                    embedder=_embedder(video),
-                    progress=lambda percent, stage: progress(ANALYSIS_SHARE * percent / 100, stage),
-                )
-                _finish(video, attempt, source, info, analysis, progress)
+                _analyze_and_render(video, attempt, source, info, progress)
     except JobGone:
         _forget_if_deleted(video)
         raise
     video.refresh_from_db()
     return video
+
+
+def _fan_out_pays() -> bool:
+    """Segment jobs pay when another worker can take some: with one worker they would run one
+    after the other, and the render could not start until the last was done."""
+    mode = settings.VIDEO_SEGMENTS_AS_JOBS
+    if mode != "auto":
+        return bool(mode)
+    return workers_listening(Video.job_queue) > 1
+
+
+def _analyze_and_render(video: Video, attempt: int, source, info: VideoInfo, progress) -> None:
+    """The whole video in this job: analysed on every core, with the labelled video drawn
+    behind the analysis (core.tracking.overlap)."""
+    version = _naming_version(video)
+    processes = settings.VIDEO_ANALYSIS_PROCESSES
+
+    def report(analysed: float, rendered: float) -> None:
+        stage = "finding faces" if analysed < 100 else "drawing the labelled video"
+        progress(OVERLAP_ANALYSIS * analysed / 100 + OVERLAP_RENDER * rendered / 100, stage)
+
+    with work_dir() as folder:
+        target = folder / "labelled.mp4"
+        analysis = analyze_and_render(
+            source, target, info=info, bounds=part_bounds(info, processes), processes=processes,
+            classifier=model_version_load(version), looks=member_looks(video.group),
+            embedder=_embedder(video), preset=settings.VIDEO_RENDER_PRESET, progress=report,
+        )  # fmt: skip
+        progress(OVERLAP_ANALYSIS + OVERLAP_RENDER, "saving predictions", force=True)
+        store_analysis(video=video, attempt=attempt, analysis=analysis, version=version, info=info)
+        _store_labelled(video, target)
+    progress.update(timings={**analysis.timings, "tracks": len(analysis.tracks)})
+
+
+def member_looks(group) -> dict[str, tuple[str, tuple[int, int, int]]]:
+    """How each member of the group is labelled: slug -> (name, RGB)."""
+    return {m.slug: (m.name, _rgb(m.color)) for m in group.members.all()}
+
+
+def _rgb(color: str) -> tuple[int, int, int]:
+    return tuple(int(color[i : i + 2], 16) for i in (1, 3, 5))
+
+
+def _naming_version(video: Video):
+    """The group's active version, which names the tracks; its face model must be the one
+    the analysis embeds with."""
+    version = recognition_selectors.active_version(video.group)
+    if version is None:
+        raise RuntimeError(f"{video.group} has no active model")
+    if version.embedding_model != _embedder(video).model_id:
+        raise RuntimeError("the group's face model changed during the analysis; it will rerun")
+    return version
 
 
 def video_info(video: Video, source) -> VideoInfo:
@@ -253,11 +304,8 @@ def video_finish(*, video: Video, attempt: int) -> Video:
 
 
 def _finish(video: Video, attempt: int, source, info, analysis: Analysis, progress):
-    version = recognition_selectors.active_version(video.group)
-    if version is None:
-        raise RuntimeError(f"{video.group} has no active model")
-    if version.embedding_model != _embedder(video).model_id:
-        raise RuntimeError("the group's face model changed during the analysis; it will rerun")
+    """After segment jobs: name the joined tracks, store them, then render."""
+    version = _naming_version(video)
     name_tracks(analysis.tracks, model_version_load(version))
     progress(ANALYSIS_SHARE, "saving predictions", force=True)
     store_analysis(video=video, attempt=attempt, analysis=analysis, version=version, info=info)
@@ -338,14 +386,14 @@ def labels_by_frame(video: Video) -> dict[int, list[Label]]:
     labels: dict[int, list[Label]] = defaultdict(list)
     rows = (
         Detection.objects.filter(video=video, track__is_face=True, track__member__isnull=False)
+        .order_by("track__number", "frame")  # drawn in track order, as the analysis drew them
         .values_list(
             "frame", "left", "top", "right", "bottom", "track__member__name", "track__member__color"
         )
         .iterator(chunk_size=5000)
     )
     for frame, left, top, right, bottom, name, color in rows:
-        rgb = tuple(int(color[i : i + 2], 16) for i in (1, 3, 5))
-        labels[frame].append(Label((left, top, right, bottom), name, rgb))
+        labels[frame].append(Label((left, top, right, bottom), name, _rgb(color)))
     return labels
 
 
@@ -362,7 +410,11 @@ def render_labelled(*, video: Video, source, info: VideoInfo, progress=None) -> 
     with work_dir() as folder:
         target = folder / "labelled.mp4"
         render(source, target, info, labels_at, preset=settings.VIDEO_RENDER_PRESET)
-        name = save_local_file(f"{video.storage_folder()}/labelled.mp4", target)
+        _store_labelled(video, target)
+
+
+def _store_labelled(video: Video, path) -> None:
+    name = save_local_file(f"{video.storage_folder()}/labelled.mp4", path)
     if not Video.objects.filter(pk=video.pk).update(labelled=name):
         delete_tree(video.storage_folder())  # deleted while it rendered
         raise JobGone(f"video {video.pk} was deleted")

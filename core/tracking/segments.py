@@ -89,22 +89,42 @@ def analyze_parts(
     """One analysis per [start, end) of bounds, not joined: segment first_number + i for the
     i-th, so a job that analyses some of a video's segments numbers them as a whole-video run
     does. Progress is over the frames of these bounds."""
+    return list(
+        parts_in_order(
+            path, info=info, bounds=bounds, processes=processes, settings=settings,
+            embedder=embedder, progress=progress, first_number=first_number,
+        )
+    )  # fmt: skip
+
+
+def parts_in_order(
+    path,
+    *,
+    info: VideoInfo,
+    bounds: list[tuple[int, int]],
+    processes: int,
+    settings: Settings | None = None,
+    embedder=None,
+    progress: Callable[[float, str], None] | None = None,
+    first_number: int = 0,
+):
+    """analyze_parts(), each analysis yielded as soon as it and all before it are done."""
     sizes = [end - start for start, end in bounds]
     total = max(sum(sizes), 1)
     if processes <= 1 or len(bounds) == 1:
-        parts, done = [], 0
+        done = 0
         for number, (start, end) in enumerate(bounds, start=first_number):
 
             def report(p, stage, span=(end - start) / total, before=done / total):
                 if progress:
                     progress(100 * before + span * p, stage)
 
-            parts.append(
-                analyze_segment(path, info, start, end, number, settings=settings,
-                                embedder=embedder, report=report)
+            yield analyze_segment(
+                path, info, start, end, number, settings=settings, embedder=embedder,
+                report=report,
             )  # fmt: skip
             done += end - start
-        return parts
+        return
     # Load the detector and the embedding model once here; the forked children share them.
     embedder = (embedder or embed.embedder()).load()
     embed.detector()
@@ -117,10 +137,17 @@ def analyze_parts(
                 path, info, a, b, n, settings=in_child, embedder=embedder, report=report
             )
         )
-    parts = forked.run(processes, lambda done: _overall(progress, sizes, done))
+    early: dict[int, Analysis] = {}
+    following = 0
+    for number, analysis in forked.finished(
+        processes, lambda done: _overall(progress, sizes, done)
+    ):
+        early[number] = analysis
+        while following in early:
+            yield early.pop(following)
+            following += 1
     if progress:
         progress(100.0, "faces found")
-    return parts
 
 
 def _overall(progress, sizes: list[int], done) -> None:
@@ -148,7 +175,12 @@ class _Forked:
         self.tasks.append(task)
 
     def run(self, processes: int, on_progress: Callable[[list[float]], None]) -> list:
-        results: dict[int, object] = {}
+        results = dict(self.finished(processes, on_progress))
+        return [results[n] for n in range(len(self.tasks))]
+
+    def finished(self, processes: int, on_progress: Callable[[list[float]], None]):
+        """(task number, result) as each task ends, tasks started in order, `processes` at a
+        time; the first failure is raised here, and stops the rest."""
         running: dict = {}  # pipe end -> (task number, process)
         waiting = list(range(len(self.tasks)))
         try:
@@ -168,13 +200,12 @@ class _Forked:
                     child.join()
                     if outcome == "error":
                         raise value
-                    results[number] = value
+                    yield number, value
                 on_progress(list(self.done))
         finally:
             for _, child in running.values():
                 child.terminate()
                 child.join()
-        return [results[n] for n in range(len(self.tasks))]
 
     def _child(self, number: int, send, parent: int) -> None:
         die_with_parent(parent)
@@ -205,20 +236,46 @@ def _receive(pipe, child) -> tuple[str, object]:
 
 def join(parts: list[Analysis], starts: list[int], *, settings: Settings | None = None) -> Analysis:
     """Join segment analyses into one, linking tracks that run across a seam."""
-    cfg = settings or Settings()
-    tracks: list[Track] = []
-    cuts: list[int] = []
-    timings: dict[str, float] = {}
-    for part, seam in zip(parts, starts, strict=True):
-        cuts += part.cuts
+    stitcher = Stitcher(starts, settings=settings)
+    for part in parts:
+        stitcher.add(part)
+    return stitcher.result()
+
+
+class Stitcher:
+    """Segment analyses joined in order as they come, telling which tracks are final.
+
+    A track that ends on the frame before the next seam may go on in the next segment, which
+    would add to its samples and so may change its name; so may the name of any track on
+    screen with it (a member is named once per frame). Everything before the earliest such
+    track is final: its tracks are handed out once, and nothing that comes later changes them.
+    The tracks of result() are those of joining all parts at once, in the same order.
+    """
+
+    def __init__(self, starts: list[int], *, settings: Settings | None = None) -> None:
+        self.starts, self.cfg = starts, settings or Settings()
+        self.tracks: list[Track] = []
+        self.cuts: list[int] = []
+        self.timings: dict[str, float] = {}
+        self.frames = 0
+        self.added = 0
+        self.final_before = 0  # every frame before this has its final tracks
+        self.handed_out: set[int] = set()  # id() of the tracks handed out as final
+
+    def add(self, part: Analysis) -> list[Track]:
+        """Join the next part; returns the tracks that became final (substantial ones)."""
+        seam = self.starts[self.added]
+        self.added += 1
+        self.frames += part.frames
+        self.cuts += part.cuts
         for key, value in part.timings.items():
-            timings[key] = round(timings.get(key, 0.0) + value, 3)
-        ending = [t for t in tracks if t.boxes and max(t.boxes) == seam - 1]
+            self.timings[key] = round(self.timings.get(key, 0.0) + value, 3)
+        ending = [t for t in self.tracks if t.boxes and max(t.boxes) == seam - 1]
         for track in part.tracks:
             if min(track.boxes) == seam and seam not in part.cuts:
                 box = track.boxes[seam]
                 best = max(ending, key=lambda t: iou(t.boxes[seam - 1], box), default=None)
-                if best is not None and iou(best.boxes[seam - 1], box) >= cfg.match_iou:
+                if best is not None and iou(best.boxes[seam - 1], box) >= self.cfg.match_iou:
                     best.boxes.update(track.boxes)
                     best.keyframes += track.keyframes
                     best.detections += track.detections
@@ -226,11 +283,37 @@ def join(parts: list[Analysis], starts: list[int], *, settings: Settings | None 
                     best.sample_boxes += track.sample_boxes
                     ending.remove(best)
                     continue
-            tracks.append(track)
-    tracks = [t for t in tracks if substantial(t, cfg)]
-    for number, track in enumerate(sorted(tracks, key=lambda t: (t.first_frame, t.id)), start=1):
-        track.id = number
-    return Analysis(tracks=tracks, frames=sum(p.frames for p in parts), cuts=cuts, timings=timings)
+            self.tracks.append(track)
+        return self._hand_out()
+
+    def _hand_out(self) -> list[Track]:
+        pending = [t for t in self.tracks if id(t) not in self.handed_out]
+        if self.added == len(self.starts):
+            limit = self.frames
+        else:
+            limit = self.starts[self.added]
+            # Open: may go on after the seam. Then whatever shares frames with an open one.
+            limit = min([limit, *(t.first_frame for t in pending if t.last_frame == limit - 1)])
+            moved = True
+            while moved:
+                moved = False
+                for t in pending:
+                    if t.first_frame < limit <= t.last_frame:
+                        limit, moved = t.first_frame, True
+        final = [t for t in pending if t.last_frame < limit]
+        self.handed_out.update(id(t) for t in final)
+        self.final_before = max(self.final_before, limit)
+        return [t for t in final if substantial(t, self.cfg)]
+
+    def result(self) -> Analysis:
+        """All parts joined: substantial tracks numbered from 1 by their first frame."""
+        if self.added != len(self.starts):
+            raise RuntimeError(f"{len(self.starts) - self.added} parts were never added")
+        tracks = [t for t in self.tracks if substantial(t, self.cfg)]
+        ordered = sorted(tracks, key=lambda t: (t.first_frame, t.id))
+        for number, track in enumerate(ordered, start=1):
+            track.id = number
+        return Analysis(tracks=ordered, frames=self.frames, cuts=self.cuts, timings=self.timings)
 
 
 def save(analysis: Analysis, path) -> None:

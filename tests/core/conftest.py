@@ -101,3 +101,19 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
         return path
 
     return clip
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """Two shots of 30 frames: Tom and Halle, then Keanu and a stranger (Will Smith)."""
+    from tests.core.stage import make_clip
+
+    return make_clip(tmp_path_factory.mktemp("clip"))
+
+
+@pytest.fixture(scope="module")
+def model():
+    """A classifier fit on other pictures of the same people (images 2-4), strangers left out."""
+    from tests.core.stage import make_model
+
+    return make_model()

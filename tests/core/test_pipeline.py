@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.classifier.training import fit
 from core.faces import embed
 from core.media.probe import ffmpeg_exe, probe
 from core.tracking import segments
@@ -16,69 +15,7 @@ from core.tracking.samples import identify
 from core.tracking.segments import analyze_parallel
 from core.tracking.tracker import analyze
 from core.tracking.tracks import Settings, Track
-
-FACES = Path(__file__).resolve().parents[1] / "fixtures" / "faces"
-SIZE = (480, 270)
-FPS = 25
-
-
-def _face(person, index, side):
-    return Image.open(FACES / person / f"{index:03d}.png").convert("RGB").resize((side, side))
-
-
-def _scene(people, frames, background):
-    """Faces moving slowly over a flat background; returns frames and the true boxes."""
-    out, truth = [], []
-    for f in range(frames):
-        canvas = Image.new("RGB", SIZE, background)
-        boxes = {}
-        for k, (person, index) in enumerate(people):
-            x, y = 40 + 220 * k + 2 * f, 60 + f
-            canvas.paste(_face(person, index, 120), (x, y))
-            boxes[person] = (x, y, x + 120, y + 120)
-        out.append(np.asarray(canvas))
-        truth.append(boxes)
-    return out, truth
-
-
-def _encode(frames, path, fps):
-    """RGB frames (all one size) into an H.264 MP4 of near-lossless quality."""
-    height, width = frames[0].shape[:2]
-    command = [
-        ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-        "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
-        "-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p", str(path),
-    ]  # fmt: skip
-    subprocess.run(command, input=np.stack(frames).tobytes(), check=True)
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    """Two shots of 30 frames: Tom and Halle, then Keanu and a stranger (Will Smith)."""
-    one, truth1 = _scene([("tom-hanks", 1), ("halle-berry", 1)], 30, (70, 90, 140))
-    two, truth2 = _scene([("keanu-reeves", 1), ("will-smith", 1)], 30, (150, 120, 60))
-    path = tmp_path_factory.mktemp("clip") / "stage.mp4"
-    _encode(one + two, path, FPS)
-    return path, truth1 + truth2
-
-
-def _chip(person, index):
-    """The face's ArcFace chip, as the analysis cuts it."""
-    image = np.asarray(Image.open(FACES / person / f"{index:03d}.png").convert("RGB"))
-    face = embed.find_faces_in_photo(image)[0]
-    return embed.embedder().chips(image, [face.box], keypoints=[face.keypoints])[0]
-
-
-@pytest.fixture(scope="module")
-def model():
-    """A classifier fit on other pictures of the same people (images 2-4), strangers left out."""
-    embedder = embed.embedder()
-    X, labels = [], []
-    for person in ("tom-hanks", "halle-berry", "keanu-reeves", "miley-cyrus"):
-        for index in (2, 3, 4):
-            X.append(embedder.embed_chips(_chip(person, index)[None])[0])
-            labels.append(person)
-    return fit(np.stack(X), labels, folds=3, default_max_distance=embedder.same_person_distance)
+from tests.core.stage import FPS, alive, children, chip, encode, face, scene
 
 
 def _label_at(tracks, frame, box):
@@ -192,7 +129,7 @@ def _followed_track(people):
     for k, (person, index) in enumerate(people):
         frame, box = 8 * k, (100 + k, 100, 200 + k, 200)
         track.keyframes.append((frame, box))
-        track.candidates.append((1.0, frame, box, _chip(person, index), True))
+        track.candidates.append((1.0, frame, box, chip(person, index), True))
         track.detections += 1
     return track
 
@@ -238,10 +175,10 @@ def _one_face_moving(folder, size, frames, start, step, side=100):
     shots = []
     for f in range(frames):
         canvas = Image.new("RGB", size, (90, 110, 90))
-        canvas.paste(_face("tom-hanks", 1, side), (start[0] + step * f, start[1]))
+        canvas.paste(face("tom-hanks", 1, side), (start[0] + step * f, start[1]))
         shots.append(np.asarray(canvas))
     path = folder / "moving.mp4"
-    _encode(shots, path, 25)
+    encode(shots, path, 25)
     return path
 
 
@@ -269,24 +206,6 @@ def test_a_face_crossing_the_stage_fast_stays_one_track(tmp_path):
     assert sorted(track.boxes) == list(range(61))
     left, _, right, _ = track.boxes[60]
     assert abs((left + right) / 2 - (70 + 6 * 60)) < 25
-
-
-def _children(pid):
-    found = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            found.update(int(p) for p in (task / "children").read_text().split())
-        except FileNotFoundError:
-            continue
-    return found
-
-
-def _alive(pid):
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
 
 
 JOB_SCRIPT = """
@@ -323,15 +242,15 @@ def test_segment_processes_die_when_the_job_process_is_killed(clip):
         workers: set[int] = set()
         deadline = time.monotonic() + 60
         while len(workers) < 2 and time.monotonic() < deadline:
-            workers = _children(job.pid)
+            workers = children(job.pid)
             time.sleep(0.05)
         assert len(workers) >= 2, "the segment processes never started"
         os.kill(job.pid, signal.SIGKILL)
         job.wait()
         deadline = time.monotonic() + 10
-        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        while any(alive(p) for p in workers) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not any(_alive(p) for p in workers)
+        assert not any(alive(p) for p in workers)
     finally:
         job.kill()
         job.wait()
@@ -342,9 +261,9 @@ def test_a_stopped_parallel_analysis_stops_its_segment_processes_at_once(tmp_pat
     import os
     import time
 
-    frames, _ = _scene([("tom-hanks", 1), ("halle-berry", 2)], 20, (70, 90, 140))
+    frames, _ = scene([("tom-hanks", 1), ("halle-berry", 2)], 20, (70, 90, 140))
     path = tmp_path / "long.mp4"
-    _encode(frames * 60, path, FPS)  # 1200 frames: seconds of work for each process
+    encode(frames * 60, path, FPS)  # 1200 frames: seconds of work for each process
     slow = Settings(keyframe_interval=1, deep_interval=1)  # seconds of work each
     info = probe(path)
     bounds = [(0, 600), (600, 1200)]
@@ -352,10 +271,10 @@ def test_a_stopped_parallel_analysis_stops_its_segment_processes_at_once(tmp_pat
     analyze_parallel(path, info=info, bounds=bounds, processes=2, settings=slow)
     whole = time.monotonic() - started
     workers: set[int] = set()
-    before = _children(os.getpid())  # a browser of another test, say
+    before = children(os.getpid())  # a browser of another test, say
 
     def stop(percent, stage):
-        workers.update(_children(os.getpid()) - before)
+        workers.update(children(os.getpid()) - before)
         if workers:
             raise RuntimeError("stopped")
 
@@ -365,6 +284,6 @@ def test_a_stopped_parallel_analysis_stops_its_segment_processes_at_once(tmp_pat
     # It returned long before the segments could have finished, and they are gone.
     assert workers and time.monotonic() - started < whole / 2
     deadline = time.monotonic() + 10
-    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+    while any(alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not any(_alive(p) for p in workers)
+    assert not any(alive(p) for p in workers)

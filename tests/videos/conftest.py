@@ -8,7 +8,7 @@ from django.core.management import call_command
 from core.media.probe import ffmpeg_exe
 from gallery import services as gallery_services
 from tests.conftest import FIXTURES
-from tests.core.test_pipeline import _scene
+from tests.core.stage import scene
 from videos.models import Detection, Track, Video
 
 
@@ -155,8 +155,8 @@ def stage_clip(tmp_path):
     """Two shots (Tom and Halle; Keanu and a stranger) with a 440 Hz tone."""
     import numpy as np
 
-    one, _ = _scene([("tom-hanks", 1), ("halle-berry", 1)], 30, (70, 90, 140))
-    two, _ = _scene([("keanu-reeves", 1), ("will-smith", 1)], 30, (150, 120, 60))
+    one, _ = scene([("tom-hanks", 1), ("halle-berry", 1)], 30, (70, 90, 140))
+    two, _ = scene([("keanu-reeves", 1), ("will-smith", 1)], 30, (150, 120, 60))
     path = tmp_path / "stage.mp4"
     command = [
         ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",

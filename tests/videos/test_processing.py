@@ -52,6 +52,7 @@ def test_a_long_video_is_analysed_in_segments_on_any_worker(
     celebs, stage_clip, fan, rq_queue, settings
 ):
     settings.VIDEO_SEGMENT_SECONDS = 1  # 60 frames at 25 fps: three segments
+    settings.VIDEO_SEGMENTS_AS_JOBS = True
     video = services.video_submit(source=stage_clip, name="stage.mp4", group=celebs, owner=fan)
     work()
     video.refresh_from_db()
@@ -63,6 +64,25 @@ def test_a_long_video_is_analysed_in_segments_on_any_worker(
     assert video.tracks.count() == 4
     folders, _ = video.original.storage.listdir(video.storage_folder())
     assert "work" not in folders  # segment results cleaned up
+
+
+def test_a_long_video_with_one_worker_is_one_job_that_renders_behind_its_analysis(
+    celebs, stage_clip, fan, rq_queue, settings
+):
+    """Segment jobs would queue up behind each other on one worker, and the render could only
+    start after the last; one job analyses on every core with the render behind it."""
+    settings.VIDEO_SEGMENT_SECONDS = 1
+    assert settings.VIDEO_SEGMENTS_AS_JOBS == "auto"
+    video = services.video_submit(source=stage_clip, name="stage.mp4", group=celebs, owner=fan)
+    work()
+    video.refresh_from_db()
+
+    assert video.state == Video.State.DONE, video.error
+    assert video.segments == 0 and video.progress == 100
+    assert members_named(video) >= {"tom-hanks", "halle-berry", "keanu-reeves"}
+    assert video.tracks.count() == 4
+    with local_copy(video.labelled) as labelled:
+        assert probe(labelled).frames == 60
 
 
 def test_process_video_command_writes_the_labelled_mp4_and_predictions(

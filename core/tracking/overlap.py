@@ -1,0 +1,234 @@
+"""The labelled video drawn behind the analysis, not after it.
+
+The parts of a video are analysed in forked processes (segments.parts_in_order) and come back
+in the order of their frames. Each is joined to those before it (segments.Stitcher), and the
+tracks that nothing later can change are named at once. Their labels go down a pipe to a
+render process, forked before the analysis starts, which draws every frame as soon as its
+labels are final and waits where they are not yet. So the render uses whatever CPU the
+analysis leaves, and when the last part is in, only its stretch is left to draw.
+
+The tracks, names and drawn labels are those of analysing, joining, naming and then rendering
+one after the other: parts come in order, a track is named only when final, and the clash
+rule (a member once per frame) only ever compares tracks that share frames, which are final
+together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import sys
+import threading
+import traceback
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from multiprocessing.connection import wait
+
+from core.media.draw import Label
+from core.media.probe import VideoInfo
+from core.media.render import DEFAULT_CRF, DEFAULT_PRESET, render
+from core.processes import die_with_parent
+from core.tracking.naming import name_tracks
+from core.tracking.segments import MIN_PART_SECONDS, Stitcher, parts_in_order, split
+from core.tracking.tracks import Analysis, Settings, Track
+
+# Parts of this long, and at least two per process: the render can start once the first parts
+# are in, and what is left to draw after the last one is short. Each part opens with a thorough
+# detection pass (88 ms at 1080p), about 1% of a 10 s part's analysis.
+PART_SECONDS = 10.0
+# The render yields the CPU to the analysis, which it waits for in the end anyway.
+RENDER_NICENESS = 10
+LAST = sys.maxsize  # "every frame is final"
+
+Looks = dict[str, tuple[str, tuple[int, int, int]]]  # member slug -> (name, RGB)
+
+
+def part_bounds(info: VideoInfo, processes: int) -> list[tuple[int, int]]:
+    """The parts an overlapped run analyses: PART_SECONDS long, at least two per process,
+    none shorter than MIN_PART_SECONDS."""
+    fps = info.fps or 30.0
+    parts = max(2 * processes, round(info.frames / (PART_SECONDS * fps)))
+    return split(info.frames, parts, min_frames=int(MIN_PART_SECONDS * fps))
+
+
+def track_labels(tracks: Iterable[Track], looks: Looks) -> dict[int, list[Label]]:
+    """Frame -> the labels of these named tracks, drawn in the order of the tracks."""
+    labels: dict[int, list[Label]] = defaultdict(list)
+    for track in tracks:
+        look = looks.get(track.label) if track.label else None
+        if look is not None:
+            name, rgb = look
+            for frame, box in track.boxes.items():
+                labels[frame].append(Label(box, name, rgb))
+    return labels
+
+
+def analyze_and_render(
+    path,
+    target,
+    *,
+    info: VideoInfo,
+    bounds: list[tuple[int, int]],
+    processes: int,
+    classifier,
+    looks: Looks,
+    embedder=None,
+    settings: Settings | None = None,
+    preset: str = DEFAULT_PRESET,
+    crf: int = DEFAULT_CRF,
+    progress: Callable[[float, float], None] | None = None,
+) -> Analysis:
+    """Analyse the video at `path` in `bounds` parts on `processes` processes, name its tracks
+    with `classifier`, and render the labelled video to `target` meanwhile; returns the named
+    analysis once both are done. progress(analysed %, rendered %) comes now and then."""
+    render_process = _RenderProcess(path, target, info, preset, crf)
+    frames_done = [0.0]
+
+    def report(percent: float, _stage: str = "") -> None:
+        frames_done[0] = percent
+        render_process.check()
+        if progress:
+            progress(percent, render_process.percent())
+
+    try:
+        stitcher = Stitcher([start for start, _ in bounds], settings=settings)
+        parts = parts_in_order(
+            path, info=info, bounds=bounds, processes=processes, settings=settings,
+            embedder=embedder, progress=report,
+        )  # fmt: skip
+        with contextlib.closing(parts):
+            for part in parts:
+                final = stitcher.add(part)
+                name_tracks(final, classifier)
+                final.sort(key=lambda t: (t.first_frame, t.id))  # the order result() numbers
+                render_process.send(stitcher.final_before, track_labels(final, looks))
+        analysis = stitcher.result()
+        render_process.send(LAST, {})
+        render_process.join(lambda: report(100.0))
+        report(100.0)
+        return analysis
+    finally:
+        render_process.stop()
+
+
+class _RenderProcess:
+    """render() in a forked child, fed labels through a pipe: send(final_before, labels) says
+    every frame before final_before has its labels now."""
+
+    def __init__(self, path, target, info: VideoInfo, preset: str, crf: int) -> None:
+        context = multiprocessing.get_context("fork")
+        self.total = max(info.frames, 1)
+        self.rendered = context.Value("q", 0, lock=False)
+        labels_in, self.labels_out = context.Pipe(duplex=False)
+        self.outcome, outcome_out = context.Pipe(duplex=False)
+        args = (path, target, info, preset, crf, labels_in, outcome_out, os.getpid())
+        self.child = context.Process(target=self._run, args=args, daemon=True)
+        self.child.start()
+        labels_in.close()
+        outcome_out.close()
+        self.result: tuple[str, object] | None = None
+
+    def percent(self) -> float:
+        return min(100.0, 100.0 * self.rendered.value / self.total)
+
+    def send(self, final_before: int, labels: dict[int, list[Label]]) -> None:
+        self.check()
+        try:
+            self.labels_out.send((final_before, dict(labels)))
+        except (BrokenPipeError, EOFError):
+            self._collect()
+            self.check()
+            raise RuntimeError("the render process stopped taking labels") from None
+
+    def check(self) -> None:
+        """Raise the render's error as soon as it has failed."""
+        if self.result is None and self.outcome.poll():
+            self._collect()
+        if self.result is not None and self.result[0] == "error":
+            raise self.result[1]
+
+    def join(self, tick: Callable[[], None]) -> None:
+        """Wait for the render to finish, calling tick() every half second meanwhile."""
+        while self.result is None:
+            if wait([self.outcome], timeout=0.5):
+                self._collect()
+            else:
+                tick()
+        self.check()
+
+    def _collect(self) -> None:
+        try:
+            self.result = self.outcome.recv()
+        except EOFError:
+            self.child.join()
+            self.result = (
+                "error",
+                RuntimeError(f"the render process ended with exit code {self.child.exitcode}"),
+            )
+
+    def stop(self) -> None:
+        self.labels_out.close()
+        if self.child.is_alive() and self.result is None:
+            self.child.terminate()
+        self.child.join()
+        self.outcome.close()
+
+    def _run(self, path, target, info, preset, crf, labels_in, outcome_out, parent) -> None:
+        die_with_parent(parent)
+        os.nice(RENDER_NICENESS)
+        self.labels_out.close()
+        self.outcome.close()
+        feed = _LabelFeed(labels_in)
+
+        def labels_at(index: int):
+            self.rendered.value = index
+            return feed.at(index)
+
+        try:
+            render(path, target, info, labels_at, preset=preset, crf=crf)
+            self.rendered.value = self.total
+            outcome_out.send(("ok", None))
+        except BaseException as exc:
+            try:
+                outcome_out.send(("error", exc))
+            except Exception:  # an exception that does not pickle: its words, then
+                words = traceback.format_exception_only(exc)[-1].strip()
+                outcome_out.send(("error", RuntimeError(words)))
+        finally:
+            outcome_out.close()
+
+
+class _LabelFeed:
+    """The render's side of the pipe: a thread takes in labels as they come (so the analysis
+    never waits on the render), and at(index) waits until frame `index` is final."""
+
+    def __init__(self, receive) -> None:
+        self.labels: dict[int, list[Label]] = {}
+        self.final_before = 0
+        self.gone = False
+        self.changed = threading.Condition()
+        threading.Thread(target=self._take, args=(receive,), daemon=True).start()
+
+    def _take(self, receive) -> None:
+        try:
+            while True:
+                final_before, labels = receive.recv()
+                with self.changed:
+                    self.labels.update(labels)
+                    self.final_before = final_before
+                    self.changed.notify_all()
+                if final_before == LAST:
+                    return
+        except (EOFError, OSError):
+            with self.changed:
+                self.gone = True
+                self.changed.notify_all()
+
+    def at(self, index: int) -> list[Label]:
+        with self.changed:
+            while index >= self.final_before:
+                if self.gone:
+                    raise RuntimeError("the analysis stopped before the render was done")
+                self.changed.wait()
+            return self.labels.pop(index, [])

@@ -1,0 +1,150 @@
+"""The render behind the analysis: the same tracks, names and pixels as one after the other."""
+
+import copy
+import os
+import subprocess
+import time
+
+import pytest
+
+from core.media.probe import ffmpeg_exe, probe
+from core.media.render import MediaError, render
+from core.tracking import segments
+from core.tracking.naming import name_tracks
+from core.tracking.overlap import analyze_and_render, part_bounds, track_labels
+from core.tracking.segments import Stitcher, analyze_parallel
+from core.tracking.tracker import analyze
+from core.tracking.tracks import Settings
+from tests.core.stage import alive, children, encode, scene
+
+LOOKS = {
+    "tom-hanks": ("Tom Hanks", (200, 30, 30)),
+    "halle-berry": ("Halle Berry", (30, 200, 30)),
+    "keanu-reeves": ("Keanu Reeves", (30, 30, 200)),
+}
+# Seams inside both shots (the cut is at frame 30) and one on it.
+BOUNDS = [(0, 20), (20, 30), (30, 45), (45, 60)]
+
+
+def _frame_hashes(path) -> list[str]:
+    out = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v", "-f", "framemd5", "-"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return [line.rsplit(",", 1)[1].strip() for line in out.splitlines() if not line.startswith("#")]
+
+
+def _parts(path, bounds):
+    info = probe(path)
+    return [
+        segments.analyze_segment(path, info, start, end, number)
+        for number, (start, end) in enumerate(bounds)
+    ]
+
+
+def test_the_stitcher_hands_out_tracks_that_never_change_and_joins_as_join_does(clip):
+    path, _ = clip
+    starts = [start for start, _ in BOUNDS]
+    stitcher = Stitcher(starts)
+    handed, finals = [], []
+    for part in _parts(path, BOUNDS):
+        final = stitcher.add(part)
+        finals.append(stitcher.final_before)
+        assert all(t.last_frame < stitcher.final_before for t in final)
+        handed += [(t, copy.deepcopy((t.boxes, t.samples.tolist(), t.keyframes))) for t in final]
+    result = stitcher.result()
+    # Frames became final as parts came in: none while the first shot's tracks could go on,
+    # then the first shot, then all.
+    assert finals == [0, 0, 30, 60]
+    # Nothing handed out changed afterwards, and every track of the result was handed out once.
+    for track, (boxes, samples, keyframes) in handed:
+        assert (track.boxes, track.samples.tolist(), track.keyframes) == (boxes, samples, keyframes)
+    assert sorted(id(t) for t in result.tracks) == sorted(id(t) for t, _ in handed)
+    joined = segments.join(_parts(path, BOUNDS), starts)
+    assert [sorted(t.boxes.items()) for t in result.tracks] == [
+        sorted(t.boxes.items()) for t in joined.tracks
+    ]
+    # One track per face per shot: the seams inside shots were joined.
+    assert len(result.tracks) == len(analyze(path).tracks) == 4
+
+
+def test_analysed_and_rendered_together_gives_the_tracks_names_and_pixels_of_one_after_other(
+    clip, model, tmp_path
+):
+    path, _ = clip
+    info = probe(path)
+    seen = []
+    together = analyze_and_render(
+        path, tmp_path / "together.mp4", info=info, bounds=BOUNDS, processes=2,
+        classifier=model, looks=LOOKS, progress=lambda a, r: seen.append((a, r)),
+    )  # fmt: skip
+    apart = analyze_parallel(path, info=info, bounds=BOUNDS, processes=2)
+    name_tracks(apart.tracks, model)
+    labels = track_labels(apart.tracks, LOOKS)
+    render(path, tmp_path / "apart.mp4", info, lambda index: labels.get(index, ()))
+
+    assert [(t.id, t.label, t.confidence, sorted(t.boxes.items())) for t in together.tracks] == [
+        (t.id, t.label, t.confidence, sorted(t.boxes.items())) for t in apart.tracks
+    ]
+    assert {t.label for t in together.tracks} >= {"tom-hanks", "halle-berry", "keanu-reeves"}
+    hashes = _frame_hashes(tmp_path / "together.mp4")
+    assert len(hashes) == 60 and hashes == _frame_hashes(tmp_path / "apart.mp4")
+    assert hashes != _frame_hashes(path)  # labels were drawn
+    assert probe(tmp_path / "together.mp4").frames == 60
+    assert seen[-1] == (100.0, 100.0)
+    assert [a for a, _ in seen] == sorted(a for a, _ in seen)
+
+
+def test_a_failed_render_fails_the_run_with_its_reason_and_leaves_no_process(clip, model, tmp_path):
+    path, _ = clip
+    before = children(os.getpid())
+    with pytest.raises(MediaError, match="unknown x264 preset 'glacial'"):
+        analyze_and_render(
+            path, tmp_path / "out.mp4", info=probe(path), bounds=BOUNDS, processes=2,
+            classifier=model, looks=LOOKS, preset="glacial",
+        )  # fmt: skip
+    assert not (tmp_path / "out.mp4").exists()
+    assert children(os.getpid()) - before == set()
+
+
+def test_a_stopped_run_stops_its_analysis_and_render_processes_at_once(model, tmp_path):
+    frames, _ = scene([("tom-hanks", 1), ("halle-berry", 2)], 20, (70, 90, 140))
+    path = tmp_path / "long.mp4"
+    encode(frames * 60, path, 25)  # 1200 frames: seconds of work for each process
+    slow = Settings(keyframe_interval=1, deep_interval=1)
+    info = probe(path)
+    before = children(os.getpid())
+    workers: set[int] = set()
+
+    def stop(analysed, rendered):
+        workers.update(children(os.getpid()) - before)
+        if len(workers) >= 3:  # the render and two analyses
+            raise RuntimeError("stopped")
+
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="stopped"):
+        analyze_and_render(
+            path, tmp_path / "out.mp4", info=info, bounds=part_bounds(info, 2), processes=2,
+            classifier=model, looks=LOOKS, settings=slow, progress=stop,
+        )  # fmt: skip
+    assert time.monotonic() - started < 30
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not any(alive(p) for p in workers)
+    assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize(
+    ("seconds", "processes", "parts"),
+    [(20, 2, 4), (120, 2, 12), (600, 2, 60), (8, 2, 1), (12, 4, 2)],
+)
+def test_parts_are_ten_seconds_at_least_two_per_process_none_under_five(seconds, processes, parts):
+    class Info:
+        fps = 30.0
+        frames = int(seconds * 30)
+
+    bounds = part_bounds(Info, processes)
+    assert len(bounds) == parts
+    assert bounds[0][0] == 0 and bounds[-1][1] == Info.frames
+    assert all(end - start >= 150 for start, end in bounds)
