@@ -96,7 +96,7 @@ def _analyse_and_render(args, info, embedder, clf):
     analysis = analyze_and_render(
         args.video, args.out, info=info, bounds=part_bounds(info, args.processes),
         processes=args.processes, classifier=clf, looks=_looks(clf), embedder=embedder,
-        preset=args.preset,
+        preset=args.preset, niceness=args.render_niceness,
     )  # fmt: skip
     return analysis, time.perf_counter() - t
 
@@ -236,6 +236,9 @@ def main() -> None:
     parser.add_argument(
         "--processes", type=int, default=os.cpu_count(), help="analysis processes (default: cores)"
     )
+    parser.add_argument(
+        "--render-niceness", type=int, default=None, help="of the render behind the analysis"
+    )
     parser.add_argument("--child", choices=("time", "memory"), help=argparse.SUPPRESS)
     parser.add_argument("--out", default="")
     parser.add_argument("--preds", default="")
@@ -293,6 +296,8 @@ def main() -> None:
              "--gallery", args.gallery, "--members", args.members, "--first", str(args.first),
              "--preset", args.preset, "--processes", str(args.processes),
              "--embedding", args.embedding,
+             *(["--render-niceness", str(args.render_niceness)]
+               if args.render_niceness is not None else []),
              "--out", str(work / "twicesite.mp4"), "--preds", str(work / "twicesite.json")],
             capture_output=True, text=True, cwd=ROOT, check=True,
         )  # fmt: skip

@@ -78,11 +78,13 @@ def analyze_and_render(
     preset: str = DEFAULT_PRESET,
     crf: int = DEFAULT_CRF,
     progress: Callable[[float, float], None] | None = None,
+    niceness: int | None = None,
 ) -> Analysis:
     """Analyse the video at `path` in `bounds` parts on `processes` processes, name its tracks
     with `classifier`, and render the labelled video to `target` meanwhile; returns the named
     analysis once both are done. progress(analysed %, rendered %) comes now and then."""
-    render_process = _RenderProcess(path, target, info, preset, crf)
+    niceness = RENDER_NICENESS if niceness is None else niceness
+    render_process = _RenderProcess(path, target, info, preset, crf, niceness)
     frames_done = [0.0]
 
     def report(percent: float, _stage: str = "") -> None:
@@ -116,13 +118,13 @@ class _RenderProcess:
     """render() in a forked child, fed labels through a pipe: send(final_before, labels) says
     every frame before final_before has its labels now."""
 
-    def __init__(self, path, target, info: VideoInfo, preset: str, crf: int) -> None:
+    def __init__(self, path, target, info: VideoInfo, preset: str, crf: int, niceness: int):
         context = multiprocessing.get_context("fork")
         self.total = max(info.frames, 1)
         self.rendered = context.Value("q", 0, lock=False)
         labels_in, self.labels_out = context.Pipe(duplex=False)
         self.outcome, outcome_out = context.Pipe(duplex=False)
-        args = (path, target, info, preset, crf, labels_in, outcome_out, os.getpid())
+        args = (path, target, info, preset, crf, niceness, labels_in, outcome_out, os.getpid())
         self.child = context.Process(target=self._run, args=args, daemon=True)
         self.child.start()
         labels_in.close()
@@ -174,9 +176,10 @@ class _RenderProcess:
         self.child.join()
         self.outcome.close()
 
-    def _run(self, path, target, info, preset, crf, labels_in, outcome_out, parent) -> None:
+    def _run(self, path, target, info, preset, crf, niceness, labels_in, outcome_out, parent):
         die_with_parent(parent)
-        os.nice(RENDER_NICENESS)
+        if niceness:
+            os.nice(niceness)
         self.labels_out.close()
         self.outcome.close()
         feed = _LabelFeed(labels_in)

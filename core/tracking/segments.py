@@ -125,9 +125,12 @@ def parts_in_order(
             )  # fmt: skip
             done += end - start
         return
-    # Load the detector and the embedding model once here; the forked children share them.
+    # Load the detector and the embedding model once here; the forked children share them,
+    # and the tracker's assignment solver, which each child would import on first use (1 s).
     embedder = (embedder or embed.embedder()).load()
     embed.detector()
+    import scipy.optimize  # noqa: F401
+
     # A process per core keeps every core busy: decoder threads would only compete for them.
     in_child = replace(settings or Settings(), decode_threads=1)
     forked = _Forked(len(bounds))
