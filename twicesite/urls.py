@@ -5,6 +5,7 @@ from twicesite import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("gallery/", include("gallery.urls")),
     path("", include("videos.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
