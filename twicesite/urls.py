@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from base import views as base_views
 from twicesite import views
 
 urlpatterns = [
@@ -10,5 +11,14 @@ urlpatterns = [
     path("", include("videos.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/rq/", include("django_rq.urls")),
+    path("admin/jobs/", admin.site.admin_view(base_views.jobs_page), name="admin-jobs"),
+    path(
+        "admin/jobs/jobs.json", admin.site.admin_view(base_views.jobs_data), name="admin-jobs-data"
+    ),
+    path(
+        "admin/jobs/<str:key>/<str:action>/",
+        admin.site.admin_view(base_views.job_action),
+        name="admin-job-action",
+    ),
     path("admin/", admin.site.urls),
 ]

@@ -119,6 +119,13 @@ def test_every_main_admin_page_fits_the_window(
         ("/admin/jobs/", "admin-jobs"),
     ]:
         check_fits(page, url, name, size)
+        if size == "laptop":
+            # A list is not clipped: its table fits its box, no sideways scrolling inside.
+            clipped = page.evaluate(
+                "() => [...document.querySelectorAll('#changelist .results, .jobs-wrap')]"
+                ".map(e => e.scrollWidth - e.clientWidth).filter(d => d > 0)"
+            )
+            assert clipped == [], f"{url}: a list is clipped by {clipped} px"
 
 
 def test_a_fan_renames_shares_copies_the_link_and_deletes_a_video(
@@ -173,3 +180,34 @@ def test_an_upload_that_stopped_early_is_refused_in_plain_words(page, fan, group
     assert page.locator("#upload-error").inner_text() == (
         "This file is cut short: it looks like the upload stopped early. Try again."
     )
+
+
+def test_a_version_waiting_for_review_says_why_everywhere_and_activates_after_asking(
+    page, django_user_model, group, versions
+):
+    v1, v2 = versions
+    django_user_model.objects.create_superuser("boss", "b@example.org", "pw-boss-123")
+    page.goto("/admin/login/")
+    page.fill("#id_username", "boss")
+    page.fill("#id_password", "pw-boss-123")
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/")
+    said = "Twice v2 waits for review: nayeon's recall fell from 98.0% to 70.0%"
+    for url in (
+        "/admin/recognition/trainingrun/",
+        "/admin/gallery/group/",
+        "/admin/gallery/member/",
+        "/admin/recognition/modelversion/",
+    ):
+        page.goto(url)
+        assert said in page.locator("body").inner_text(), url
+        assert page.get_by_role("link", name="Activate v2…").first.is_visible(), url  # fmt: skip
+    page.get_by_role("link", name="Activate v2…").first.click()
+    assert "nayeon's recall fell" in page.locator("#content-main").inner_text()
+    page.get_by_role("button", name="Yes, activate v2").click()
+    page.wait_for_selector(".messagelist")
+    v1.refresh_from_db()
+    v2.refresh_from_db()
+    assert v2.is_active and not v2.needs_review and not v1.is_active
+    page.goto("/admin/gallery/member/")
+    assert "waits for review" not in page.locator("body").inner_text()
