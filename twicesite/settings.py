@@ -152,6 +152,9 @@ VIDEO_UPLOADS_PER_HOUR = envint("VIDEO_UPLOADS_PER_HOUR", 10)
 # Long videos are cut into segments of this many seconds, analysed as separate jobs.
 VIDEO_SEGMENT_SECONDS = envint("VIDEO_SEGMENT_SECONDS", 60)
 VIDEO_RENDER_PRESET = envstr("VIDEO_RENDER_PRESET", "veryfast")
+# Faces that are no known member get a grey "unknown" tag, in the labelled MP4 and in the watch
+# page's live overlay alike (one setting, so the two never disagree). Off: only members are shown.
+VIDEO_SHOW_UNKNOWN = envbool("VIDEO_SHOW_UNKNOWN", True)
 # Off: segments run in the job that took the video (one worker), on VIDEO_ANALYSIS_PROCESSES.
 VIDEO_SEGMENTS_AS_JOBS = envbool("VIDEO_SEGMENTS_AS_JOBS", True)
 # A video analysed inside one job (short, or VIDEO_SEGMENTS_AS_JOBS off, or process_video) is

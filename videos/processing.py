@@ -333,19 +333,26 @@ def _store(video, analysis, version, info, saved: list[str]) -> None:
     Video.objects.filter(pk=video.pk).update(model_version=version, cuts=list(analysis.cuts))
 
 
-def labels_by_frame(video: Video) -> dict[int, list[Label]]:
-    """The name tags to draw, frame by frame: every named face's box, in its member's colour."""
+# The tag of a face that is no known member, as the watch page's overlay draws it too.
+UNKNOWN_NAME, UNKNOWN_COLOUR = "unknown", "#bbbbbb"
+
+
+def labels_by_frame(video: Video, *, unknown: bool | None = None) -> dict[int, list[Label]]:
+    """The name tags to draw, frame by frame: every named face's box, in its member's colour,
+    and (with settings.VIDEO_SHOW_UNKNOWN) every other face's, in grey."""
+    if unknown is None:
+        unknown = settings.VIDEO_SHOW_UNKNOWN
     labels: dict[int, list[Label]] = defaultdict(list)
-    rows = (
-        Detection.objects.filter(video=video, track__is_face=True, track__member__isnull=False)
-        .values_list(
-            "frame", "left", "top", "right", "bottom", "track__member__name", "track__member__color"
-        )
-        .iterator(chunk_size=5000)
-    )
+    rows = Detection.objects.filter(video=video, track__is_face=True)
+    if not unknown:
+        rows = rows.filter(track__member__isnull=False)
+    rows = rows.values_list(
+        "frame", "left", "top", "right", "bottom", "track__member__name", "track__member__color"
+    ).iterator(chunk_size=5000)
     for frame, left, top, right, bottom, name, color in rows:
+        color = color or UNKNOWN_COLOUR
         rgb = tuple(int(color[i : i + 2], 16) for i in (1, 3, 5))
-        labels[frame].append(Label((left, top, right, bottom), name, rgb))
+        labels[frame].append(Label((left, top, right, bottom), name or UNKNOWN_NAME, rgb))
     return labels
 
 

@@ -88,6 +88,8 @@ def watch(request, uuid):
         context |= {
             "screen_time": selectors.screen_time(video),
             "timeline": selectors.timeline(video),
+            "ticks": selectors.time_ticks(video.duration),
+            "show_unknown": settings.VIDEO_SHOW_UNKNOWN,
             "members": members,
             # Rendered with json_script: a name is data, never markup.
             "members_data": {m.slug: {"name": m.name, "color": m.color} for m in members},

@@ -224,3 +224,28 @@ def test_the_500_page_renders_with_no_context_at_all():
 
     html = loader.get_template("500.html").render()
     assert "Something went wrong" in html and "{%" not in html
+
+
+@pytest.mark.parametrize("show", [True, False])
+def test_one_setting_decides_whether_unknown_faces_are_drawn_in_the_mp4_and_the_overlay(
+    client, fan, processed_video, settings, show
+):
+    from videos.processing import labels_by_frame
+
+    settings.VIDEO_SHOW_UNKNOWN = show
+    frame = labels_by_frame(processed_video)[15]  # Nayeon and the stranger are both on screen
+    names = sorted(label.text for label in frame)
+    assert names == (["Nayeon", "unknown"] if show else ["Nayeon"])
+    client.force_login(fan)
+    page = client.get(reverse("videos:watch", args=[processed_video.uuid])).content.decode()
+    assert f'data-show-unknown="{1 if show else 0}"' in page
+
+
+def test_the_time_axis_has_round_marks_across_the_video():
+    from videos.selectors import time_ticks
+
+    assert [t["label"] for t in time_ticks(1.0)] == ["0:00", "0:01"]
+    assert [t["label"] for t in time_ticks(200)] == ["0:00", "1:00", "2:00", "3:00"]
+    assert [t["label"] for t in time_ticks(50)][:3] == ["0:00", "0:10", "0:20"]
+    assert time_ticks(200)[-1]["left"] == pytest.approx(90.0)
+    assert time_ticks(None) == []

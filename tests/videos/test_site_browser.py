@@ -211,3 +211,25 @@ def test_a_version_waiting_for_review_says_why_everywhere_and_activates_after_as
     assert v2.is_active and not v2.needs_review and not v1.is_active
     page.goto("/admin/gallery/member/")
     assert "waits for review" not in page.locator("body").inner_text()
+
+
+@pytest.mark.parametrize("show", [True, False])
+def test_the_live_overlay_follows_the_setting_on_unknown_faces(
+    page, fan, processed_video, settings, show
+):
+    settings.VIDEO_SHOW_UNKNOWN = show
+    login(page, "fan", "pw-fan-123")
+    page.goto(processed_video.get_absolute_url())
+    assert [t.inner_text() for t in page.locator(".tick").all()] == ["0:00", "0:01"]
+    page.check("#live-boxes")
+    page.wait_for_function("() => document.getElementById('overlay').width > 0")
+    page.evaluate("document.getElementById('player').currentTime = 0.6")  # frame 15
+    page.wait_for_timeout(500)
+    grey = page.evaluate(
+        "(() => { const c = document.getElementById('overlay');"
+        " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        " let n = 0; for (let i = 0; i < d.length; i += 4)"
+        "   if (d[i] === 187 && d[i + 1] === 187 && d[i + 2] === 187 && d[i + 3] === 255) n++;"
+        " return n; })()"
+    )
+    assert (grey > 50) is show
