@@ -32,6 +32,7 @@ class UploadForm(PlainErrors, forms.Form):
     )
 
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")  # labels sit above their fields, bold
         super().__init__(*args, **kwargs)
         groups = list(self.fields["group"].queryset[:2])
         if len(groups) == 1:

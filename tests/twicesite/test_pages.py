@@ -25,6 +25,7 @@ def test_home_page_renders_and_admin_login_works(page, django_user_model):
     # One clear error, not Django's and the template's both.
     errors = page.locator(".errorlist li, p.error")
     assert errors.count() == 1 and "correct username and password" in errors.inner_text()
+    page.screenshot(path="/tmp/shots-site/login-error-laptop.png")
 
     page.fill("#id_username", "curator")
     page.fill("#id_password", "s3cret-pass!")
