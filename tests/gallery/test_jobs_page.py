@@ -163,3 +163,39 @@ def test_the_jobs_page_follows_progress_live_shows_why_a_scrape_failed_and_acts(
     failed.refresh_from_db()
     assert failed.state == "queued" and failed.error == ""
     assert "Queued scrape run" in page.locator(".messagelist").inner_text()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_worker_is_listed_with_its_queues_and_the_banner_goes(client, curator, rq_queue):
+    import subprocess
+    import sys
+
+    from rq.worker import Worker
+
+    from tests.conftest import ROOT, worker_env
+
+    name = f"jobs-page-{time.monotonic_ns()}"
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "rqworker", "default", "video", "--name", name],
+        cwd=ROOT, env=worker_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(w.name == name for w in Worker.all(connection=rq_queue.connection)):
+                break
+            time.sleep(0.2)
+        client.force_login(curator)
+        data = client.get(reverse("admin-jobs-data")).json()
+        listed = [w for w in data["workers"] if w["name"] == name]
+        assert listed and listed[0]["queues"] == ["default", "video"]
+        assert listed[0]["state"] in ("idle", "busy", "started")
+        page = client.get(reverse("admin-jobs")).content.decode()
+        assert 'id="no-worker" class="jobs-banner" role="alert" hidden' in page
+    finally:
+        worker.terminate()  # a warm shutdown; one still warming up is killed after a while
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(timeout=10)
