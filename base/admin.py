@@ -1,6 +1,7 @@
 """Admin pieces shared by the apps."""
 
 from django.contrib import admin, messages
+from django.contrib.auth.models import Group as AuthGroup
 from django.utils.html import format_html
 
 from base.jobs import job_reconcile, job_retry
@@ -30,3 +31,14 @@ class JobAdminMixin:
         self.message_user(request, f"Queued {queued} job(s) again.", messages.SUCCESS)
         if skipped:
             self.message_user(request, f"Skipped {skipped} that had not failed.", messages.WARNING)
+
+
+# The one group of users there is, the curators, gets its permissions from code after every
+# migrate (base.roles): edits in the admin would be undone, and a second "Groups" beside the
+# gallery's groups of members only confused. Users are still put in it from the user page.
+if admin.site.is_registered(AuthGroup):
+    admin.site.unregister(AuthGroup)
+
+# The sidebar of every app took 300 px of a 1366 px screen, and the lists scrolled sideways
+# under it: the index page and the breadcrumbs lead everywhere it did.
+admin.site.enable_nav_sidebar = False

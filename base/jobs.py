@@ -43,6 +43,11 @@ class JobGone(Exception):
     """The row was deleted, cancelled or queued again: this run of its job must stop."""
 
 
+class JobFailed(Exception):
+    """The work cannot be done, for a reason its message says in plain words; the row shows
+    the message as it is (other exceptions show with their type, for whoever debugs them)."""
+
+
 def job_models() -> list[type[Job]]:
     """Every concrete model whose rows are jobs."""
     return [m for m in apps.get_models() if issubclass(m, Job)]
@@ -122,6 +127,48 @@ def job_retry(row: Job) -> bool:
     if not row.can_retry():
         return False
     return job_enqueue(row)
+
+
+def job_cancel(row: Job, *, by: str = "") -> bool:
+    """Stop a queued or running job for good; returns whether it was active.
+
+    The row's attempt is bumped with the state, so the run that holds the old attempt cannot
+    write again: it stops at its next progress report (`JobGone`), and its RQ job is taken off
+    the queue, or its work horse stopped, at once. Retry queues it again from the start."""
+    model = type(row)
+    who = f" by {by}" if by else ""
+    changed = model.objects.filter(pk=row.pk, state__in=ACTIVE).update(
+        attempt=F("attempt") + 1,
+        state=Job.State.FAILED,
+        stage="cancelled",
+        error=f"Cancelled{who}.",
+        finished=timezone.now(),
+    )
+    if changed and row.rq_job_id and not row.rq_job_id.startswith(LOCAL_PREFIX):
+        _stop_rq_job(row.rq_job_id)
+    row.refresh_from_db()
+    return bool(changed)
+
+
+def _stop_rq_job(job_id: str) -> None:
+    """Take an RQ job off its queue, or stop the work horse running it."""
+    import django_rq
+    from rq.command import send_stop_job_command
+    from rq.exceptions import InvalidJobOperation, NoSuchJobError
+    from rq.job import Job as RQJob
+    from rq.job import JobStatus
+
+    try:
+        conn = django_rq.get_connection("default")
+        job = RQJob.fetch(job_id, connection=conn)
+        if job.get_status() == JobStatus.STARTED:
+            send_stop_job_command(conn, job_id)
+        else:
+            job.cancel()
+    except (NoSuchJobError, InvalidJobOperation):
+        pass  # already gone or finished: the fence stops what is left
+    except REDIS_ERRORS as exc:
+        log.warning("job %s: not taken off the queue, Redis did not answer (%s)", job_id, exc)
 
 
 def job_run_locally(row: Job) -> int:
@@ -219,7 +266,7 @@ def running(row, *, attempt: int | None = None, echo=None):
     except JobGone:
         raise
     except BaseException as exc:
-        message = f"{type(exc).__name__}: {exc}"
+        message = str(exc) if isinstance(exc, JobFailed) else f"{type(exc).__name__}: {exc}"
         log.error("%s %s failed: %s\n%s", model.__name__, row.pk, message, traceback.format_exc())
         model.objects.filter(pk=row.pk, attempt=attempt).update(
             state=Job.State.FAILED, error=message, finished=timezone.now()

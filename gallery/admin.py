@@ -20,23 +20,43 @@ def thumbnail(image: GalleryImage, size: int = 80):
     return render_to_string("admin/gallery/parts/thumbnail.html", {"url": url, "size": size})
 
 
-HEALTH_PARTS = [
-    ("approved", "approved"),
-    ("pending", "pending"),
-    ("no face chosen", "no_face"),
-    ("small", "small"),
-    ("duplicates", "duplicates"),
-    ("suspected mislabels", "lookalikes"),
-]
-
-
 def health_line(counts: dict[str, int]):
-    parts = [(label, counts[key]) for label, key in HEALTH_PARTS]
+    parts = selectors.health_parts(counts)
     return render_to_string("admin/gallery/parts/health.html", {"parts": parts})
+
+
+class ColourInput(forms.TextInput):
+    """The browser's colour picker; it sends #rrggbb, the format the model checks."""
+
+    input_type = "color"
+
+
+class MemberForm(forms.ModelForm):
+    """A new member starts with the next free palette colour, chosen with a picker."""
+
+    class Meta:
+        model = Member
+        fields = ["group", "name", "slug", "color", "order"]
+        widgets = {"color": ColourInput}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.instance.pk and not self.initial.get("color"):
+            group = self.initial.get("group") or getattr(self.instance, "group", None)
+            if isinstance(group, (int, str)):
+                group = Group.objects.filter(pk=group).first()
+            self.initial["color"] = services.next_colour(group, offset=_form_index(self.prefix))
+
+
+def _form_index(prefix: str | None) -> int:
+    """Row n of an inline formset ("members-3") gets the n-th free colour."""
+    tail = (prefix or "").rpartition("-")[2]
+    return int(tail) if tail.isdigit() else 0
 
 
 class MemberInline(admin.TabularInline):
     model = Member
+    form = MemberForm
     extra = 0
     fields = ["name", "slug", "color", "order"]
     prepopulated_fields = {"slug": ["name"]}
@@ -90,6 +110,7 @@ class ScrapeForm(forms.Form):
 
 @admin.register(Member)
 class MemberAdmin(admin.ModelAdmin):
+    form = MemberForm
     list_display = ["name", "group", "swatch", "health", "upload_link"]
     list_filter = ["group"]
     search_fields = ["name", "slug"]
@@ -273,7 +294,7 @@ class GalleryImageAdmin(admin.ModelAdmin):
         "phash",
         "sha256",
         "embedding_model",
-        "is_small",
+        "too_small",
         "duplicate_link",
         "looks_like",
         "uploaded_by",
@@ -291,6 +312,11 @@ class GalleryImageAdmin(admin.ModelAdmin):
     @admin.display(description="flags")
     def flag_list(self, image):
         return ", ".join(image.flags()) or "—"
+
+    @admin.display(description="too small")
+    def too_small(self, image):
+        # Plain words: Django's boolean icon drew "not too small" as a red cross.
+        return "yes: smaller than the gallery's minimum" if image.is_small else "no"
 
     @admin.display(description="size")
     def size(self, image):
@@ -329,7 +355,26 @@ class GalleryImageAdmin(admin.ModelAdmin):
 
     @admin.action(description="Approve selected images (those with a face)", permissions=["change"])
     def approve(self, request, queryset):
-        approved, skipped = services.images_approve(images=list(queryset))
+        images = list(queryset.select_related("member", "looks_like__group"))
+        # Images without a face are skipped below anyway; the others' flags deserve a second look.
+        flagged = [(i, i.flags()) for i in images if i.face_box is not None and i.flags()]
+        if flagged and "confirmed" not in request.POST:
+            # A flag is a reason to look twice: say which, and approve only when asked again.
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Approve flagged images?",
+                "opts": self.model._meta,
+                "images": images,
+                "flagged": [
+                    {"image": image, "flags": flags, "thumb": thumbnail(image, 96)}
+                    for image, flags in flagged
+                ],
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(
+                request, "admin/gallery/galleryimage/approve_confirm.html", context
+            )
+        approved, skipped = services.images_approve(images=images)
         self.message_user(request, f"Approved {approved} image(s).", messages.SUCCESS)
         if skipped:
             self.message_user(

@@ -4,6 +4,20 @@ from django.db.models import Count, Q
 
 from gallery.models import GalleryImage, Member
 
+HEALTH_PARTS = [
+    ("approved", "approved"),
+    ("pending", "pending"),
+    ("no face chosen", "no_face"),
+    ("small", "small"),
+    ("duplicates", "duplicates"),
+    ("suspected mislabels", "lookalikes"),
+]
+
+
+def health_parts(counts: dict[str, int]) -> list[tuple[str, int]]:
+    """The health line's (label, count) pairs, in the order pages show them."""
+    return [(label, counts[key]) for label, key in HEALTH_PARTS]
+
 
 def member_health(member: Member) -> dict[str, int]:
     """Counts a curator watches: approved, pending, flagged, duplicates, suspected mislabels."""

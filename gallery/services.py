@@ -58,9 +58,16 @@ def member_get_or_create(*, group: Group, slug: str, name: str | None = None) ->
         group=group,
         slug=slugify(slug),
         name=name or slug.replace("-", " ").title(),
-        color=PALETTE[count % len(PALETTE)],
+        color=next_colour(group),
         order=count,
     )
+
+
+def next_colour(group: Group | None, *, offset: int = 0) -> str:
+    """The palette colour a new member of `group` gets: the first one no member has yet."""
+    taken = set(group.members.values_list("color", flat=True)) if group and group.pk else set()
+    free = [c for c in PALETTE if c not in taken] or PALETTE
+    return free[offset % len(free)]
 
 
 def image_ingest(

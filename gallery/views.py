@@ -11,7 +11,7 @@ from base.api import BadRequest, json_endpoint
 from base.jobs import job_reconcile
 from base.storage import open_for_reading
 from core.images import encode_jpeg, face_crop, shrunk
-from gallery import services
+from gallery import selectors, services
 from gallery.models import GalleryImage, ImageUpload, Member
 
 THUMBNAIL_SIDE = 160
@@ -80,6 +80,11 @@ def pick_face(request, image_id):
             "face_box": image.face_box,
             "flags": image.flags(),
             "embedding_model": image.embedding_model,
+            # The change page's read-only fields, as the admin shows them, to update in place.
+            "fields": {
+                "face_box": str(image.face_box) if image.face_box else "-",
+                "embedding_model": image.embedding_model or "-",
+            },
         }
     )
 
@@ -117,6 +122,9 @@ def _upload_json(row: ImageUpload) -> dict:
         "reason": row.reason,
         "status_url": reverse("gallery:upload_status", args=[row.pk]),
     }
+    if row.state == ImageUpload.State.DONE:
+        # The page's health line follows the uploads it made.
+        body["health"] = selectors.health_parts(selectors.member_health(row.member))
     if row.image is not None:
         body["url"] = reverse("admin:gallery_galleryimage_change", args=[row.image.pk])
         body["flags"] = row.image.flags()

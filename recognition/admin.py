@@ -1,12 +1,16 @@
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from base.admin import JobAdminMixin
 from gallery.admin import GroupAdmin as GalleryGroupAdmin
-from gallery.models import Group
+from gallery.admin import MemberAdmin as GalleryMemberAdmin
+from gallery.models import Group, Member
 from recognition import selectors, services
 from recognition.charts import confusion_png
 from recognition.models import ModelVersion, TrainingRun
@@ -14,6 +18,31 @@ from recognition.models import ModelVersion, TrainingRun
 
 def percent(value) -> str:
     return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def waiting_versions(groups=None):
+    """Versions newer than their group's active one that wait for a curator."""
+    versions = ModelVersion.objects.filter(needs_review=True, is_active=False).select_related(
+        "group"
+    )
+    if groups is not None:
+        versions = versions.filter(group__in=groups)
+    return [v for v in versions if (a := selectors.active_version(v.group)) is None or
+            v.number > a.number]  # fmt: skip
+
+
+def waiting_line(version):
+    """ "v2 waits for review: <why>. Activate…", the link leading to a confirmation."""
+    reason = version.note.removeprefix("waits for review: ")
+    return format_html(
+        '<span class="waits">{} v{} waits for review: {}</span> '
+        '<a class="button activate-link" href="{}">Activate v{}…</a>',
+        version.group,
+        version.number,
+        reason,
+        reverse("admin:recognition_modelversion_activate", args=[version.pk]),
+        version.number,
+    )
 
 
 class GroupAdmin(GalleryGroupAdmin):
@@ -26,14 +55,18 @@ class GroupAdmin(GalleryGroupAdmin):
     @admin.display(description="active model")
     def active_version(self, group):
         version = selectors.active_version(group)
+        waiting = format_html_join(
+            "", "<br>{}", ((waiting_line(v),) for v in waiting_versions([group]))
+        )
         if version is None:
-            return "none yet"
+            return format_html("none yet{}", waiting)
         accuracy = version.metrics.get("accuracy")
         return format_html(
-            '<a href="{}">v{}</a> ({})',
+            '<a href="{}">v{}</a> ({}){}',
             reverse("admin:recognition_modelversion_change", args=[version.pk]),
             version.number,
             "accuracy —" if accuracy is None else f"accuracy {100 * accuracy:.1f}%",
+            waiting,
         )
 
     @admin.action(description="Train a new model version", permissions=["change"])
@@ -74,18 +107,23 @@ admin.site.unregister(Group)
 admin.site.register(Group, GroupAdmin)
 
 
+class MemberAdmin(GalleryMemberAdmin):
+    """The gallery's member list, saying when a trained version waits for a curator."""
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "GET":
+            for version in waiting_versions():
+                self.message_user(request, waiting_line(version), messages.WARNING)
+        return super().changelist_view(request, extra_context)
+
+
+admin.site.unregister(Member)
+admin.site.register(Member, MemberAdmin)
+
+
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = [
-        "__str__",
-        "is_active",
-        "accuracy_col",
-        "coverage",
-        "seed_accuracy",
-        "faces",
-        "needs_review",
-        "created",
-    ]
+    list_display = ["__str__", "status", "accuracy_col", "coverage", "faces", "created"]
     list_filter = ["group", "is_active", "needs_review"]
     actions = ["activate"]
     fields = [
@@ -97,7 +135,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "quality",
         "confusion",
         "videos_changed",
-        "training_counts",
+        "counts",
         "embedding_model",
         "sha256",
         "file",
@@ -118,13 +156,33 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def accuracy_col(self, version):
         return percent(version.metrics.get("accuracy"))
 
-    @admin.display(description="coverage at 99% precision")
+    @admin.display(description="status")
+    def status(self, version):
+        if version.is_active:
+            return mark_safe('<strong class="active">active</strong>')  # fixed markup
+        if version in waiting_versions([version.group]):
+            return waiting_line(version)
+        return "—"
+
+    @admin.display(description="coverage @ 99% precision")
     def coverage(self, version):
         return percent(version.metrics.get("coverage_at_99_precision"))
 
     @admin.display(description="seed method accuracy")
     def seed_accuracy(self, version):
         return percent(version.metrics.get("seed", {}).get("accuracy"))
+
+    @admin.display(description="training faces per member")
+    def counts(self, version):
+        rows = sorted(version.training_counts.items(), key=lambda item: -item[1])
+        return format_html(
+            '<table class="counts">{}</table>',
+            format_html_join(
+                "",
+                "<tr><th>{}</th><td>{}</td></tr>",
+                ((slug.replace("-", " ").title(), count) for slug, count in rows),
+            ),
+        )
 
     @admin.display(description="training faces")
     def faces(self, version):
@@ -189,6 +247,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def get_urls(self):
         return [
             path(
+                "<int:version_id>/activate/",
+                self.admin_site.admin_view(self.activate_view),
+                name="recognition_modelversion_activate",
+            ),
+            path(
                 "<int:version_id>/confusion.png",
                 self.admin_site.admin_view(self.confusion_view),
                 name="recognition_modelversion_confusion",
@@ -206,6 +269,24 @@ class ModelVersionAdmin(admin.ModelAdmin):
         )
         return HttpResponse(png, content_type="image/png")
 
+    def activate_view(self, request, version_id):
+        """Asks, naming the reason it waited, then activates."""
+        version = get_object_or_404(ModelVersion.objects.select_related("group"), pk=version_id)
+        if not self.has_change_permission(request, version):
+            raise PermissionDenied
+        if request.method == "POST":
+            services.model_version_activate(version=version, note="by a curator")
+            self.message_user(request, f"{version} is now active.", messages.SUCCESS)
+            return redirect("admin:recognition_modelversion_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Activate {version}?",
+            "version": version,
+            "active": selectors.active_version(version.group),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/recognition/activate.html", context)
+
     @admin.action(
         description="Activate this version (roll back or forward)", permissions=["change"]
     )
@@ -219,7 +300,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(JobAdminMixin, admin.ModelAdmin):
-    list_display = ["created", "group", "state", "progress_bar", "requests", "reason", "version"]
+    list_display = ["created", "group", "state", "progress_bar", "reason", "result"]
     list_filter = ["group", "state"]
     readonly_fields = [f.name for f in TrainingRun._meta.fields]
 
@@ -228,3 +309,19 @@ class TrainingRunAdmin(JobAdminMixin, admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="result")
+    def result(self, run):
+        version = run.version
+        if version is None:
+            return "—"
+        link = format_html(
+            '<a href="{}">v{}</a>',
+            reverse("admin:recognition_modelversion_change", args=[version.pk]),
+            version.number,
+        )
+        if version.is_active:
+            return format_html("{} is active", link)
+        if version in waiting_versions([version.group]):
+            return waiting_line(version)
+        return format_html("{} (not active)", link)

@@ -16,3 +16,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A file, not Django's in-memory default: its shared-cache mode locks whole tables and ignores
     # the busy timeout, so tests of concurrent writers would fail where the real site does not.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}  # noqa: F405
+
+# Pages render without `collectstatic`, whatever DEBUG the environment sets (the live server
+# serves static files from their source folders).
+STATIC_ROOT = None
+STORAGES = {  # noqa: F405
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

@@ -4,6 +4,7 @@ See .env.example for the variables. A .env file in the checkout is read if prese
 """
 
 import os
+import warnings
 from pathlib import Path
 
 from twicesite import embedded_redis
@@ -52,6 +53,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the site itself, compressed and cached, with DEBUG off too (no web
+    # server in front is needed for the demo or a single-box deploy).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -110,6 +114,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = envpath("STATIC_ROOT", VAR_DIR / "static")
+if DEBUG:
+    # runserver serves from the source folders; collectstatic's folder need not exist yet.
+    warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 # Media files are never served by URL: every one goes through a view that checks access.
 MEDIA_ROOT = envpath("MEDIA_ROOT", BASE_DIR / "media")
 # Local scratch space for work in progress (decoding copies, renders before they are stored);
@@ -124,7 +131,13 @@ STORAGES = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"allow_overwrite": True},
     },
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # With DEBUG off, file names carry a hash of their content (cached for a year by browsers);
+    # that needs `manage.py collectstatic`, which scripts/demo.sh runs.
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if envbool("STATIC_MANIFEST", not DEBUG)
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
 }
 
 # Gallery cleaning limits.
@@ -139,6 +152,9 @@ VIDEO_UPLOADS_PER_HOUR = envint("VIDEO_UPLOADS_PER_HOUR", 10)
 # Long videos are cut into segments of this many seconds, analysed as separate jobs.
 VIDEO_SEGMENT_SECONDS = envint("VIDEO_SEGMENT_SECONDS", 60)
 VIDEO_RENDER_PRESET = envstr("VIDEO_RENDER_PRESET", "veryfast")
+# Faces that are no known member get a grey "unknown" tag, in the labelled MP4 and in the watch
+# page's live overlay alike (one setting, so the two never disagree). Off: only members are shown.
+VIDEO_SHOW_UNKNOWN = envbool("VIDEO_SHOW_UNKNOWN", True)
 # A long video's segments as jobs for several workers: "auto" when more than one worker takes
 # videos; off, one job analyses it on VIDEO_ANALYSIS_PROCESSES with the render behind it.
 VIDEO_SEGMENTS_AS_JOBS = (

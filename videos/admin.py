@@ -13,7 +13,7 @@ class VideoAdmin(JobAdminMixin, admin.ModelAdmin):
         "group",
         "state",
         "progress_bar",
-        "duration_label",
+        "length",
         "created",
     ]
     list_filter = ["state", "group", "is_public"]
@@ -24,6 +24,10 @@ class VideoAdmin(JobAdminMixin, admin.ModelAdmin):
         "segments", "segments_done", "timings", "created", "started", "finished",
     ]  # fmt: skip
     fields = ["title", "owner", "group", "is_public", *readonly_fields]
+
+    @admin.display(description="length", ordering="duration")
+    def length(self, video):
+        return video.duration_label()
 
 
 @admin.register(Correction)

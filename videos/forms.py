@@ -2,15 +2,46 @@ from django import forms
 from django.contrib.auth.forms import UserCreationForm
 
 from gallery.models import Group
+from videos.services import VIDEO_SUFFIXES
 
 
-class UploadForm(forms.Form):
+class PlainErrors:
+    """A form whose errors read as one sentence, for JSON answers and messages."""
+
+    def error_sentence(self) -> str:
+        parts = []
+        for name, errors in self.errors.items():
+            text = " ".join(errors)
+            if name in self.fields:
+                text = f"{self.fields[name].label or name.replace('_', ' ').capitalize()}: {text}"
+            parts.append(text)
+        return " ".join(parts)
+
+
+class UploadForm(PlainErrors, forms.Form):
     group = forms.ModelChoiceField(
         queryset=Group.objects.filter(versions__is_active=True).distinct()
     )
     title = forms.CharField(max_length=200, required=False)
     is_public = forms.BooleanField(required=False, label="Anyone with the link can watch")
-    file = forms.FileField()
+    file = forms.FileField(
+        widget=forms.ClearableFileInput(
+            # The chooser offers videos first; the server still checks every file.
+            attrs={"accept": ",".join(["video/*", *sorted(VIDEO_SUFFIXES)])}
+        )
+    )
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")  # labels sit above their fields, bold
+        super().__init__(*args, **kwargs)
+        groups = list(self.fields["group"].queryset[:2])
+        if len(groups) == 1:
+            self.fields["group"].initial = groups[0].pk  # nothing to choose
+
+
+class VideoEditForm(PlainErrors, forms.Form):
+    title = forms.CharField(max_length=200, strip=True)
+    is_public = forms.BooleanField(required=False, label="Anyone with the link can watch")
 
 
 class SignupForm(UserCreationForm):

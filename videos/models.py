@@ -7,6 +7,7 @@ from django.db import models
 from django.urls import reverse
 
 from base.models import Job
+from base.names import safe_filename
 from core.media.probe import VideoInfo
 
 
@@ -87,6 +88,11 @@ class Video(Job):
     def info(self) -> VideoInfo | None:
         """The stored probe result, or None for a video stored before it was kept."""
         return VideoInfo.from_json(self.probe_facts) if self.probe_facts else None
+
+    def download_name(self, suffix: str) -> str:
+        """A download's file name from the title the fan gave ("Stage-labelled.mp4"), made safe:
+        a title is free text, and may hold slashes, quotes or control characters."""
+        return safe_filename(str(self), suffix)
 
     def duration_label(self) -> str:
         if self.duration is None:
@@ -322,4 +328,5 @@ class Fancam(Job):
 
     def download_name(self) -> str:
         extra = "-highlights" if self.highlights else ""
-        return f"{self.video}-{self.member.slug}-fancam-{self.aspect.replace(':', 'x')}{extra}.mp4"
+        aspect = self.aspect.replace(":", "x")
+        return self.video.download_name(f"-{self.member.slug}-fancam-{aspect}{extra}.mp4")

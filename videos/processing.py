@@ -119,9 +119,13 @@ def _analyze_and_render(video: Video, attempt: int, source, info: VideoInfo, pro
     progress.update(timings={**analysis.timings, "tracks": len(analysis.tracks)})
 
 
-def member_looks(group) -> dict[str, tuple[str, tuple[int, int, int]]]:
-    """How each member of the group is labelled: slug -> (name, RGB)."""
-    return {m.slug: (m.name, _rgb(m.color)) for m in group.members.all()}
+def member_looks(group) -> dict[str | None, tuple[str, tuple[int, int, int]]]:
+    """How each member of the group is labelled: slug -> (name, RGB); and None -> the tag of
+    an unknown face, with settings.VIDEO_SHOW_UNKNOWN (as labels_by_frame draws them)."""
+    looks = {m.slug: (m.name, _rgb(m.color)) for m in group.members.all()}
+    if settings.VIDEO_SHOW_UNKNOWN:
+        looks[None] = (UNKNOWN_NAME, _rgb(UNKNOWN_COLOUR))
+    return looks
 
 
 def _rgb(color: str) -> tuple[int, int, int]:
@@ -381,19 +385,29 @@ def _store(video, analysis, version, info, saved: list[str]) -> None:
     Video.objects.filter(pk=video.pk).update(model_version=version, cuts=list(analysis.cuts))
 
 
-def labels_by_frame(video: Video) -> dict[int, list[Label]]:
-    """The name tags to draw, frame by frame: every named face's box, in its member's colour."""
+# The tag of a face that is no known member, as the watch page's overlay draws it too.
+UNKNOWN_NAME, UNKNOWN_COLOUR = "unknown", "#bbbbbb"
+
+
+def labels_by_frame(video: Video, *, unknown: bool | None = None) -> dict[int, list[Label]]:
+    """The name tags to draw, frame by frame: every named face's box, in its member's colour,
+    and (with settings.VIDEO_SHOW_UNKNOWN) every other face's, in grey."""
+    if unknown is None:
+        unknown = settings.VIDEO_SHOW_UNKNOWN
     labels: dict[int, list[Label]] = defaultdict(list)
+    rows = Detection.objects.filter(video=video, track__is_face=True)
+    if not unknown:
+        rows = rows.filter(track__member__isnull=False)
     rows = (
-        Detection.objects.filter(video=video, track__is_face=True, track__member__isnull=False)
-        .order_by("track__number", "frame")  # drawn in track order, as the analysis drew them
+        rows.order_by("track__number", "frame")  # drawn in track order, as the analysis drew them
         .values_list(
             "frame", "left", "top", "right", "bottom", "track__member__name", "track__member__color"
         )
         .iterator(chunk_size=5000)
     )
     for frame, left, top, right, bottom, name, color in rows:
-        labels[frame].append(Label((left, top, right, bottom), name, _rgb(color)))
+        box = (left, top, right, bottom)
+        labels[frame].append(Label(box, name or UNKNOWN_NAME, _rgb(color or UNKNOWN_COLOUR)))
     return labels
 
 

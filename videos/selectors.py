@@ -97,3 +97,22 @@ def tracks_for_review(video: Video):
         )
         .order_by("confidence", "number")
     )
+
+
+TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
+
+
+def time_ticks(duration: float | None, *, most: int = 6) -> list[dict]:
+    """Marks for the timeline's time axis: at most `most` + 1 round times, each with its place
+    in % of the video and its label ("0:30")."""
+    if not duration or duration <= 0:
+        return []
+    step = next((s for s in TICK_STEPS if duration / s <= most), TICK_STEPS[-1])
+    ticks, at = [], 0
+    while at <= duration + 1e-6:
+        minutes, seconds = divmod(at, 60)
+        hours, minutes = divmod(minutes, 60)
+        label = f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+        ticks.append({"left": 100 * at / duration, "label": label})
+        at += step
+    return ticks

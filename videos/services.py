@@ -33,15 +33,14 @@ def video_check_upload(*, name: str, size: int, owner=None) -> None:
     """Refuse what is certainly not acceptable before a byte is stored."""
     suffix = PurePosixPath(name).suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
-        raise VideoRejected(
-            f"{name!r} is not a video file we take ({', '.join(sorted(VIDEO_SUFFIXES))})"
-        )
+        kinds = ", ".join(sorted(VIDEO_SUFFIXES))
+        raise VideoRejected(f"“{name}” is not a video file. Choose one of these kinds: {kinds}.")
     if size > settings.VIDEO_MAX_BYTES:
         raise VideoRejected(
-            f"the file is {size_label(size)}; the limit is {size_label(settings.VIDEO_MAX_BYTES)}"
+            f"This file is {size_label(size)}; the limit is {size_label(settings.VIDEO_MAX_BYTES)}."
         )
     if size == 0:
-        raise VideoRejected("the file is empty")
+        raise VideoRejected("This file is empty.")
     _check_upload_rate(owner)
 
 
@@ -72,8 +71,11 @@ def video_submit(
     try:
         info = probe(source)
     except MediaError as exc:
-        # The message names the file; say it with the name the fan knows.
-        raise VideoRejected(str(exc).replace(source.name, name)) from None
+        # ffmpeg's words go to the log for whoever debugs it; the fan reads plain ones.
+        log.info("upload %r refused: %s", name, str(exc).replace(source.name, name))
+        with source.open("rb") as handle:
+            head = handle.read(12)
+        raise VideoRejected(plain_media_error(str(exc), head=head)) from None
     if recognition_selectors.active_version(group) is None:
         raise VideoRejected(f"{group} has no trained model yet; a curator must train one first")
     video = Video(
@@ -103,6 +105,40 @@ def video_submit(
     except BaseException:
         delete_tree(video.storage_folder())
         raise
+    return video
+
+
+CUT_SHORT = "This file is cut short: it looks like the upload stopped early. Try again."
+# (what ffmpeg or the probe said, what a fan reads), the first that matches wins.
+MEDIA_ERRORS = [
+    ("file is empty", "This file is empty."),
+    ("is a still image", "This is a still image, not a video."),
+    ("audio-only", "This file has sound but no picture: choose a video."),
+    (
+        "truncated or corrupt",
+        "This file is cut short or damaged: part of it cannot be read. If the upload stopped "
+        "early, try again.",
+    ),
+    ("", "This is not a video file, or not one that can be read."),
+]
+
+
+def plain_media_error(message: str, *, head: bytes = b"") -> str:
+    """What the probe said about a file that is not a usable video, in a fan's words.
+
+    An MP4 whose index (the moov atom, written last by most cameras) is missing but which
+    starts as an MP4 does (an ftyp box) is one whose upload or copy stopped early; any other
+    file ffmpeg cannot open is not a video."""
+    if "moov atom not found" in message and head[4:8] == b"ftyp":
+        return CUT_SHORT
+    return next(plain for needle, plain in MEDIA_ERRORS if needle in message)
+
+
+def video_update(*, video: Video, title: str, is_public: bool) -> Video:
+    """Rename a video or change who can watch it."""
+    video.title = title[:200] or video.title
+    video.is_public = is_public
+    video.save(update_fields=["title", "is_public"])
     return video
 
 

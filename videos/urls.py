@@ -10,6 +10,7 @@ urlpatterns = [
     path("videos/<uuid:uuid>/progress.json", views.progress, name="progress"),
     path("videos/<uuid:uuid>/retry/", views.retry, name="retry"),
     path("videos/<uuid:uuid>/delete/", views.delete, name="delete"),
+    path("videos/<uuid:uuid>/edit/", views.edit, name="edit"),
     path("videos/<uuid:uuid>/review/", views.review, name="review"),
     path("videos/<uuid:uuid>/corrections/", views.correct, name="correct"),
     path("videos/<uuid:uuid>/tracks/<int:number>.jpg", views.thumbnail, name="thumbnail"),

@@ -13,7 +13,7 @@ from base.jobs import job_reconcile
 from base.units import size_label
 from videos import corrections, exports, fancams, selectors, services
 from videos.files import ranged_file_response
-from videos.forms import SignupForm, UploadForm
+from videos.forms import SignupForm, UploadForm, VideoEditForm
 from videos.models import Correction, Fancam
 
 
@@ -49,12 +49,10 @@ def upload(request):
         declared = 0
     if declared > settings.VIDEO_MAX_BYTES + 1_000_000:
         limit = size_label(settings.VIDEO_MAX_BYTES)
-        return JsonResponse({"error": f"the file is over the {limit} limit"}, status=413)
+        return JsonResponse({"error": f"This file is over the {limit} limit."}, status=413)
     form = UploadForm(request.POST, request.FILES)
     if not form.is_valid():
-        return JsonResponse(
-            {"error": "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())}, status=400
-        )
+        return JsonResponse({"error": form.error_sentence()}, status=400)
     try:
         video = services.video_upload(
             upload=form.cleaned_data["file"],
@@ -71,8 +69,6 @@ def upload(request):
 
 
 def reverse_progress(video):
-    from django.urls import reverse
-
     return reverse("videos:progress", args=[video.uuid])
 
 
@@ -84,12 +80,16 @@ def watch(request, uuid):
         "video": video,
         "can_edit": selectors.can_edit(request.user, video),
         "can_delete": selectors.can_delete(request.user, video),
+        "share_url": request.build_absolute_uri(video.get_absolute_url()),
+        "labelled_name": video.download_name("-labelled.mp4"),
     }
     if video.state == video.State.DONE:
         members = list(video.group.members.all())
         context |= {
             "screen_time": selectors.screen_time(video),
             "timeline": selectors.timeline(video),
+            "ticks": selectors.time_ticks(video.duration),
+            "show_unknown": settings.VIDEO_SHOW_UNKNOWN,
             "members": members,
             # Rendered with json_script: a name is data, never markup.
             "members_data": {m.slug: {"name": m.name, "color": m.color} for m in members},
@@ -119,6 +119,22 @@ def retry(request, uuid):
 
 
 @require_POST
+def edit(request, uuid):
+    """Its owner (or a curator) renames a video or changes who can watch it."""
+    video = selectors.video_for_viewer(request.user, uuid)
+    if not selectors.can_edit(request.user, video):
+        raise Http404("No such video")
+    form = VideoEditForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, form.error_sentence())
+        return redirect(video)
+    services.video_update(video=video, **form.cleaned_data)
+    sharing = "anyone with the link can watch it" if video.is_public else "only you can watch it"
+    messages.success(request, f"Saved “{video}”: {sharing}.")
+    return redirect(video)
+
+
+@require_POST
 def delete(request, uuid):
     video = selectors.video_for_viewer(request.user, uuid)
     if not selectors.can_delete(request.user, video):
@@ -135,7 +151,8 @@ def media_file(request, uuid, kind):
     field = {"labelled": video.labelled, "original": video.original}[kind]
     if not field:
         raise Http404("not there yet")
-    name = f"{video}-labelled.mp4" if kind == "labelled" else video.original_name
+    # The original keeps the name it was uploaded under; what is made from it is named by title.
+    name = video.download_name("-labelled.mp4") if kind == "labelled" else video.original_name
     return ranged_file_response(request, field, "video/mp4", filename=name)
 
 
@@ -152,7 +169,7 @@ def predictions(request, uuid, fmt):
         response = HttpResponse(exports.webvtt(video), content_type="text/vtt; charset=utf-8")
     if request.GET.get("download"):
         response["Content-Disposition"] = content_disposition_header(
-            True, f"predictions-{video.pk}.{fmt}"
+            True, video.download_name(f"-predictions.{fmt}")
         )
     return response
 

@@ -41,7 +41,9 @@ PART_SECONDS = 10.0
 RENDER_NICENESS = 10
 LAST = sys.maxsize  # "every frame is final"
 
-Looks = dict[str, tuple[str, tuple[int, int, int]]]  # member slug -> (name, RGB)
+# Member slug -> (name, RGB) of her tag; None -> the tag of a face nobody was named for (left
+# out: unknown faces are not tagged).
+Looks = dict[str | None, tuple[str, tuple[int, int, int]]]
 
 
 def part_bounds(info: VideoInfo, processes: int) -> list[tuple[int, int]]:
@@ -56,7 +58,7 @@ def track_labels(tracks: Iterable[Track], looks: Looks) -> dict[int, list[Label]
     """Frame -> the labels of these named tracks, drawn in the order of the tracks."""
     labels: dict[int, list[Label]] = defaultdict(list)
     for track in tracks:
-        look = looks.get(track.label) if track.label else None
+        look = looks.get(track.label)
         if look is not None:
             name, rgb = look
             for frame, box in track.boxes.items():

@@ -17,6 +17,12 @@ document.addEventListener("DOMContentLoaded", function () {
           if (!ok) { help.textContent = data.error || "could not choose that face"; return; }
           chosen = data.face_box;
           draw();
+          // The read-only fields below the picker say what was just chosen, not what the page
+          // was loaded with.
+          for (const [name, text] of Object.entries(data.fields || {})) {
+            const field = document.querySelector(`.field-${name} .readonly`);
+            if (field) field.textContent = text;
+          }
           help.textContent = "Face chosen. " + (data.flags.length ? "Flags: " + data.flags.join(", ") : "No flags.") + " Approve it from the status field or the list.";
         });
     }

@@ -16,6 +16,20 @@
       `${counts.rejected + counts.error} refused` + (left ? ` · ${left} to go` : "");
   }
 
+  // The health line at the top, redrawn from the counts the last finished upload sent.
+  function showHealth(parts) {
+    const line = document.getElementById("health-line");
+    if (!line) return;
+    line.replaceChildren();
+    parts.forEach(([label, count], i) => {
+      if (i) line.append(" · ");
+      const span = document.createElement("span");
+      span.className = count ? "health-True" : "health-False";
+      span.textContent = `${count} ${label}`;
+      line.append(span);
+    });
+  }
+
   function row(file) {
     const li = document.createElement("li");
     li.innerHTML = '<div class="info"><div class="name"></div><progress max="100" value="0"></progress><div class="outcome"></div></div>';
@@ -29,8 +43,11 @@
     counts[outcome] += 1;
     li.className = outcome;
     li.querySelector("progress").remove();
-    const text = ok ? [body.outcome, body.reason, (body.flags || []).join(", ")].filter(Boolean).join(": ")
+    // The reason often is the flag ("3 faces"): say each thing once.
+    const flags = (body.flags || []).filter((flag) => flag !== body.reason);
+    const text = ok ? [body.outcome, body.reason, flags.join(", ")].filter(Boolean).join(": ")
       : (body.error || "upload failed");
+    if (body.health) showHealth(body.health);
     li.querySelector(".outcome").textContent = text;
     if (body.thumbnail) {
       const link = document.createElement("a");

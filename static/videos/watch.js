@@ -7,6 +7,8 @@
   const members = JSON.parse(document.getElementById("members").textContent);
   const playhead = document.getElementById("playhead");
   const timeline = document.getElementById("timeline");
+  // The labelled MP4 draws unknown faces or not by the same setting (VIDEO_SHOW_UNKNOWN).
+  const showUnknown = root.dataset.showUnknown === "1";
   let byFrame = null, fps = 30, frameSize = null;
 
   function load() {
@@ -16,6 +18,7 @@
       frameSize = [data.video.width, data.video.height];
       byFrame = new Map();
       for (const d of data.detections) {
+        if (!d.member && !showUnknown) continue;
         if (!byFrame.has(d.frame)) byFrame.set(d.frame, []);
         byFrame.get(d.frame).push(d);
       }

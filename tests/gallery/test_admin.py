@@ -147,3 +147,43 @@ def test_member_photo_is_their_first_approved_face_for_review_pages(
     response = client.get(url)
     assert response.status_code == 200
     assert response["Content-Type"] == "image/jpeg"
+
+
+def test_approving_a_flagged_image_asks_again_naming_its_flags(client, curator, image, tom, keanu):
+    GalleryImage.objects.filter(pk=image.pk).update(looks_like=keanu, duplicate_of=None)
+    url = reverse("admin:gallery_galleryimage_changelist")
+    client.force_login(curator)
+    asked = client.post(url, {"action": "approve", "_selected_action": [image.pk]})
+    assert asked.status_code == 200
+    page = asked.content.decode()
+    assert "Approve flagged images?" in page and "looks like Keanu Reeves" in page
+    image.refresh_from_db()
+    assert image.status == GalleryImage.Status.PENDING  # nothing approved yet
+    done = client.post(
+        url, {"action": "approve", "_selected_action": [image.pk], "confirmed": "1"}, follow=True
+    )
+    assert b"Approved 1 image(s)." in done.content
+    image.refresh_from_db()
+    assert image.status == GalleryImage.Status.APPROVED
+
+
+def test_an_image_without_flags_is_approved_at_once(client, curator, image):
+    client.force_login(curator)
+    response = client.post(
+        reverse("admin:gallery_galleryimage_changelist"),
+        {"action": "approve", "_selected_action": [image.pk]},
+        follow=True,
+    )
+    assert b"Approved 1 image(s)." in response.content
+
+
+def test_a_new_member_gets_the_next_free_palette_colour_and_a_picker(client, curator, tom):
+    from gallery.models import PALETTE
+
+    client.force_login(curator)
+    page = client.get(reverse("admin:gallery_member_add") + f"?group={tom.group.pk}")
+    html = page.content.decode()
+    assert 'type="color"' in html
+    assert f'value="{PALETTE[1]}"' in html  # Tom has the first colour
+    group_page = client.get(reverse("admin:gallery_group_change", args=[tom.group.pk])).content
+    assert b'type="color"' in group_page

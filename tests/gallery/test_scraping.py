@@ -111,15 +111,45 @@ def test_scraping_again_finds_only_duplicates(image_search, tom, capsys):
     assert image_search == ["tom hanks", "tom hanks"]
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_search_that_fails_finishes_with_nothing_added(image_search, tom):
-    run = scrape_start(member=tom, count=3, engine="baidu", enqueue=False)
+def run_scrape(run):
+    """The scrape as its job runs it: a failure is on the row, then raised."""
     from gallery.scraping import scrape_run
 
-    run = scrape_run(run=run)
-    assert run.state == ScrapeRun.State.DONE
+    with pytest.raises(Exception) as raised:
+        scrape_run(run=run)
+    run.refresh_from_db()
+    return run, raised.value
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_search_that_fails_ends_failed_with_the_answer_it_got(image_search, tom):
+    run = scrape_start(member=tom, count=3, engine="baidu", enqueue=False)
+    run, _ = run_scrape(run)
+    assert run.state == ScrapeRun.State.FAILED
+    assert run.error == "could not reach the search engine (127.0.0.1): it answered HTTP 404"
     assert run.added == 0
     assert GalleryImage.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("http://www.bing.invalid/images/async", "www.bing.invalid): no network (its name"),
+        ("http://127.0.0.1:9/images/async", "127.0.0.1): the connection was refused"),
+    ],
+    ids=["name-not-resolved", "connection-refused"],
+)
+def test_a_search_engine_that_cannot_be_reached_fails_the_run_saying_why(
+    settings, tom, address, reason
+):
+    settings.SCRAPE_SEARCH_URLS = {"bing": address + "?q={keyword}&first={offset}"}
+    run = scrape_start(member=tom, count=3, engine="bing", enqueue=False)
+    run, raised = run_scrape(run)
+    assert run.state == ScrapeRun.State.FAILED
+    assert run.error.startswith("could not reach the search engine (") and reason in run.error
+    assert str(raised) == run.error  # in plain words, not an exception's type and repr
+    assert run.stage != "done"
 
 
 @pytest.mark.django_db

@@ -22,7 +22,10 @@ def test_home_page_renders_and_admin_login_works(page, django_user_model):
     page.fill("#id_username", "curator")
     page.fill("#id_password", "wrong")
     page.click("button[type=submit]")
-    assert page.locator(".error").is_visible()
+    # One clear error, not Django's and the template's both.
+    errors = page.locator(".errorlist li, p.error")
+    assert errors.count() == 1 and "correct username and password" in errors.inner_text()
+    page.screenshot(path="/tmp/shots-site/login-error-laptop.png")
 
     page.fill("#id_username", "curator")
     page.fill("#id_password", "s3cret-pass!")
@@ -32,3 +35,20 @@ def test_home_page_renders_and_admin_login_works(page, django_user_model):
     page.wait_for_url("**/admin/")
     assert "Site administration" in page.content()
     assert get_user_model().objects.get(username="curator").last_login is not None
+
+
+@pytest.mark.django_db
+def test_only_staff_are_offered_the_admin_on_the_home_page(client, django_user_model):
+    fan = django_user_model.objects.create_user("fan", password="pw-fan-123")
+    staff = django_user_model.objects.create_user("cur", password="pw-cur-123", is_staff=True)
+    assert b"Open the admin" not in client.get("/").content
+    client.force_login(fan)
+    assert b"Open the admin" not in client.get("/").content
+    client.force_login(staff)
+    assert b"Open the admin" in client.get("/").content
+
+
+@pytest.mark.django_db
+def test_sign_up_errors_are_shown_as_errors(client):
+    page = client.post("/accounts/signup/", {"username": "x", "password1": "a", "password2": "b"})
+    assert b'class="errorlist"' in page.content

@@ -139,3 +139,113 @@ def test_a_range_reply_names_the_file_in_a_well_formed_header(client, fan, proce
     header["Content-Disposition"] = part["Content-Disposition"]
     assert header.get_content_disposition() == "inline"
     assert header.get_filename() == name.rsplit("/", 1)[-1]
+
+
+@pytest.mark.parametrize(
+    ("title", "stem"),
+    [
+        ("My 6s clip", "My 6s clip"),
+        ("../../etc/passwd", "etc_passwd"),
+        ('<b>"Nayeon"</b>\r\n', "b__Nayeon___b"),
+        ("..", "video"),
+        ("나연 직캠", "나연 직캠"),
+    ],
+)
+def test_downloads_are_named_after_the_title_made_safe(client, fan, processed_video, title, stem):
+    from email.message import Message
+
+    processed_video.title = title
+    processed_video.save()
+    client.force_login(fan)
+    made = {
+        client.get(urls(processed_video)["labelled"]): f"{stem}-labelled.mp4",
+        client.get(urls(processed_video)["json"] + "?download=1"): f"{stem}-predictions.json",
+        client.get(urls(processed_video)["csv"] + "?download=1"): f"{stem}-predictions.csv",
+        client.get(urls(processed_video)["vtt"] + "?download=1"): f"{stem}-predictions.vtt",
+    }
+    for response, expected in made.items():
+        header = Message()
+        header["Content-Disposition"] = response["Content-Disposition"]
+        assert header.get_filename() == expected
+
+
+def test_relative_times_read_as_people_say_them():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from base.names import time_ago
+
+    now = timezone.now()
+    said = {s: time_ago(now - timedelta(seconds=s), now=now) for s in (5, 70, 180, 7300, 90000)}
+    assert said == {
+        5: "just now",
+        70: "1 minute ago",
+        180: "3 minutes ago",
+        7300: "2 hours ago",
+        90000: "yesterday",
+    }
+
+
+def test_the_list_says_just_now_and_offers_delete_to_the_owner(client, fan, processed_video):
+    client.force_login(fan)
+    page = client.get(reverse("videos:list")).content.decode()
+    assert "just now" in page and "0 minutes" not in page
+    assert reverse("videos:delete", args=[processed_video.uuid]) in page
+
+
+def test_the_owner_renames_a_video_and_shares_it_by_link(client, fan, other_fan, processed_video):
+    url = reverse("videos:edit", args=[processed_video.uuid])
+    client.force_login(other_fan)
+    assert client.post(url, {"title": "Mine now", "is_public": "on"}).status_code == 404
+    client.force_login(fan)
+    assert client.get(url).status_code == 405
+    client.post(url, {"title": "  Encore  ", "is_public": "on"})
+    processed_video.refresh_from_db()
+    assert (processed_video.title, processed_video.is_public) == ("Encore", True)
+    client.post(url, {"title": "Encore"})
+    processed_video.refresh_from_db()
+    assert processed_video.is_public is False
+    page = client.get(reverse("videos:watch", args=[processed_video.uuid])).content.decode()
+    assert "Private: only you" in page and 'id="copy-link"' not in page
+
+
+def test_the_site_has_real_error_pages_and_a_favicon(client):
+    response = client.get("/no/such/page/")
+    assert response.status_code == 404
+    assert b"Nothing here" in response.content and b"twicesite/base.css" in response.content
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon["Content-Type"] == "image/x-icon"
+    assert b"".join(icon.streaming_content)[:4] == b"\x00\x00\x01\x00"  # an ICO file
+
+
+def test_the_500_page_renders_with_no_context_at_all():
+    from django.template import loader
+
+    html = loader.get_template("500.html").render()
+    assert "Something went wrong" in html and "{%" not in html
+
+
+@pytest.mark.parametrize("show", [True, False])
+def test_one_setting_decides_whether_unknown_faces_are_drawn_in_the_mp4_and_the_overlay(
+    client, fan, processed_video, settings, show
+):
+    from videos.processing import labels_by_frame
+
+    settings.VIDEO_SHOW_UNKNOWN = show
+    frame = labels_by_frame(processed_video)[15]  # Nayeon and the stranger are both on screen
+    names = sorted(label.text for label in frame)
+    assert names == (["Nayeon", "unknown"] if show else ["Nayeon"])
+    client.force_login(fan)
+    page = client.get(reverse("videos:watch", args=[processed_video.uuid])).content.decode()
+    assert f'data-show-unknown="{1 if show else 0}"' in page
+
+
+def test_the_time_axis_has_round_marks_across_the_video():
+    from videos.selectors import time_ticks
+
+    assert [t["label"] for t in time_ticks(1.0)] == ["0:00", "0:01"]
+    assert [t["label"] for t in time_ticks(200)] == ["0:00", "1:00", "2:00", "3:00"]
+    assert [t["label"] for t in time_ticks(50)][:3] == ["0:00", "0:10", "0:20"]
+    assert time_ticks(200)[-1]["left"] == pytest.approx(90.0)
+    assert time_ticks(None) == []

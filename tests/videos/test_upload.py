@@ -44,10 +44,10 @@ def test_the_upload_page_needs_a_login(client):
         (
             "notes.mp4",
             b"this is a text file, not a video\n" * 10,
-            "notes.mp4: not a readable video",
+            "This is not a video file",
         ),
         ("empty.mp4", b"", "empty"),
-        ("song.mp3.exe", b"MZ" * 100, "is not a video file we take"),
+        ("song.mp3.exe", b"MZ" * 100, "“song.mp3.exe” is not a video file. Choose one of"),
     ],
     ids=["text-named-mp4", "zero-byte", "wrong-type"],
 )
@@ -67,15 +67,43 @@ def test_a_truncated_mp4_is_refused(client, fan, group, trained, clip):
     data = clip.read_bytes()
     response = post(client, group, "cut.mp4", data[: len(data) // 3])
     assert response.status_code == 400
+    # ffmpeg says "moov atom not found"; the fan reads what happened and what to do.
+    assert response.json()["error"] == (
+        "This file is cut short: it looks like the upload stopped early. Try again."
+    )
     assert Video.objects.count() == 0
+
+
+def test_an_audio_file_is_refused_as_sound_without_picture(client, fan, group, trained, tmp_path):
+    import subprocess
+
+    from core.media.probe import ffmpeg_exe
+
+    song = tmp_path / "song.mp4"
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac",
+         str(song)],
+        check=True,
+    )  # fmt: skip
+    client.force_login(fan)
+    response = post(client, group, "song.mp4", song.read_bytes())
+    assert response.status_code == 400
+    assert response.json()["error"] == "This file has sound but no picture: choose a video."
+
+
+def test_the_only_group_is_preselected_and_the_chooser_offers_videos(client, fan, group, trained):
+    client.force_login(fan)
+    page = client.get(reverse("videos:upload")).content.decode()
+    assert f'<option value="{group.pk}" selected>' in page
+    assert 'accept="video/*,.3gp,.avi,' in page
 
 
 @pytest.mark.parametrize(
     ("limit", "sent", "message"),
     [
-        (1000, 5000, "the file is 5 kB; the limit is 1 kB"),
-        (500, 2_500_000, "the file is over the 500 bytes limit"),
-        (1_500_000, 2_200_000, "the file is 2.2 MB; the limit is 1.5 MB"),
+        (1000, 5000, "This file is 5 kB; the limit is 1 kB."),
+        (500, 2_500_000, "This file is over the 500 bytes limit."),
+        (1_500_000, 2_200_000, "This file is 2.2 MB; the limit is 1.5 MB."),
     ],
 )
 def test_a_file_over_the_limit_is_refused_with_both_sizes_in_plain_words(
