@@ -108,15 +108,37 @@ def _analyze_and_render(video: Video, attempt: int, source, info: VideoInfo, pro
 
     with work_dir() as folder:
         target = folder / "labelled.mp4"
+        aside = _TracksAside(folder)
         analysis = analyze_and_render(
             source, target, info=info, bounds=part_bounds(info, processes), processes=processes,
             classifier=model_version_load(version), looks=member_looks(video.group),
             embedder=_embedder(video), preset=settings.VIDEO_RENDER_PRESET, progress=report,
+            on_final=aside.add,
         )  # fmt: skip
         progress(OVERLAP_ANALYSIS + OVERLAP_RENDER, "saving predictions", force=True)
-        store_analysis(video=video, attempt=attempt, analysis=analysis, version=version, info=info)
+        store_analysis(
+            video=video, attempt=attempt, analysis=analysis, version=version, info=info,
+            tracks=aside.tracks(),
+        )  # fmt: skip
         _store_labelled(video, target)
-    progress.update(timings={**analysis.timings, "tracks": len(analysis.tracks)})
+    progress.update(timings={**analysis.timings, "tracks": aside.count})
+
+
+class _TracksAside:
+    """Named tracks put in files as they become final, and read back one batch at a time to
+    be stored: a long video's tracks (strips, boxes, samples) never all sit in memory."""
+
+    def __init__(self, folder) -> None:
+        self.folder, self.batches, self.count = folder, 0, 0
+
+    def add(self, tracks: list) -> None:
+        segments.save(Analysis(tracks=tracks, frames=0), self.folder / f"named-{self.batches}.npz")
+        self.batches += 1
+        self.count += len(tracks)
+
+    def tracks(self):
+        for number in range(self.batches):
+            yield from segments.load(self.folder / f"named-{number}.npz").tracks
 
 
 def member_looks(group) -> dict[str | None, tuple[str, tuple[int, int, int]]]:
@@ -324,28 +346,32 @@ def _finish(video: Video, attempt: int, source, info, analysis: Analysis, progre
 
 
 def store_analysis(
-    *, video: Video, attempt: int | None = None, analysis: Analysis, version, info
+    *, video: Video, attempt: int | None = None, analysis: Analysis, version, info, tracks=None
 ) -> None:
-    """Replace the video's tracks and detections with these (a retried job starts clean)."""
+    """Replace the video's tracks and detections with the analysis's (or `tracks`, an
+    iterable of them read as they are stored); a retried job starts clean."""
     saved: list[str] = []
     try:
         with transaction.atomic():
             if attempt is not None:
                 job_fence(Video, video.pk, attempt, lock=True)  # no delete until this commits
-            _store(video, analysis, version, info, saved)
+            _store(video, analysis.tracks if tracks is None else tracks, version, info, saved)
+            Video.objects.filter(pk=video.pk).update(
+                model_version=version, cuts=list(analysis.cuts)
+            )
     except BaseException:
         for name in saved:  # the rows are gone with the rollback; so go their strips
             default_storage.delete(name)
         raise
 
 
-def _store(video, analysis, version, info, saved: list[str]) -> None:
+def _store(video, tracks, version, info, saved: list[str]) -> None:
     video.tracks.all().delete()  # their strips go when this commits
     members = {m.slug: m for m in video.group.members.all()}
     embedder_id = version.embedding_model  # the analysis used the version's model
     fps = info.fps or 30.0
     rows = []
-    for track in analysis.tracks:
+    for track in tracks:
         samples = np.asarray(track.samples, dtype=np.float32)
         row = Track.objects.create(
             video=video,
@@ -381,8 +407,13 @@ def _store(video, analysis, version, info, saved: list[str]) -> None:
             )
             for f, b in sorted(track.boxes.items())
         ]
-    Detection.objects.bulk_create(rows, batch_size=5000)
-    Video.objects.filter(pk=video.pk).update(model_version=version, cuts=list(analysis.cuts))
+        if len(rows) >= DETECTION_BATCH:  # a long video's rows need not all be in memory
+            Detection.objects.bulk_create(rows)
+            rows = []
+    Detection.objects.bulk_create(rows)
+
+
+DETECTION_BATCH = 5000
 
 
 # The tag of a face that is no known member, as the watch page's overlay draws it too.

@@ -81,10 +81,15 @@ def analyze_and_render(
     crf: int = DEFAULT_CRF,
     progress: Callable[[float, float], None] | None = None,
     niceness: int | None = None,
+    on_final: Callable[[list[Track]], None] | None = None,
 ) -> Analysis:
     """Analyse the video at `path` in `bounds` parts on `processes` processes, name its tracks
     with `classifier`, and render the labelled video to `target` meanwhile; returns the named
-    analysis once both are done. progress(analysed %, rendered %) comes now and then."""
+    analysis once both are done. progress(analysed %, rendered %) comes now and then.
+
+    With `on_final`, each batch of final, named tracks goes there instead (in order of their
+    numbers) and is let go: the analysis returned has no tracks, and memory stays flat however
+    long the video."""
     niceness = RENDER_NICENESS if niceness is None else niceness
     render_process = _RenderProcess(path, target, info, preset, crf, niceness)
     frames_done = [0.0]
@@ -96,17 +101,20 @@ def analyze_and_render(
             progress(percent, render_process.percent())
 
     try:
-        stitcher = Stitcher([start for start, _ in bounds], settings=settings)
+        stitcher = Stitcher(
+            [start for start, _ in bounds], settings=settings, keep=on_final is None
+        )
         parts = parts_in_order(
             path, info=info, bounds=bounds, processes=processes, settings=settings,
             embedder=embedder, progress=report,
         )  # fmt: skip
         with contextlib.closing(parts):
             for part in parts:
-                final = stitcher.add(part)
+                final = stitcher.add(part)  # numbered, in order
                 name_tracks(final, classifier)
-                final.sort(key=lambda t: (t.first_frame, t.id))  # the order result() numbers
                 render_process.send(stitcher.final_before, track_labels(final, looks))
+                if on_final is not None and final:
+                    on_final(final)
         analysis = stitcher.result()
         render_process.send(LAST, {})
         render_process.join(lambda: report(100.0))

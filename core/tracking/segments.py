@@ -251,12 +251,17 @@ class Stitcher:
     A track that ends on the frame before the next seam may go on in the next segment, which
     would add to its samples and so may change its name; so may the name of any track on
     screen with it (a member is named once per frame). Everything before the earliest such
-    track is final: its tracks are handed out once, and nothing that comes later changes them.
-    The tracks of result() are those of joining all parts at once, in the same order.
+    track is final: its tracks are handed out once, numbered, and nothing that comes later
+    changes them. Numbers follow first frames, as in one pass. The tracks of result() are
+    those of joining all parts at once, in the same order; with keep=False it has none, and
+    tracks are let go once handed out, so a long video's tracks need not all fit in memory.
     """
 
-    def __init__(self, starts: list[int], *, settings: Settings | None = None) -> None:
-        self.starts, self.cfg = starts, settings or Settings()
+    def __init__(
+        self, starts: list[int], *, settings: Settings | None = None, keep: bool = True
+    ) -> None:
+        self.starts, self.cfg, self.keep = starts, settings or Settings(), keep
+        self.numbered = 0
         self.tracks: list[Track] = []
         self.cuts: list[int] = []
         self.timings: dict[str, float] = {}
@@ -306,21 +311,31 @@ class Stitcher:
         final = [t for t in pending if t.last_frame < limit]
         self.handed_out.update(id(t) for t in final)
         self.final_before = max(self.final_before, limit)
-        return [t for t in final if substantial(t, self.cfg)]
+        if not self.keep:
+            self.tracks = [t for t in self.tracks if id(t) not in self.handed_out]
+            self.handed_out.clear()
+        # Tracks of later rounds start after these: numbering each round's by first frame
+        # numbers them all so.
+        kept = sorted(
+            (t for t in final if substantial(t, self.cfg)), key=lambda t: (t.first_frame, t.id)
+        )
+        for track in kept:
+            self.numbered += 1
+            track.id = self.numbered
+        return kept
 
     def result(self) -> Analysis:
         """All parts joined: substantial tracks numbered from 1 by their first frame."""
         if self.added != len(self.starts):
             raise RuntimeError(f"{len(self.starts) - self.added} parts were never added")
-        tracks = [t for t in self.tracks if substantial(t, self.cfg)]
-        ordered = sorted(tracks, key=lambda t: (t.first_frame, t.id))
-        for number, track in enumerate(ordered, start=1):
-            track.id = number
-        return Analysis(tracks=ordered, frames=self.frames, cuts=self.cuts, timings=self.timings)
+        # Every substantial track was numbered when the last part made it final.
+        tracks = sorted((t for t in self.tracks if substantial(t, self.cfg)), key=lambda t: t.id)
+        return Analysis(tracks=tracks, frames=self.frames, cuts=self.cuts, timings=self.timings)
 
 
 def save(analysis: Analysis, path) -> None:
-    """Write an analysis to an .npz (no pickle), e.g. a segment's result for the joining job."""
+    """Write an analysis to an .npz (no pickle), e.g. a segment's result for the joining job,
+    or named tracks put aside until they are stored."""
     meta = {"frames": analysis.frames, "cuts": analysis.cuts, "timings": analysis.timings}
     meta["tracks"] = [
         {
@@ -331,6 +346,7 @@ def save(analysis: Analysis, path) -> None:
             "boxes": [[f, *b] for f, b in sorted(track.boxes.items())],
             "sample_boxes": [[f, list(b)] for f, b in track.sample_boxes],
             "samples": len(track.samples),
+            "name": [track.label, track.candidate, track.confidence],
         }
         for track in analysis.tracks
     ]
@@ -358,6 +374,7 @@ def load(path) -> Analysis:
         track.sample_boxes = [(f, tuple(b)) for f, b in t["sample_boxes"]]
         track.samples = samples[offset : offset + t["samples"]]
         track.thumbnail = thumbs[k]
+        track.label, track.candidate, track.confidence = t.get("name", (None, None, 0.0))
         offset += t["samples"]
         tracks.append(track)
     return Analysis(

@@ -148,3 +148,24 @@ def test_parts_are_ten_seconds_at_least_two_per_process_none_under_five(seconds,
     assert len(bounds) == parts
     assert bounds[0][0] == 0 and bounds[-1][1] == Info.frames
     assert all(end - start >= 150 for start, end in bounds)
+
+
+def test_tracks_handed_out_as_they_become_final_are_the_tracks_kept_to_the_end(
+    clip, model, tmp_path
+):
+    """With on_final, batches go out numbered in order and are let go: together they are the
+    analysis a run that keeps them returns."""
+    path, _ = clip
+    info = probe(path)
+    batches = []
+    run = {"info": info, "bounds": BOUNDS, "processes": 2, "classifier": model, "looks": LOOKS}
+    let_go = analyze_and_render(path, tmp_path / "a.mp4", **run, on_final=batches.append)
+    kept = analyze_and_render(path, tmp_path / "b.mp4", **run)
+
+    assert let_go.tracks == [] and len(batches) >= 2  # one batch per shot at least
+    handed = [t for batch in batches for t in batch]
+    assert [(t.id, t.label, sorted(t.boxes.items())) for t in handed] == [
+        (t.id, t.label, sorted(t.boxes.items())) for t in kept.tracks
+    ]
+    assert [t.id for t in handed] == list(range(1, len(handed) + 1))
+    assert let_go.cuts == kept.cuts and let_go.frames == kept.frames == 60
