@@ -132,7 +132,7 @@ class _TracksAside:
         self.folder, self.batches, self.count = folder, 0, 0
 
     def add(self, tracks: list) -> None:
-        segments.save(Analysis(tracks=tracks, frames=0), self.folder / f"named-{self.batches}.npz")
+        segments.save(Analysis(tracks, 0, [], {}), self.folder / f"named-{self.batches}.npz")
         self.batches += 1
         self.count += len(tracks)
 
