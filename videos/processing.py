@@ -132,6 +132,8 @@ class _TracksAside:
         self.folder, self.batches, self.count = folder, 0, 0
 
     def add(self, tracks: list) -> None:
+        if not tracks:
+            return
         segments.save(Analysis(tracks, 0, [], {}), self.folder / f"named-{self.batches}.npz")
         self.batches += 1
         self.count += len(tracks)
@@ -308,41 +310,41 @@ def _segment_progress(video: Video, attempt: int, count: int):
 
 
 def video_finish(*, video: Video, attempt: int) -> Video:
-    """Join the segments' tracks at the seams, then name, store and render (after fan-out)."""
+    """Join the segments' tracks at the seams, then name, store and render (after fan-out).
+    Segments are read one at a time and their final tracks put aside, so memory stays flat."""
     try:
         with local_copy(video.original) as source:
             info = video_info(video, source)
             bounds = segment_bounds(info.frames, info.fps)
-            with running(video, attempt=attempt) as progress:
+            with running(video, attempt=attempt) as progress, work_dir() as folder:
                 progress(ANALYSIS_SHARE, "joining segments", force=True)
-                parts = []
+                version = _naming_version(video)
+                classifier = model_version_load(version)
+                stitcher = segments.Stitcher([start for start, _ in bounds], keep=False)
+                aside = _TracksAside(folder)
                 for n in range(len(bounds)):
                     with default_storage.open(_work_name(video, attempt, f"segment-{n}.npz")) as f:
-                        parts.append(segments.load(f))
-                analysis = segments.join(parts, [start for start, _ in bounds])
-                _finish(video, attempt, source, info, analysis, progress)
+                        final = stitcher.add(segments.load(f))
+                    name_tracks(final, classifier)
+                    aside.add(final)
+                analysis = stitcher.result()
+                progress(ANALYSIS_SHARE, "saving predictions", force=True)
+                store_analysis(
+                    video=video, attempt=attempt, analysis=analysis, version=version, info=info,
+                    tracks=aside.tracks(),
+                )  # fmt: skip
+                progress(RENDER_FROM, "drawing the labelled video", force=True)
+                render_labelled(
+                    video=video, source=source, info=info,
+                    progress=lambda p: progress(RENDER_FROM + (100 - RENDER_FROM) * p / 100),
+                )  # fmt: skip
+                progress.update(timings={**analysis.timings, "tracks": aside.count})
         delete_tree(f"{video.storage_folder()}/work")
     except JobGone:
         _forget_if_deleted(video)
         raise
     video.refresh_from_db()
     return video
-
-
-def _finish(video: Video, attempt: int, source, info, analysis: Analysis, progress):
-    """After segment jobs: name the joined tracks, store them, then render."""
-    version = _naming_version(video)
-    name_tracks(analysis.tracks, model_version_load(version))
-    progress(ANALYSIS_SHARE, "saving predictions", force=True)
-    store_analysis(video=video, attempt=attempt, analysis=analysis, version=version, info=info)
-    progress(RENDER_FROM, "drawing the labelled video", force=True)
-    render_labelled(
-        video=video,
-        source=source,
-        info=info,
-        progress=lambda p: progress(RENDER_FROM + (100 - RENDER_FROM) * p / 100),
-    )
-    progress.update(timings={**analysis.timings, "tracks": len(analysis.tracks)})
 
 
 def store_analysis(
