@@ -12,6 +12,7 @@ urlpatterns = [
     path("videos/<uuid:uuid>/delete/", views.delete, name="delete"),
     path("videos/<uuid:uuid>/review/", views.review, name="review"),
     path("videos/<uuid:uuid>/corrections/", views.correct, name="correct"),
+    path("videos/<uuid:uuid>/suggestions/<int:pk>/", views.suggestion_decide, name="suggestion"),
     path("videos/<uuid:uuid>/tracks/<int:number>.jpg", views.thumbnail, name="thumbnail"),
     path("videos/<uuid:uuid>/fancams/", views.fancam_create, name="fancams"),
     path("videos/<uuid:uuid>/fancams/<int:pk>.json", views.fancam_status, name="fancam_status"),

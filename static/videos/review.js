@@ -1,4 +1,5 @@
 // The review page: every action has a key, so a reviewer can go through a video fast.
+// The server answers each change with the rows it touched, rendered; they are swapped in place.
 (function () {
   // A member without a gallery photo: hide the broken image (no inline handlers: the CSP).
   document.querySelectorAll("img.member-photo").forEach((img) => {
@@ -8,9 +9,11 @@
   if (!root) return;
   const csrf = document.querySelector("#csrf [name=csrfmiddlewaretoken]").value;
   const status = document.getElementById("review-status");
-  const members = Array.from(root.querySelectorAll(".members span")).map((s) => ({ key: s.dataset.key, id: s.dataset.id, name: s.dataset.name, color: s.dataset.color }));
+  const panel = document.getElementById("suggestions");
+  const members = Array.from(root.querySelectorAll(".members span")).map((s) => ({ key: s.dataset.key, id: s.dataset.id, name: s.dataset.name }));
   const rows = () => Array.from(root.querySelectorAll(".track"));
-  let undoStack = [];
+  const rowOf = (number) => root.querySelector(`.track[data-track="${number}"]`);
+  const undoStack = [];
 
   function current() { return root.querySelector(".track.current") || rows()[0]; }
   function select(row) {
@@ -19,58 +22,95 @@
     row.classList.add("current");
     row.focus({ preventScroll: true });
     row.scrollIntoView({ block: "nearest" });
+    root.dispatchEvent(new CustomEvent("track-selected", { detail: row }));
   }
   function move(step) {
     const all = rows(), i = all.indexOf(current());
     select(all[Math.min(all.length - 1, Math.max(0, i + step))]);
   }
 
-  function send(row, body) {
-    body.track = row.dataset.track;
-    return fetch(root.dataset.url, {
+  function post(url, body) {
+    return fetch(url, {
       method: "POST", credentials: "same-origin",
       headers: { "X-CSRFToken": csrf, "Content-Type": "application/json" },
       body: JSON.stringify(body),
-    }).then((r) => r.json().then((data) => ({ ok: r.ok, data })));
+    }).then((r) => r.json().then((data) => ({ ok: r.ok, data })))
+      .catch(() => ({ ok: false, data: { error: "The server did not answer: nothing was changed." } }));
   }
 
-  function show(row, data) {
-    const name = row.querySelector(".name");
-    name.textContent = data.is_face ? (data.member_name || "unknown") : "not a face";
-    row.querySelector(".swatch").style.setProperty("--c", data.member_color || "#bbbbbb");
-    row.classList.toggle("not-face", !data.is_face);
-    if (data.corrected && !row.querySelector(".tag")) {
-      const tag = document.createElement("span"); tag.className = "tag"; tag.textContent = "corrected";
-      row.querySelector(".label").appendChild(tag);
-    }
+  function fromHtml(html) {
+    const holder = document.createElement("template");
+    holder.innerHTML = html.trim();  // rendered by the server, names escaped there
+    return holder.content.firstElementChild;
+  }
+
+  // Put the server's rows in place: changed rows replaced, a split's new row after its head.
+  function swap(data) {
+    const selected = current() && current().dataset.track;
+    Object.entries(data.rows || {}).forEach(([number, html]) => {
+      const fresh = fromHtml(html), old = rowOf(number);
+      if (old) old.replaceWith(fresh);
+      else {
+        const head = rowOf(data.track.number);
+        if (head) head.after(fresh); else root.appendChild(fresh);
+      }
+    });
+    (data.removed || []).forEach((number) => { const row = rowOf(number); if (row) row.remove(); });
+    if (panel && "suggestions_html" in data) panel.innerHTML = data.suggestions_html;
+    const again = rowOf(selected);
+    if (again) again.classList.add("current");
+    root.dispatchEvent(new CustomEvent("tracks-changed", { detail: data }));
   }
 
   function act(row, action, extra) {
-    const body = Object.assign({ action }, extra || {});
-    return send(row, body).then(({ ok, data }) => {
+    const number = row.dataset.track;
+    const body = Object.assign({ action, track: number }, extra || {});
+    return post(root.dataset.url, body).then(({ ok, data }) => {
       if (!ok) { status.textContent = data.error || "That did not work."; return; }
-      show(row, data.track);
-      if (data.new_track) { window.location.reload(); return; }
-      undoStack.push({ row, correction: data.correction });
-      status.textContent = `Track ${row.dataset.track}: ${data.summary}. Press z to undo.`;
-      if (action !== "undo") move(1);
+      swap(data);
+      if (data.unchanged) { status.textContent = `Track ${number}: ${data.summary}.`; return; }
+      if (data.suggested) {
+        undoStack.push({ number, suggestion: data.suggestion });
+        status.textContent = `Suggested for track ${number}: ${data.summary}. The owner decides; press z to take it back.`;
+      } else {
+        undoStack.push({ number, correction: data.correction });
+        status.textContent = data.new_track
+          ? `Split track ${number}: frames from ${extra.frame} on are track ${data.new_track}, below it. Press z to undo.`
+          : `Track ${number}: ${data.summary}. Press z to undo.`;
+      }
+      if (!data.new_track) move(1);
     });
   }
 
   function undo() {
     const last = undoStack.pop();
     if (!last) { status.textContent = "Nothing to undo."; return; }
-    send(last.row, { action: "undo", correction: last.correction }).then(({ ok, data }) => {
+    const body = { action: "undo", track: last.number };
+    if (last.suggestion) body.suggestion = last.suggestion; else body.correction = last.correction;
+    post(root.dataset.url, body).then(({ ok, data }) => {
       if (!ok) { status.textContent = data.error; return; }
-      if (data.reload) { window.location.reload(); return; }
-      show(last.row, data.track);
-      select(last.row);
-      status.textContent = `Undone: track ${last.row.dataset.track} is ${data.track.member_name || "unknown"} again.`;
+      swap(data);
+      select(rowOf(last.number));
+      status.textContent = last.suggestion
+        ? `Taken back: your suggestion for track ${last.number}.`
+        : `Undone: track ${last.number} is ${data.track.is_face ? (data.track.member_name || "unknown") : "not a face"} again.`;
     });
   }
 
+  // Where a split cuts: the player's frame when a player is there (review_player.js sets
+  // root.splitFrame), else the frame asked for.
   function split(row) {
     const first = Number(row.dataset.first), last = Number(row.dataset.last);
+    if (typeof root.splitFrame === "function") {
+      const frame = root.splitFrame(row);
+      if (frame === null) return;
+      if (!(frame > first && frame <= last)) {
+        status.textContent = `The playhead is at frame ${frame}: put it inside track ${row.dataset.track} (frames ${first + 1}–${last}) to split there.`;
+        return;
+      }
+      act(row, "split", { frame });
+      return;
+    }
     const middle = Math.floor((first + last + 1) / 2);
     const answer = window.prompt(`Split track ${row.dataset.track} at which frame (${first + 1}–${last})?`, String(middle));
     if (answer) act(row, "split", { frame: Number(answer) });
@@ -90,6 +130,18 @@
       e.target.value = "";
     }
   });
+  if (panel) {
+    panel.addEventListener("click", (e) => {
+      const decision = e.target.dataset.decision, item = e.target.closest("[data-suggestion]");
+      if (!decision || !item) return;
+      post(item.dataset.url, { decision }).then(({ ok, data }) => {
+        if (!ok) { status.textContent = data.error || "That did not work."; return; }
+        swap(data);
+        if (data.correction) undoStack.push({ number: item.dataset.track, correction: data.correction });
+        status.textContent = data.summary + (data.correction ? ". Press z to undo." : ".");
+      });
+    });
+  }
   document.addEventListener("keydown", (e) => {
     if (e.target.tagName === "SELECT" || e.target.tagName === "INPUT" || e.ctrlKey || e.metaKey || e.altKey) return;
     const row = current();
@@ -100,6 +152,7 @@
     else if (e.key === "Enter") { e.preventDefault(); act(row, "confirm"); }
     else if (member) { act(row, "member", { member: member.id }); }
     else if (e.key === "u") { act(row, "unknown"); }
+    else if (e.key === "n") { if (row.dataset.member) act(row, "not_member"); else status.textContent = `Track ${row.dataset.track} names no member.`; }
     else if (e.key === "x") { act(row, "not_face"); }
     else if (e.key === "s") { split(row); }
     else if (e.key === "z") { undo(); }

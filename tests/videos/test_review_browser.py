@@ -1,0 +1,104 @@
+"""The review page in a real browser: suggestions, undo, hotkeys, the player."""
+
+import pytest
+
+from gallery import services as gallery_services
+from videos.models import Correction, Suggestion, Track
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def login(page, username, password):
+    page.goto("/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/videos/")
+
+
+def status_says(page, text):
+    page.wait_for_function(
+        "(t) => document.getElementById('review-status').textContent.includes(t)", arg=text
+    )
+
+
+def test_a_non_owners_correction_becomes_a_suggestion_that_the_owner_accepts(
+    page, processed_video, other_fan, fan
+):
+    processed_video.is_public = True
+    processed_video.save()
+    review = f"/videos/{processed_video.uuid}/review/"
+    login(page, "other", "pw-other-123")
+    page.goto(review)
+    assert "your changes are sent to them as suggestions" in page.content()
+    first = page.locator(".track").first
+    assert first.get_attribute("data-track") == "2"  # least confident first
+    page.keyboard.press("x")  # not a face
+    status_says(page, "Suggested for track 2")
+    row = page.locator('.track[data-track="2"]')
+    assert row.locator(".name").inner_text() == "unknown"  # nothing applied
+    assert "suggested, waiting for the owner" in row.inner_text()
+    assert Track.objects.get(video=processed_video, number=2).is_face
+    assert not Correction.objects.exists()
+
+    page.context.clear_cookies()
+    login(page, "fan", "pw-fan-123")
+    assert "1 suggestion" in page.locator("table.list").inner_text()
+    page.goto(review)
+    item = page.locator("#suggestions li")
+    assert "Track 2: unknown → not a face" in item.inner_text()
+    assert "suggested by other" in item.inner_text()
+    item.get_by_role("button", name="Accept").click()
+    status_says(page, "Accepted other’s suggestion")
+    assert page.locator('.track[data-track="2"] .name').inner_text() == "not a face"
+    assert page.locator("#suggestions li").count() == 0
+    correction = Correction.objects.get()
+    assert (correction.user, correction.kind) == (fan, "not_face")
+    assert Suggestion.objects.get().user == other_fan
+    assert not Track.objects.get(video=processed_video, number=2).is_face
+
+
+def test_undo_clears_the_tag_and_the_pending_row(page, processed_video, fan, admin_user):
+    login(page, "fan", "pw-fan-123")
+    page.goto(f"/videos/{processed_video.uuid}/review/")
+    page.locator('.track[data-track="1"]').click()
+    page.keyboard.press("u")
+    status_says(page, "Nayeon → unknown")
+    row = page.locator('.track[data-track="1"]')
+    assert row.locator(".tag").inner_text() == "corrected"
+    assert Correction.objects.filter(review="pending").count() == 1
+    page.keyboard.press("z")
+    status_says(page, "Undone: track 1 is Nayeon again")
+    assert row.locator(".tag").count() == 0
+    assert not Correction.objects.filter(review="pending").exists()
+    # The curators' queue of pending corrections is empty too.
+    page.context.clear_cookies()
+    admin_user.set_password("pw-admin-123")
+    admin_user.save()
+    page.goto("/admin/login/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "pw-admin-123")
+    page.click("input[type=submit]")
+    page.goto("/admin/videos/correction/?review__exact=pending")
+    assert "0 corrections" in page.content() or page.locator("#result_list tbody tr").count() == 0
+
+
+def test_hotkeys_stay_with_their_member_when_one_is_added(page, processed_video, fan, group):
+    review = f"/videos/{processed_video.uuid}/review/"
+    login(page, "fan", "pw-fan-123")
+    page.goto(review)
+    keys = page.locator(".roster li").all_inner_texts()
+    assert [k.split()[0] for k in keys] == ["1", "2", "3"]
+    sana = next(k for k in keys if "Sana" in k).split()[0]
+    # A member added first in the group's order takes the next free digit, not hers.
+    gallery_services.member_get_or_create(group=group, slug="jihyo")
+    group.members.filter(slug="jihyo").update(order=0)
+    group.members.exclude(slug="jihyo").update(order=5)
+    page.goto(review)
+    keys = page.locator(".roster li").all_inner_texts()
+    assert next(k for k in keys if "Sana" in k).split()[0] == sana
+    assert next(k for k in keys if "Jihyo" in k).split()[0] == "4"
+    page.locator('.track[data-track="2"]').click()
+    page.keyboard.press(sana)
+    status_says(page, "unknown → Sana")
+    assert Track.objects.get(video=processed_video, number=2).member.slug == "sana"
