@@ -1,6 +1,7 @@
 """Settings for the test suite: the site's own settings with a queue database of its own."""
 
 from twicesite import embedded_redis
+from twicesite.env import envint
 from twicesite.settings import *  # noqa: F403
 from twicesite.settings import EMBEDDED_REDIS, VAR_DIR, rq_queues
 
@@ -16,3 +17,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A file, not Django's in-memory default: its shared-cache mode locks whole tables and ignores
     # the busy timeout, so tests of concurrent writers would fail where the real site does not.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}  # noqa: F405
+
+# Re-renders start at once in tests unless a test (or its worker's environment) says otherwise.
+VIDEO_RERENDER_QUIET_SECONDS = envint("VIDEO_RERENDER_QUIET_SECONDS", 0)

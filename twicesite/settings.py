@@ -139,6 +139,14 @@ VIDEO_UPLOADS_PER_HOUR = envint("VIDEO_UPLOADS_PER_HOUR", 10)
 # Long videos are cut into segments of this many seconds, analysed as separate jobs.
 VIDEO_SEGMENT_SECONDS = envint("VIDEO_SEGMENT_SECONDS", 60)
 VIDEO_RENDER_PRESET = envstr("VIDEO_RENDER_PRESET", "veryfast")
+# A re-render waits until corrections have been quiet this long (and at most RERENDER_MAX_WAIT
+# after the first), so a reviewer's burst of corrections is drawn once; the page's live boxes
+# show them at once meanwhile.
+VIDEO_RERENDER_QUIET_SECONDS = envint("VIDEO_RERENDER_QUIET_SECONDS", 5)
+VIDEO_RERENDER_MAX_WAIT_SECONDS = envint("VIDEO_RERENDER_MAX_WAIT_SECONDS", 60)
+# How long a render holds a video before another worker may take it over (renewed as it
+# draws, so only a dead worker's lease runs out).
+VIDEO_RENDER_LEASE_SECONDS = envint("VIDEO_RENDER_LEASE_SECONDS", 300)
 # Off: segments run in the job that took the video (one worker), on VIDEO_ANALYSIS_PROCESSES.
 VIDEO_SEGMENTS_AS_JOBS = envbool("VIDEO_SEGMENTS_AS_JOBS", True)
 # A video analysed inside one job (short, or VIDEO_SEGMENTS_AS_JOBS off, or process_video) is
