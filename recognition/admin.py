@@ -82,6 +82,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "accuracy_col",
         "coverage",
         "seed_accuracy",
+        "negatives",
         "faces",
         "needs_review",
         "created",
@@ -121,6 +122,15 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="coverage at 99% precision")
     def coverage(self, version):
         return percent(version.metrics.get("coverage_at_99_precision"))
+
+    @admin.display(description="“not this member” broken")
+    def negatives(self, version):
+        """Corrections saying a track is not someone that this version, naming freely, would
+        break (relabels never do: they name the next best)."""
+        total = version.metrics.get("negatives")
+        if total is None:
+            return "—"
+        return f"{version.metrics.get('negatives_violated', 0)} of {total}"
 
     @admin.display(description="seed method accuracy")
     def seed_accuracy(self, version):

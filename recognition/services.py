@@ -23,7 +23,11 @@ from gallery.models import GalleryImage, Group
 from gallery.services import image_pixels
 from recognition import selectors
 from recognition.models import ModelVersion, TrainingRun
-from recognition.signals import model_version_activated, training_started
+from recognition.signals import (
+    model_version_activated,
+    model_version_measuring,
+    training_started,
+)
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +165,10 @@ def _train(run: TrainingRun, progress) -> ModelVersion:
         "max_distance": clf.thresholds.max_distance,
         "source": clf.thresholds.source,
     }
+    for _receiver, extra in model_version_measuring.send(
+        sender=TrainingRun, group=group, classifier=clf
+    ):
+        metrics.update(extra or {})
     counts = {slug: labels.count(slug) for slug in clf.members}
     progress(95, "saving", force=True)
     with tempfile.TemporaryDirectory() as tmp:

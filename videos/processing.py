@@ -448,6 +448,24 @@ def render_lease(video: Video, on_wait=None):
 RENDER_LEASE_POLL = 0.25
 
 
+def negatives_violated(*, group, classifier) -> dict[str, int]:
+    """How many "not this member" corrections of the group's tracks `classifier` would break
+    if it named the tracks freely (a model version's metrics; relabels never break them)."""
+    tracks = (
+        Track.objects.filter(video__group=group, not_members__isnull=False, is_face=True)
+        .distinct()
+        .prefetch_related("not_members")
+    )
+    negatives = violated = 0
+    for track in tracks.iterator(chunk_size=200):
+        banned = {m.slug for m in track.not_members.all()}
+        negatives += len(banned)
+        vectors = track.sample_vectors()
+        if len(vectors) and vectors.shape[1] == classifier.dimensions:
+            violated += classifier.predict_track(vectors).label in banned
+    return {"negatives": negatives, "negatives_violated": violated}
+
+
 # --- re-renders and relabels ----------------------------------------------------------------
 
 
@@ -564,8 +582,11 @@ def group_relabel(*, run: RelabelRun, attempt: int) -> dict[str, int]:
 
 def _relabel_video(video: Video, clf, members: dict) -> int:
     """Name the video's uncorrected tracks again from their stored samples; a correction
-    wins every clash with the model. Returns how many tracks changed member."""
-    rows = list(video.tracks.filter(is_face=True).select_related("member"))
+    wins every clash with the model, and a track is never named a member a person said it
+    is not. Returns how many tracks changed member."""
+    rows = list(
+        video.tracks.filter(is_face=True).select_related("member").prefetch_related("not_members")
+    )
     frames = defaultdict(list)
     for number, frame in Detection.objects.filter(video=video).values_list(
         "track__number", "frame"
@@ -584,6 +605,7 @@ def _relabel_video(video: Video, clf, members: dict) -> int:
         [frames.get(r.number, no_frames) for r in open_rows],
         clf,
         fixed=fixed,
+        excluded=[{m.slug for m in r.not_members.all()} for r in open_rows],
     )
     updates = 0
     for row, name in zip(open_rows, names, strict=True):

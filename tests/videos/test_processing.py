@@ -279,3 +279,31 @@ def test_a_video_stored_before_facts_were_kept_is_probed_once_then_never_again(
     video.refresh_from_db()
     assert video.state == Video.State.DONE, video.error
     assert video.info() == probe(stage_clip)
+
+
+def test_a_not_this_member_negative_survives_a_retrain_and_is_counted_by_the_new_version(
+    celebs, stage_clip, fan, rq_queue
+):
+    from recognition.services import training_request
+    from videos import corrections
+
+    video = services.video_submit(source=stage_clip, name="stage.mp4", group=celebs, owner=fan)
+    work()
+    keanu = video.tracks.get(member__slug="keanu-reeves")
+    correction = corrections.track_correct(track=keanu, user=fan, kind="not_member")
+    keanu.refresh_from_db()
+    assert (keanu.member, keanu.corrected) == (None, False)  # left open for the model
+    assert list(keanu.not_members.values_list("slug", flat=True)) == ["keanu-reeves"]
+    assert correction.describe() == "not Keanu Reeves"
+
+    training_request(group=celebs, reason="test")
+    work("default")  # trains, activates, relabels
+    video.refresh_from_db()
+    keanu.refresh_from_db()
+    version = video.model_version
+    assert version.number == 2
+    # Named freely, v2 would call the track Keanu again (his gallery is unchanged) ...
+    assert (version.metrics["negatives"], version.metrics["negatives_violated"]) == (1, 1)
+    # ... but the relabel names it the next best, or unknown.
+    assert keanu.member is None or keanu.member.slug != "keanu-reeves"
+    assert "keanu-reeves" not in members_named(video)
