@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.db.models import Max, Min
 from django.utils import timezone
 from PIL import Image
 
@@ -52,7 +53,8 @@ class Outcome:
     suggestion: Suggestion | None = None
     undone: bool = False
     unchanged: str = ""  # why nothing was recorded
-    removed: list[int] = field(default_factory=list)  # tracks an undone split took back
+    removed: list[int] = field(default_factory=list)  # tracks gone (merged, split undone)
+    restored: list[int] = field(default_factory=list)  # tracks back (a merge undone)
 
     @property
     def summary(self) -> str:
@@ -61,15 +63,20 @@ class Outcome:
         return (self.correction or self.suggestion).describe()
 
 
-def change_request(*, track, user, action: str, member=None, frame=None, undo=None) -> Outcome:
+def change_request(
+    *, track, user, action: str, member=None, frame=None, undo=None, other=None
+) -> Outcome:
     """One action from the review page, by whoever sent it: the owner's and curators' apply
     at once; anyone else's becomes a suggestion for the owner (their `undo` withdraws it)."""
     if can_edit(user, track.video):
         if action == "undo" and isinstance(undo, Suggestion):
             raise CorrectionError("that is a suggestion: accept or reject it instead")
         return correction_apply(
-            track=track, user=user, action=action, member=member, frame=frame, undo=undo
-        )
+            track=track, user=user, action=action, member=member, frame=frame, undo=undo,
+            other=other,
+        )  # fmt: skip
+    if action == "merge":
+        raise CorrectionError("merging tracks is for the owner or a curator: suggest names")
     if action == "undo":
         if not isinstance(undo, Suggestion):
             raise CorrectionError("only the owner or a curator can undo a correction")
@@ -83,7 +90,7 @@ def change_request(*, track, user, action: str, member=None, frame=None, undo=No
 
 @transaction.atomic
 def correction_apply(
-    *, track, user, action: str, member=None, frame=None, undo=None, render=True
+    *, track, user, action: str, member=None, frame=None, undo=None, other=None, render=True
 ) -> Outcome:
     """Apply one change to a track now (the caller may: see change_request): name it
     (`member`), confirm it, mark it unknown, not a face or not its member, split it at
@@ -93,10 +100,16 @@ def correction_apply(
         removed = [tail.number] if tail is not None else []
         correction_undo(correction=undo, user=user)
         outcome = Outcome(correction=undo, undone=True, removed=removed)
+        if undo.kind == Correction.Kind.MERGE and undo.new_track is not None:
+            outcome.restored = [undo.new_track.number]
         reason = "a correction was undone"
     elif action == "split":
         outcome = Outcome(correction=track_split(track=track, user=user, frame=frame))
         reason = "a track was split"
+    elif action == "merge":
+        outcome = Outcome(correction=track_merge(track=track, other=other, user=user))
+        outcome.removed = [other.number]
+        reason = "two tracks were merged"
     else:
         correction = track_correct(track=track, user=user, kind=action, member=member)
         if correction is None:
@@ -286,7 +299,9 @@ def correction_undo(*, correction: Correction, user) -> None:
     later = track.corrections.filter(undone__isnull=True, created__gt=correction.created)
     if later.exclude(pk=correction.pk).exists():
         raise CorrectionError("the track was changed again since: undo that first")
-    if correction.kind == Correction.Kind.SPLIT:
+    if correction.kind == Correction.Kind.MERGE:
+        _unmerge(track, correction.new_track)
+    elif correction.kind == Correction.Kind.SPLIT:
         tail = correction.new_track
         if tail is not None:
             if tail.corrections.filter(undone__isnull=True).exists():
@@ -331,6 +346,77 @@ def _unsplit(track: Track, tail: Track) -> None:
     if joined is not None:
         track.thumbnail.save("strip.jpg", ContentFile(joined), save=False)
     tail.delete()
+
+
+@transaction.atomic
+def track_merge(*, track: Track, other: Track, user) -> Correction:
+    """Join `other` into `track`: one person the tracker lost and found again. Both must name
+    the same member (or both nobody) and never be on screen at once. Undoable: `other` is
+    kept, empty, until then."""
+    if other is None or other.pk == track.pk or other.video_id != track.video_id:
+        raise CorrectionError("choose another track of this video to merge with")
+    if other.merged_into_id is not None:
+        raise CorrectionError(f"track {other.number} was merged already")
+    if (track.member_id, track.is_face) != (other.member_id, other.is_face):
+        raise CorrectionError(
+            f"track {track.number} and track {other.number} name different people: "
+            "name them the same first"
+        )
+    if track.first_frame <= other.last_frame and other.first_frame <= track.last_frame:
+        raise CorrectionError(
+            f"track {track.number} and track {other.number} are on screen at the same time, "
+            "so they are two faces"
+        )
+    correction = Correction.objects.create(
+        video=track.video,
+        track=track,
+        user=user,
+        kind=Correction.Kind.MERGE,
+        before_member=track.member,
+        after_member=track.member,
+        before_corrected=track.corrected,
+        before_is_face=track.is_face,
+        new_track=other,
+        review=Correction.Review.APPROVED,  # no label changes: nothing to vet
+    )
+    joined = _join_strips(track, other)
+    Detection.objects.filter(track=other).update(track=track)
+    vectors = np.concatenate([track.sample_vectors(), other.sample_vectors()])
+    track.samples = np.ascontiguousarray(vectors, dtype=np.float32).tobytes()
+    track.embedding = vectors.mean(axis=0).astype(np.float32).tobytes()
+    track.sample_boxes = track.sample_boxes + other.sample_boxes
+    track.first_frame = min(track.first_frame, other.first_frame)
+    track.last_frame = max(track.last_frame, other.last_frame)
+    track.corrected = track.corrected or other.corrected
+    if joined is not None:
+        track.thumbnail.save("strip.jpg", ContentFile(joined), save=False)
+    track.save()
+    track.not_members.add(*other.not_members.all())
+    other.merged_into = track
+    other.save(update_fields=["merged_into"])
+    return correction
+
+
+def _unmerge(track: Track, other: Track | None) -> None:
+    """Give `other` its boxes and samples back (they are the ones in its frames)."""
+    if other is None:
+        raise CorrectionError("the merged track is gone: this merge cannot be undone")
+    span = (other.first_frame, other.last_frame)
+    Detection.objects.filter(track=track, frame__gte=span[0], frame__lte=span[1]).update(
+        track=other
+    )
+    own = [k for k, s in enumerate(track.sample_boxes) if not span[0] <= s[0] <= span[1]]
+    vectors = track.sample_vectors()
+    if track.thumbnail:
+        track.thumbnail.save("strip.jpg", ContentFile(_strip_part(track, own)), save=False)
+    for name, value in _samples_of(vectors, track.sample_boxes, own).items():
+        setattr(track, name, value)
+    frames = track.detections.exclude(frame__gte=span[0], frame__lte=span[1]).aggregate(
+        first=Min("frame"), last=Max("frame")
+    )
+    track.first_frame, track.last_frame = frames["first"], frames["last"]
+    other.merged_into = None
+    other.save(update_fields=["merged_into"])
 
 
 # --- suggestions --------------------------------------------------------------------------

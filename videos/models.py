@@ -125,6 +125,11 @@ class Track(models.Model):
     is_face = models.BooleanField(default=True)
     # Members a person said this track is not: no model decision names it one of them again.
     not_members = models.ManyToManyField("gallery.Member", blank=True, related_name="+")
+    # Merged into another track by a person: its boxes are that track's now, so it shows
+    # nowhere; kept (not deleted) so the merge can be undone.
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged"
+    )
 
     class Meta:
         ordering = ["video", "number"]
@@ -174,6 +179,7 @@ class Correction(models.Model):
         NOT_FACE = "not_face", "not a face"
         NOT_MEMBER = "not_member", "not this member"
         SPLIT = "split", "split the track"
+        MERGE = "merge", "merge two tracks"
 
     class Review(models.TextChoices):
         PENDING = "pending"
@@ -214,6 +220,9 @@ class Correction(models.Model):
         return f"{self.get_kind_display()} on {self.track}"
 
     def describe(self) -> str:
+        if self.kind == self.Kind.MERGE:
+            other = self.new_track.number if self.new_track else "?"
+            return f"track {other} merged into it"
         return change_text(self.kind, self.before_member, self.after_member, self.split_frame)
 
 
@@ -222,6 +231,7 @@ def change_text(kind: str, before, after, split_frame=None) -> str:
     before_name = before.name if before else "unknown"
     if kind == Correction.Kind.SPLIT:
         return f"split at frame {split_frame}"
+
     if kind == Correction.Kind.NOT_FACE:
         return f"{before_name} → not a face"
     if kind == Correction.Kind.NOT_MEMBER:

@@ -585,7 +585,9 @@ def _relabel_video(video: Video, clf, members: dict) -> int:
     wins every clash with the model, and a track is never named a member a person said it
     is not. Returns how many tracks changed member."""
     rows = list(
-        video.tracks.filter(is_face=True).select_related("member").prefetch_related("not_members")
+        video.tracks.filter(is_face=True, merged_into__isnull=True)
+        .select_related("member")
+        .prefetch_related("not_members")
     )
     frames = defaultdict(list)
     for number, frame in Detection.objects.filter(video=video).values_list(

@@ -107,7 +107,8 @@ def timeline(video: Video) -> dict[str, list[dict]]:
 def tracks_for_review(video: Video):
     """Tracks, least confident first, with their extent."""
     return (
-        video.tracks.select_related("member", "candidate")
+        video.tracks.filter(merged_into__isnull=True)
+        .select_related("member", "candidate")
         .annotate(
             boxes=Count("detections"), first=Min("detections__frame"), last=Max("detections__frame")
         )

@@ -290,8 +290,13 @@ def correct(request, uuid):
     action = body.get("action")
     if action not in ACTIONS:
         raise BadRequest(f"action must be one of {', '.join(ACTIONS)}")
-    undo = member = frame = None
-    if action == "undo" and "suggestion" in body:
+    undo = member = frame = other = None
+    if action == "merge":
+        other_number = whole_number(body, "other")
+        other = video.tracks.filter(number=other_number, merged_into__isnull=True).first()
+        if other is None:
+            raise BadRequest(f"this video has no track {other_number} to merge with")
+    elif action == "undo" and "suggestion" in body:
         suggestion_id = whole_number(body, "suggestion")
         undo = video.suggestions.filter(pk=suggestion_id).first()
         if undo is None:
@@ -310,8 +315,9 @@ def correct(request, uuid):
             raise BadRequest(f"{video.group} has no member {member_id}")
     try:
         outcome = corrections.change_request(
-            track=track, user=request.user, action=action, member=member, frame=frame, undo=undo
-        )
+            track=track, user=request.user, action=action, member=member, frame=frame,
+            undo=undo, other=other,
+        )  # fmt: skip
     except corrections.CorrectionError as exc:
         raise BadRequest(str(exc) or "that correction is not possible") from None
     return JsonResponse(_outcome_json(request, video, track, outcome))
@@ -319,8 +325,9 @@ def correct(request, uuid):
 
 def _outcome_json(request, video, track, outcome) -> dict:
     correction, suggestion = outcome.correction, outcome.suggestion
-    changed = [track.number]
-    if correction is not None and correction.new_track is not None and not outcome.undone:
+    changed = [track.number, *outcome.restored]
+    split = correction is not None and correction.kind == Correction.Kind.SPLIT
+    if split and correction.new_track is not None and not outcome.undone:
         changed.append(correction.new_track.number)
     tracks = list(selectors.tracks_for_review(video).filter(number__in=changed))
     track.refresh_from_db()
@@ -333,7 +340,7 @@ def _outcome_json(request, video, track, outcome) -> dict:
         "unchanged": bool(outcome.unchanged),
         "summary": outcome.summary,
         "new_track": correction.new_track.number
-        if correction and correction.new_track and not outcome.undone
+        if split and correction.new_track and not outcome.undone
         else None,
         "rows": _rows(request, video, tracks),
         "removed": outcome.removed,

@@ -249,3 +249,34 @@ def test_the_split_off_half_keeps_the_label_and_its_own_samples(client, fan, pro
     head.refresh_from_db()
     assert np.array_equal(head.sample_vectors(), vectors)
     assert [s[0] for s in head.sample_boxes] == [2, 8, 15, 20]
+
+
+def test_two_tracks_of_one_member_merge_and_the_merge_undoes(client, fan, processed_video):
+    client.force_login(fan)
+    correct(client, processed_video, track=1, action="split", frame=12)
+    response = correct(client, processed_video, track=1, action="merge", other=3)
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["removed"] == [3] and body["summary"] == "track 3 merged into it"
+    head = Track.objects.get(number=1)
+    assert (head.first_frame, head.last_frame, head.detections.count()) == (0, 24, 25)
+    assert members_in_export(processed_video) == {(1, "nayeon"), (2, None)}
+    page = client.get(reverse("videos:review", args=[processed_video.uuid])).content.decode()
+    assert 'data-track="3"' not in page  # merged away
+    undo = correct(client, processed_video, track=1, action="undo", correction=body["correction"])
+    assert undo.json()["rows"].keys() == {"1", "3"}
+    assert members_in_export(processed_video) == {(1, "nayeon"), (2, None), (3, "nayeon")}
+    head.refresh_from_db()
+    assert (head.first_frame, head.last_frame) == (0, 11)
+
+
+def test_tracks_on_screen_together_or_of_two_people_do_not_merge(
+    client, fan, processed_video, members
+):
+    client.force_login(fan)
+    response = correct(client, processed_video, track=1, action="merge", other=2)
+    assert response.status_code == 400 and "different people" in response.json()["error"]
+    correct(client, processed_video, track=2, action="member", member=members[0].pk)
+    response = correct(client, processed_video, track=1, action="merge", other=2)
+    assert response.status_code == 400 and "at the same time" in response.json()["error"]
+    assert Track.objects.get(number=2).detections.count() == 10
