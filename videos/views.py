@@ -239,6 +239,8 @@ def review(request, uuid):
         "tracks": selectors.tracks_for_review(video),
         "members": members,
         "hotkeys": sorted((m for m in members if m.hotkey), key=lambda m: m.hotkey),
+        # Rendered with json_script: a name is data, never markup.
+        "members_data": {m.slug: {"name": m.name, "color": m.color} for m in members},
         "can_edit": editor,
         "signed_in": request.user.is_authenticated,
         **_suggestion_context(request, video),

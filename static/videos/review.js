@@ -78,7 +78,7 @@
           ? `Split track ${number}: frames from ${extra.frame} on are track ${data.new_track}, below it. Press z to undo.`
           : `Track ${number}: ${data.summary}. Press z to undo.`;
       }
-      if (!data.new_track) move(1);
+      if (action === "merge" || data.new_track) select(rowOf(number)); else move(1);
     });
   }
 
@@ -116,6 +116,70 @@
     if (answer) act(row, "split", { frame: Number(answer) });
   }
 
+  // Merging: m marks a track, m on another track of the same person joins them (the one that
+  // starts first keeps its number).
+  let marked = null;
+  function unmark() {
+    const row = marked && rowOf(marked);
+    if (row) row.classList.remove("marked");
+    marked = null;
+  }
+  function merge(row) {
+    if (!marked || !rowOf(marked)) {
+      marked = row.dataset.track;
+      row.classList.add("marked");
+      status.textContent = `Track ${marked} marked: select another track of the same person and press m to merge them (Esc unmarks).`;
+      return;
+    }
+    const other = rowOf(marked);
+    unmark();
+    if (other === row) { status.textContent = "Unmarked."; return; }
+    const [head, tail] = Number(other.dataset.first) <= Number(row.dataset.first) ? [other, row] : [row, other];
+    act(head, "merge", { other: tail.dataset.track });
+  }
+
+  // The player: the original video with every box drawn live (overlay.js); selecting a track
+  // goes to its first frame and picks its boxes out.
+  const playerBox = document.getElementById("review-player");
+  const video = document.getElementById("player");
+  let overlay = null;
+  if (playerBox && window.twicesiteOverlay) {
+    const frameNow = document.getElementById("frame-now"), frameTrack = document.getElementById("frame-track");
+    overlay = window.twicesiteOverlay(video, document.getElementById("overlay"), {
+      url: playerBox.dataset.predictions,
+      members: JSON.parse(document.getElementById("members").textContent),
+      showTrack: true,
+      highlight: () => { const row = current(); return row ? Number(row.dataset.track) : null; },
+      onFrame: (f) => {
+        frameNow.textContent = `frame ${f}`;
+        const row = current();
+        if (!row) return;
+        const first = Number(row.dataset.first), last = Number(row.dataset.last);
+        frameTrack.textContent = f >= first && f <= last
+          ? `· inside track ${row.dataset.track} (frames ${first}–${last}): s splits here`
+          : `· track ${row.dataset.track} is frames ${first}–${last}`;
+      },
+    });
+    root.splitFrame = () => overlay.frame();
+    root.addEventListener("track-selected", (e) => {
+      video.pause();
+      const first = Number(e.detail.dataset.first);
+      overlay.load().then(() => { overlay.seek(first); overlay.paint(); });
+    });
+    root.addEventListener("tracks-changed", (e) => {
+      const d = e.detail;
+      if (d.suggested || d.unchanged) return;
+      // Labels change in place; boxes that moved between tracks or left the export are read again.
+      if (d.undone || !d.track.is_face || Object.keys(d.rows || {}).length > 1 || (d.removed || []).length) overlay.load(true).then(overlay.paint);
+      else overlay.relabel(d.track.number, d.track.member);
+    });
+  }
+  function step(frames) {
+    if (!overlay) return;
+    video.pause();
+    overlay.seek(Math.max(0, overlay.frame() + frames));
+  }
+
   root.addEventListener("click", (e) => {
     const row = e.target.closest(".track");
     if (!row) return;
@@ -144,6 +208,11 @@
   }
   document.addEventListener("keydown", (e) => {
     if (e.target.tagName === "SELECT" || e.target.tagName === "INPUT" || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.target === video) return;  // the player's own keys
+    if (video && e.key === " ") { e.preventDefault(); if (video.paused) video.play(); else video.pause(); return; }
+    if (e.key === ",") { step(-1); return; }
+    if (e.key === ".") { step(1); return; }
+    if (e.key === "Escape") { unmark(); return; }
     const row = current();
     if (!row) return;
     const member = members.find((m) => m.key === e.key);
@@ -155,6 +224,7 @@
     else if (e.key === "n") { if (row.dataset.member) act(row, "not_member"); else status.textContent = `Track ${row.dataset.track} names no member.`; }
     else if (e.key === "x") { act(row, "not_face"); }
     else if (e.key === "s") { split(row); }
+    else if (e.key === "m") { merge(row); }
     else if (e.key === "z") { undo(); }
   });
   select(current());

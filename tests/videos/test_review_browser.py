@@ -102,3 +102,53 @@ def test_hotkeys_stay_with_their_member_when_one_is_added(page, processed_video,
     page.keyboard.press(sana)
     status_says(page, "unknown → Sana")
     assert Track.objects.get(video=processed_video, number=2).member.slug == "sana"
+
+
+def frame_on_screen(page):
+    return page.evaluate(
+        "() => Math.floor(document.getElementById('player').currentTime * 25 + 1e-3)"
+    )
+
+
+def test_split_and_merge_at_the_playhead_beside_the_video(page, processed_video, fan):
+    login(page, "fan", "pw-fan-123")
+    page.goto(f"/videos/{processed_video.uuid}/review/")
+    page.wait_for_function("() => document.getElementById('player').readyState >= 2")
+    # Selecting a track takes the player to its first frame, its boxes drawn live.
+    page.locator('.track[data-track="2"] .meta').click()
+    page.wait_for_function("() => document.getElementById('frame-now').textContent === 'frame 10'")
+    assert frame_on_screen(page) == 10
+    painted = page.evaluate(
+        "(() => { const c = document.getElementById('overlay');"
+        " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; })()"
+    )
+    assert painted > 100
+
+    # Track 1 from frame 0; twelve frames on, s splits it there.
+    page.locator('.track[data-track="1"] .meta').click()
+    page.wait_for_function("() => document.getElementById('frame-now').textContent === 'frame 0'")
+    for _ in range(12):
+        page.keyboard.press(".")
+    assert frame_on_screen(page) == 12
+    page.keyboard.press("s")
+    status_says(page, "Split track 1: frames from 12 on are track 3")
+    assert page.locator('.track[data-track="3"]').count() == 1
+    tail = Track.objects.get(video=processed_video, number=3)
+    assert (tail.first_frame, tail.member.slug) == (12, "nayeon")
+    assert page.locator('.track[data-track="3"] .name').inner_text() == "Nayeon"
+
+    # m marks track 1, m on track 3 merges them again; z undoes the merge.
+    page.keyboard.press("m")
+    status_says(page, "Track 1 marked")
+    page.keyboard.press("ArrowDown")
+    assert page.locator(".track.current").get_attribute("data-track") == "3"
+    page.keyboard.press("m")
+    status_says(page, "track 3 merged into it")
+    assert page.locator('.track[data-track="3"]').count() == 0
+    head = Track.objects.get(video=processed_video, number=1)
+    assert (head.first_frame, head.last_frame, head.detections.count()) == (0, 24, 25)
+    page.keyboard.press("z")
+    status_says(page, "Undone")
+    assert page.locator('.track[data-track="3"]').count() == 1
+    assert Track.objects.get(video=processed_video, number=3).detections.count() == 13
