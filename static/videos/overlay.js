@@ -26,6 +26,8 @@ window.twicesiteOverlay = function (video, canvas, options) {
   function frame() { return Math.floor(video.currentTime * fps + 1e-3); }
   function seek(number) { video.currentTime = (number + 0.5) / fps; }
 
+  let placed = { scale: 1, ox: 0, oy: 0 };  // where the last paint put the picture
+
   function paint() {
     const rect = video.getBoundingClientRect();
     canvas.width = rect.width; canvas.height = rect.height;
@@ -35,6 +37,7 @@ window.twicesiteOverlay = function (video, canvas, options) {
     // The picture is letterboxed inside the element; find where it sits.
     const scale = Math.min(rect.width / frameSize[0], rect.height / frameSize[1]);
     const ox = (rect.width - frameSize[0] * scale) / 2, oy = (rect.height - frameSize[1] * scale) / 2;
+    placed = { scale, ox, oy };
     const chosen = options.highlight ? options.highlight() : null;
     for (const d of byFrame.get(frame()) || []) {
       const slug = relabelled.has(d.track) ? relabelled.get(d.track) : d.member;
@@ -68,11 +71,24 @@ window.twicesiteOverlay = function (video, canvas, options) {
     requestAnimationFrame(step);
   }
 
+  // The track whose box (the smallest, where boxes overlap) is under a point of the page.
+  function trackAt(clientX, clientY) {
+    if (!byFrame) return null;
+    const rect = video.getBoundingClientRect();
+    const x = (clientX - rect.left - placed.ox) / placed.scale, y = (clientY - rect.top - placed.oy) / placed.scale;
+    let best = null, area = Infinity;
+    for (const d of byFrame.get(frame()) || []) {
+      const [l, t, r, b] = d.box;
+      if (x >= l && x <= r && y >= t && y <= b && (r - l) * (b - t) < area) { best = d.track; area = (r - l) * (b - t); }
+    }
+    return best;
+  }
+
   function relabel(track, slug) { relabelled.set(Number(track), slug); paint(); }
 
   video.addEventListener("play", draw);
   video.addEventListener("seeked", paint);
   video.addEventListener("loadeddata", paint);
   window.addEventListener("resize", paint);
-  return { load, draw, paint, frame, seek, relabel, get fps() { return fps; } };
+  return { load, draw, paint, frame, seek, relabel, trackAt, get fps() { return fps; } };
 };

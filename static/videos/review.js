@@ -16,13 +16,14 @@
   const undoStack = [];
 
   function current() { return root.querySelector(".track.current") || rows()[0]; }
-  function select(row) {
+  // `seek`: the player goes to the track's first frame (not when it was picked in the player).
+  function select(row, seek = true) {
     if (!row) return;
     rows().forEach((r) => r.classList.remove("current"));
     row.classList.add("current");
     row.focus({ preventScroll: true });
     row.scrollIntoView({ block: "nearest" });
-    root.dispatchEvent(new CustomEvent("track-selected", { detail: row }));
+    root.dispatchEvent(new CustomEvent("track-selected", { detail: { row, seek } }));
   }
   function move(step) {
     const all = rows(), i = all.indexOf(current());
@@ -68,7 +69,8 @@
     return post(root.dataset.url, body).then(({ ok, data }) => {
       if (!ok) { status.textContent = data.error || "That did not work."; return; }
       swap(data);
-      if (data.unchanged) { status.textContent = `Track ${number}: ${data.summary}.`; return; }
+      // Nothing to change is agreement: on to the next track, as after a change.
+      if (data.unchanged) { status.textContent = `Track ${number}: ${data.summary}.`; move(1); return; }
       if (data.suggested) {
         undoStack.push({ number, suggestion: data.suggestion });
         status.textContent = `Suggested for track ${number}: ${data.summary}. The owner decides; press z to take it back.`;
@@ -162,9 +164,20 @@
     });
     root.splitFrame = () => overlay.frame();
     root.addEventListener("track-selected", (e) => {
+      if (!e.detail.seek) { overlay.paint(); return; }
       video.pause();
-      const first = Number(e.detail.dataset.first);
+      const first = Number(e.detail.row.dataset.first);
       overlay.load().then(() => { overlay.seek(first); overlay.paint(); });
+    });
+    // A box clicked in the player picks its track in the list, at this frame.
+    video.addEventListener("click", (e) => {
+      const number = overlay.trackAt(e.clientX, e.clientY);
+      const row = number === null ? null : rowOf(number);
+      if (!row) return;
+      e.preventDefault();
+      video.pause();
+      select(row, false);
+      status.textContent = `Track ${number} picked in the player.`;
     });
     root.addEventListener("tracks-changed", (e) => {
       const d = e.detail;

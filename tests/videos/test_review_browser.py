@@ -124,6 +124,16 @@ def test_split_and_merge_at_the_playhead_beside_the_video(page, processed_video,
         " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; })()"
     )
     assert painted > 100
+    # A box clicked in the player picks its track, and the player stays at that frame.
+    x, y = page.evaluate(
+        "() => { const r = document.getElementById('player').getBoundingClientRect();"
+        " const s = Math.min(r.width / 160, r.height / 120);"
+        " return [r.left + (r.width - 160 * s) / 2 + 30 * s, r.top + (r.height - 120 * s) / 2 + 35 * s]; }"
+    )
+    page.mouse.click(x, y)  # inside track 1's box (10, 10, 50, 60)
+    status_says(page, "Track 1 picked in the player")
+    assert page.locator(".track.current").get_attribute("data-track") == "1"
+    assert frame_on_screen(page) == 10
 
     # Track 1 from frame 0; twelve frames on, s splits it there.
     page.locator('.track[data-track="1"] .meta').click()
