@@ -207,10 +207,16 @@ def _activate_if_not_worse(version: ModelVersion) -> None:
         model_version_activate(version=version)
         return
     version.needs_review = True
-    version.note = (
-        f"cross-validated accuracy {new:.3f} is below the active v{active.number}'s {old:.3f}; "
-        "activate it by hand if it is right"
-    )
+    if new is None:
+        # A member with one face (a new one, say) cannot be cross-validated: nothing says
+        # the version is no worse, so a person decides.
+        reason = version.metrics.get("cross_validation") or "it could not be cross-validated"
+        version.note = f"{reason}; activate it by hand if it is right"[:255]
+    else:
+        version.note = (
+            f"cross-validated accuracy {new:.3f} is below the active v{active.number}'s "
+            f"{old:.3f}; activate it by hand if it is right"
+        )
     version.save(update_fields=["needs_review", "note"])
 
 

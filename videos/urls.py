@@ -27,5 +27,7 @@ urlpatterns = [
         views.predictions,
         name="predictions",
     ),
+    path("curate/unknown-faces/", views.unknown_faces_any, name="unknowns_any"),
+    path("curate/<slug:slug>/unknown-faces/", views.unknown_faces, name="unknowns"),
     path("accounts/signup/", views.signup, name="signup"),
 ]

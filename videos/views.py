@@ -11,8 +11,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from base.api import BadRequest, json_endpoint, read_json, whole_number
 from base.jobs import job_reconcile
+from base.roles import is_curator
 from base.units import size_label
-from videos import corrections, exports, fancams, selectors, services
+from videos import corrections, exports, fancams, selectors, services, unknowns
 from videos.files import ranged_file_response
 from videos.forms import SignupForm, UploadForm
 from videos.models import Correction, Fancam
@@ -399,3 +400,92 @@ def thumbnail(request, uuid, number):
     if track is None or not track.thumbnail:
         raise Http404("no picture")
     return FileResponse(track.thumbnail.open("rb"), content_type="image/jpeg")
+
+
+def _curator_group(request, slug):
+    """The group, for curators only (anyone else: no such page)."""
+    from gallery.models import Group
+
+    if not is_curator(request.user):
+        raise Http404("No such page")
+    group = Group.objects.filter(slug=slug).first()
+    if group is None:
+        raise Http404("No such group")
+    return group
+
+
+@require_GET
+def unknown_faces_any(request):
+    """The inbox of the group with the most videos (the menu's link)."""
+    from django.db.models import Count
+
+    from gallery.models import Group
+
+    if not is_curator(request.user):
+        raise Http404("No such page")
+    group = Group.objects.annotate(n=Count("videos")).order_by("-n", "name").first()
+    if group is None:
+        raise Http404("No group yet")
+    return redirect("videos:unknowns", group.slug)
+
+
+@require_http_methods(["GET", "POST"])
+def unknown_faces(request, slug):
+    """The curators' inbox of unknown faces: clusters across a group's videos, each named as a
+    member, made a new member, or dismissed."""
+    group = _curator_group(request, slug)
+    if request.method == "POST":
+        return _unknown_decide(request, group)
+    clusters = unknowns.unknown_clusters(group)
+    context = {
+        "group": group,
+        "groups": _groups(),
+        "clusters": clusters,
+        "members": list(group.members.all()),
+        "tracks": sum(len(c.tracks) for c in clusters),
+    }
+    return render(request, "videos/unknowns.html", context)
+
+
+def _groups():
+    from gallery.models import Group
+
+    return list(Group.objects.order_by("name"))
+
+
+def _unknown_decide(request, group):
+    tracks = unknowns.cluster_tracks(group, request.POST.get("tracks", ""))
+    decision = request.POST.get("decision")
+    if not tracks:
+        messages.info(request, "Those faces were decided already.")
+        return redirect("videos:unknowns", group.slug)
+    try:
+        if decision == "name":
+            member = group.members.filter(pk=request.POST.get("member") or 0).first()
+            if member is None:
+                raise corrections.CorrectionError("choose the member these faces are")
+            count = unknowns.cluster_name(
+                group=group, tracks=tracks, member=member, by=request.user
+            )
+            messages.success(
+                request,
+                f"Named {count} track(s) {member}; a retrain is queued, which adds her faces "
+                "to the gallery and names the videos again.",
+            )
+        elif decision == "new":
+            member, count = unknowns.cluster_new_member(
+                group=group, tracks=tracks, name=request.POST.get("name", ""), by=request.user
+            )
+            messages.success(
+                request,
+                f"New member {member}, from {count} track(s); a retrain is queued, which adds "
+                "her faces to the gallery and names the videos again.",
+            )
+        elif decision == "dismiss":
+            count = unknowns.cluster_dismiss(tracks=tracks, by=request.user)
+            messages.success(request, f"Dismissed {count} track(s): they stay unknown.")
+        else:
+            raise corrections.CorrectionError("choose what to do with these faces")
+    except corrections.CorrectionError as exc:
+        messages.error(request, str(exc))
+    return redirect("videos:unknowns", group.slug)

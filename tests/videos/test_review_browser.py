@@ -162,3 +162,47 @@ def test_split_and_merge_at_the_playhead_beside_the_video(page, processed_video,
     status_says(page, "Undone")
     assert page.locator('.track[data-track="3"]').count() == 1
     assert Track.objects.get(video=processed_video, number=3).detections.count() == 13
+
+
+def test_an_unknown_cluster_becomes_a_new_member_named_in_the_video_after_the_retrain(
+    page, celebs, stage_clip, fan, rq_queue, django_user_model
+):
+    from recognition.models import ModelVersion
+    from tests.conftest import run_worker
+    from videos import services
+    from videos.models import RenderRun
+
+    video = services.video_submit(source=stage_clip, name="stage.mp4", group=celebs, owner=fan)
+    run_worker("video")
+    stranger = video.tracks.get(member=None)
+    django_user_model.objects.create_superuser("boss", "b@example.org", "pw-boss-123")
+    login(page, "boss", "pw-boss-123")
+    page.get_by_role("link", name="Unknown faces").click()
+    page.wait_for_url("**/curate/celebs/unknown-faces/")
+    cluster = page.locator(".cluster").first
+    assert "1 track in 1 video" in cluster.inner_text()
+    assert cluster.locator("img").count() == 1  # the stranger's strip
+    cluster.get_by_placeholder("New member’s name").fill("Will Smith")
+    cluster.get_by_role("button", name="Create member").click()
+    assert "New member Will Smith, from 1 track(s)" in page.locator("ul.messages").inner_text()
+    assert page.locator(".cluster").count() == 0
+    stranger.refresh_from_db()
+    assert stranger.member.slug == "will-smith"
+
+    run_worker("default")  # harvest her faces into the gallery, train
+    version = ModelVersion.objects.get(group=celebs, number=2)
+    assert "will-smith" in version.members and version.training_counts["will-smith"] >= 1
+    # One distinct face of her cannot be cross-validated: the curator activates v2 herself.
+    assert version.needs_review and "activate it by hand" in version.note
+    page.goto("/admin/recognition/modelversion/")
+    page.locator(f'#result_list input.action-select[value="{version.pk}"]').check()
+    page.select_option("select[name=action]", "activate")
+    page.click("button[name=index]")
+    run_worker("default", "video")  # relabel, re-render
+    video.refresh_from_db()
+    version.refresh_from_db()
+    assert version.is_active and video.model_version == version
+    assert RenderRun.objects.filter(video=video, state="done").exists()
+    page.goto(video.get_absolute_url())
+    assert "Will Smith" in page.locator(".chart").inner_text()  # her screen time
+    assert "model v2" in page.locator(".page-head").inner_text()
