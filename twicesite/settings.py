@@ -144,9 +144,9 @@ VIDEO_RENDER_PRESET = envstr("VIDEO_RENDER_PRESET", "veryfast")
 # show them at once meanwhile.
 VIDEO_RERENDER_QUIET_SECONDS = envint("VIDEO_RERENDER_QUIET_SECONDS", 5)
 VIDEO_RERENDER_MAX_WAIT_SECONDS = envint("VIDEO_RERENDER_MAX_WAIT_SECONDS", 60)
-# How long a render holds a video before another worker may take it over (renewed as it
-# draws, so only a dead worker's lease runs out).
-VIDEO_RENDER_LEASE_SECONDS = envint("VIDEO_RENDER_LEASE_SECONDS", 300)
+# How long a render holds a video before another worker may take it over (renewed every 10 s
+# as it draws, so only a dead worker's lease runs out; one of this machine is taken at once).
+VIDEO_RENDER_LEASE_SECONDS = envint("VIDEO_RENDER_LEASE_SECONDS", 60)
 # Off: segments run in the job that took the video (one worker), on VIDEO_ANALYSIS_PROCESSES.
 VIDEO_SEGMENTS_AS_JOBS = envbool("VIDEO_SEGMENTS_AS_JOBS", True)
 # A video analysed inside one job (short, or VIDEO_SEGMENTS_AS_JOBS off, or process_video) is

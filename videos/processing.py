@@ -6,6 +6,8 @@ after a delete is removed with the video's folder.
 """
 
 import logging
+import os
+import socket
 import time
 import uuid
 from collections import defaultdict
@@ -22,7 +24,7 @@ from django.utils import timezone
 
 from base.db import row_lock
 from base.jobs import JobGone, Progress, job_enqueue, job_fence, job_send, running
-from base.storage import delete_tree, local_copy, save_local_file, work_dir
+from base.storage import delete_tree, local_copy, pid_alive, save_local_file, work_dir
 from core.faces import embed
 from core.images import encode_jpeg, shrunk
 from core.media.draw import Label
@@ -391,17 +393,22 @@ class RenderLease:
 
     def __init__(self, video_pk: int):
         self.video_pk = video_pk
-        self.token = uuid.uuid4().hex
+        # Who holds it, so a lease of a process of this machine that died (a killed work
+        # horse) is taken over at once rather than when it runs out.
+        self.token = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._renewed = 0.0
 
     def take(self) -> bool:
         now = timezone.now()
         free = Q(render_lease="") | Q(render_lease_until__lt=now)
-        return bool(
-            Video.objects.filter(free, pk=self.video_pk).update(
-                render_lease=self.token, render_lease_until=self._until(now)
-            )
-        )
+        claim = {"render_lease": self.token, "render_lease_until": self._until(now)}
+        if Video.objects.filter(free, pk=self.video_pk).update(**claim):
+            return True
+        holder = Video.objects.filter(pk=self.video_pk).values_list("render_lease", flat=True)
+        holder = holder.first()
+        if holder and _holder_dead(holder):
+            return bool(Video.objects.filter(pk=self.video_pk, render_lease=holder).update(**claim))
+        return False
 
     def renew(self) -> None:
         """Push the lease's end on (at most every few seconds: it is a database write)."""
@@ -420,6 +427,13 @@ class RenderLease:
     @staticmethod
     def _until(now):
         return now + timedelta(seconds=settings.VIDEO_RENDER_LEASE_SECONDS)
+
+
+def _holder_dead(token: str) -> bool:
+    """Whether a lease's holder was a process of this machine that is gone."""
+    host, _, rest = token.partition(":")
+    pid = rest.partition(":")[0]
+    return host == socket.gethostname()[:30] and pid.isdigit() and not pid_alive(int(pid))
 
 
 @contextmanager
@@ -556,6 +570,11 @@ def group_relabel(*, run: RelabelRun, attempt: int) -> dict[str, int]:
 
     version = run.version
     with running(run, attempt=attempt) as progress:
+        if not type(version).objects.filter(pk=version.pk, is_active=True).exists():
+            # Another version became active since (a run queued again late, say): naming
+            # with this one would undo that version's relabel.
+            progress(100, f"nothing to do: {version} is no longer active", force=True)
+            return {"videos": 0, "tracks": 0, "reanalysed": 0}
         clf = model_version_load(version)
         members = {m.slug: m for m in version.group.members.all()}
         changed_videos = changed_tracks = 0

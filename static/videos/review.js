@@ -80,7 +80,8 @@
           ? `Split track ${number}: frames from ${extra.frame} on are track ${data.new_track}, below it. Press z to undo.`
           : `Track ${number}: ${data.summary}. Press z to undo.`;
       }
-      if (action === "merge" || data.new_track) select(rowOf(number)); else move(1);
+      // After a split or merge the player stays where the cut was made.
+      if (action === "merge" || data.new_track) select(rowOf(number), false); else move(1);
     });
   }
 

@@ -11,7 +11,7 @@ from rq import SimpleWorker
 from base.storage import local_copy
 from core.classifier.model import ClassifierError
 from core.media.probe import ffmpeg_exe, probe
-from videos import exports, services
+from videos import exports, processing, services
 from videos.models import Video
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -307,3 +307,12 @@ def test_a_not_this_member_negative_survives_a_retrain_and_is_counted_by_the_new
     # ... but the relabel names it the next best, or unknown.
     assert keanu.member is None or keanu.member.slug != "keanu-reeves"
     assert "keanu-reeves" not in members_named(video)
+    # A relabel of the version it replaced, run late (queued again after Redis lost it), changes
+    # nothing: it would undo v2's names.
+    from recognition.models import ModelVersion
+    from videos.models import RelabelRun
+
+    late = RelabelRun.objects.create(version=ModelVersion.objects.get(group=celebs, number=1))
+    assert processing.group_relabel(run=late, attempt=late.attempt)["videos"] == 0
+    video.refresh_from_db()
+    assert video.model_version == version

@@ -115,3 +115,23 @@ def test_a_dead_workers_render_lease_runs_out(processed_video, settings):
     jobs.render_video_job(run.pk, 1)
     run.refresh_from_db()
     assert run.state == RenderRun.State.DONE, run.error
+
+
+def test_a_lease_left_by_a_killed_process_of_this_machine_is_taken_at_once(processed_video):
+    import socket
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    dead = subprocess.Popen(["true"])  # a process that has ended
+    dead.wait()
+    Video.objects.filter(pk=processed_video.pk).update(
+        render_lease=f"{socket.gethostname()[:30]}:{dead.pid}:killed",
+        render_lease_until=timezone.now() + timedelta(minutes=5),
+    )
+    run = RenderRun.objects.create(video=processed_video, state=RenderRun.State.QUEUED, attempt=1)
+    started = time.monotonic()
+    jobs.render_video_job(run.pk, 1)
+    run.refresh_from_db()
+    assert run.state == RenderRun.State.DONE, run.error
+    assert time.monotonic() - started < 30  # not the five minutes the lease had left

@@ -143,6 +143,7 @@ def test_split_and_merge_at_the_playhead_beside_the_video(page, processed_video,
     assert frame_on_screen(page) == 12
     page.keyboard.press("s")
     status_says(page, "Split track 1: frames from 12 on are track 3")
+    assert frame_on_screen(page) == 12  # the player stays at the cut
     assert page.locator('.track[data-track="3"]').count() == 1
     tail = Track.objects.get(video=processed_video, number=3)
     assert (tail.first_frame, tail.member.slug) == (12, "nayeon")
@@ -198,6 +199,7 @@ def test_an_unknown_cluster_becomes_a_new_member_named_in_the_video_after_the_re
     page.locator(f'#result_list input.action-select[value="{version.pk}"]').check()
     page.select_option("select[name=action]", "activate")
     page.click("button[name=index]")
+    page.locator(".messagelist").wait_for()  # the activation is done (and its relabel queued)
     run_worker("default", "video")  # relabel, re-render
     video.refresh_from_db()
     version.refresh_from_db()
