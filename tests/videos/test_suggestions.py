@@ -195,3 +195,8 @@ def test_a_suggestion_is_refused_once_the_track_changed_under_it(
     response = decide(client, public_video, Suggestion.objects.get(), "accept")
     assert response.status_code == 400 and "reject it" in response.json()["error"]
     assert Track.objects.get(video=public_video, number=1).member == members[2]
+
+
+def test_an_anonymous_viewer_of_a_public_review_page_is_asked_to_sign_in(client, public_video):
+    page = client.get(reverse("videos:review", args=[public_video.uuid])).content.decode()
+    assert "to suggest changes" in page and "/accounts/login/?next=" in page
