@@ -39,6 +39,8 @@ window.twicesiteOverlay = function (video, canvas, options) {
     const ox = (rect.width - frameSize[0] * scale) / 2, oy = (rect.height - frameSize[1] * scale) / 2;
     placed = { scale, ox, oy };
     const chosen = options.highlight ? options.highlight() : null;
+    // Name tags shrink with a small picture (a phone), so they do not bury the faces.
+    const size = Math.round(Math.max(10, Math.min(15, rect.width / 48)));
     for (const d of byFrame.get(frame()) || []) {
       const slug = relabelled.has(d.track) ? relabelled.get(d.track) : d.member;
       const m = slug ? members[slug] : null;
@@ -49,10 +51,10 @@ window.twicesiteOverlay = function (video, canvas, options) {
       ctx.lineWidth = picked ? 5 : 3; ctx.strokeStyle = colour;
       ctx.strokeRect(ox + l, oy + t, r - l, b - t);
       const text = (options.showTrack ? `${d.track} · ` : "") + (m ? m.name : "unknown");
-      ctx.font = "bold 15px system-ui, sans-serif";
-      const w = ctx.measureText(text).width + 10;
-      ctx.fillStyle = colour; ctx.fillRect(ox + l - 1.5, oy + t - 22, w, 22);
-      ctx.fillStyle = "#000"; ctx.fillText(text, ox + l + 4, oy + t - 6);
+      ctx.font = `bold ${size}px system-ui, sans-serif`;
+      const w = ctx.measureText(text).width + 8;
+      ctx.fillStyle = colour; ctx.fillRect(ox + l - 1.5, oy + t - size - 7, w, size + 7);
+      ctx.fillStyle = "#000"; ctx.fillText(text, ox + l + 3, oy + t - 5);
     }
     ctx.globalAlpha = 1;
     if (options.onFrame) options.onFrame(frame());
