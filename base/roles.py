@@ -14,6 +14,7 @@ CURATOR_PERMISSIONS = [
     ("recognition", "trainingrun", ("view",)),
     ("videos", "video", ("view",)),
     ("videos", "correction", ("view", "change")),
+    ("videos", "suggestion", ("view",)),
 ]
 
 

@@ -48,19 +48,43 @@ class Member(models.Model):
     slug = models.SlugField()
     color = models.CharField("display colour", max_length=7, validators=[COLOUR])
     order = models.PositiveIntegerField(default=0)
+    # The digit that names her on the review page: hers from creation, so adding a member
+    # renumbers no one. None once the group has nine.
+    hotkey = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["group", "order", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["group", "slug"], name="member_slug_unique_in_group")
+            models.UniqueConstraint(fields=["group", "slug"], name="member_slug_unique_in_group"),
+            models.UniqueConstraint(
+                fields=["group", "hotkey"], name="member_hotkey_unique_in_group"
+            ),
         ]
 
     def __str__(self):
         return self.name
 
+    def save(self, *args, **kwargs):
+        if self._state.adding and self.hotkey is None:
+            self.hotkey = free_hotkey(self.group_id)
+        super().save(*args, **kwargs)
+
     def color_rgb(self) -> tuple[int, int, int]:
         value = self.color.lstrip("#")
         return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
+
+
+HOTKEYS = range(1, 10)
+
+
+def free_hotkey(group_id) -> int | None:
+    """The lowest digit no member of the group holds (1-9), or None when all are taken."""
+    taken = set(
+        Member.objects.filter(group_id=group_id, hotkey__isnull=False).values_list(
+            "hotkey", flat=True
+        )
+    )
+    return next((key for key in HOTKEYS if key not in taken), None)
 
 
 def gallery_upload_to(instance, filename):

@@ -193,6 +193,14 @@ def images_approve(*, images) -> tuple[int, int]:
     return len(ids), len(images) - len(ids)
 
 
+def images_approve_unless_duplicate(*, images) -> int:
+    """Approve the images that have a usable face and are no duplicate of another (read
+    after the flags were refreshed): a duplicate adds nothing, so it waits for a curator."""
+    rows = GalleryImage.objects.filter(pk__in=[image.pk for image in images])
+    rows = rows.filter(face_box__isnull=False, is_small=False, duplicate_of__isnull=True)
+    return rows.update(status=GalleryImage.Status.APPROVED)
+
+
 def images_reject(*, images, reason: str = "rejected by a curator") -> int:
     ids = [image.pk for image in images]
     count = GalleryImage.objects.filter(pk__in=ids).update(

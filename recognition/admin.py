@@ -123,7 +123,15 @@ admin.site.register(Member, MemberAdmin)
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "status", "accuracy_col", "coverage", "faces", "created"]
+    list_display = [
+        "__str__",
+        "status",
+        "accuracy_col",
+        "coverage",
+        "negatives",
+        "faces",
+        "created",
+    ]
     list_filter = ["group", "is_active", "needs_review"]
     actions = ["activate"]
     fields = [
@@ -167,6 +175,15 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="coverage @ 99% precision")
     def coverage(self, version):
         return percent(version.metrics.get("coverage_at_99_precision"))
+
+    @admin.display(description="“not this member” broken")
+    def negatives(self, version):
+        """Corrections saying a track is not someone that this version, naming freely, would
+        break (relabels never do: they name the next best)."""
+        total = version.metrics.get("negatives")
+        if total is None:
+            return "—"
+        return f"{version.metrics.get('negatives_violated', 0)} of {total}"
 
     @admin.display(description="seed method accuracy")
     def seed_accuracy(self, version):

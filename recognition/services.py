@@ -23,7 +23,11 @@ from gallery.models import GalleryImage, Group
 from gallery.services import image_pixels
 from recognition import selectors
 from recognition.models import ModelVersion, TrainingRun
-from recognition.signals import model_version_activated, training_started
+from recognition.signals import (
+    model_version_activated,
+    model_version_measuring,
+    training_started,
+)
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +169,10 @@ def _train(run: TrainingRun, progress) -> ModelVersion:
         "max_distance": clf.thresholds.max_distance,
         "source": clf.thresholds.source,
     }
+    for _receiver, extra in model_version_measuring.send(
+        sender=TrainingRun, group=group, classifier=clf
+    ):
+        metrics.update(extra or {})
     counts = {slug: labels.count(slug) for slug in clf.members}
     progress(95, "saving", force=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -231,6 +239,13 @@ def activation_verdict(version: ModelVersion, active: ModelVersion | None) -> tu
         return True, "the group's first model"
     if active.embedding_model != version.embedding_model:
         return True, "a curator switched the face model"  # what they asked for
+    if version.accuracy() is None and version.metrics.get("cross_validation"):
+        # A member with one face (a new one, say) cannot be cross-validated: nothing says
+        # the version is no worse, so a person decides.
+        return False, (
+            f"waits for review: cross-validation {version.metrics['cross_validation']}. "
+            "Activate it if it is right."
+        )
     added = [_name(s) for s in version.members if s not in active.members]
     dropped = [_name(s) for s in active.members if s not in version.members]
     change = "; ".join(

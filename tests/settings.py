@@ -1,6 +1,7 @@
 """Settings for the test suite: the site's own settings with a queue database of its own."""
 
 from twicesite import embedded_redis
+from twicesite.env import envint
 from twicesite.settings import *  # noqa: F403
 from twicesite.settings import EMBEDDED_REDIS, VAR_DIR, rq_queues
 
@@ -24,3 +25,5 @@ STORAGES = {  # noqa: F405
     **STORAGES,  # noqa: F405
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Re-renders start at once in tests unless a test (or its worker's environment) says otherwise.
+VIDEO_RERENDER_QUIET_SECONDS = envint("VIDEO_RERENDER_QUIET_SECONDS", 0)

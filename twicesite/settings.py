@@ -161,6 +161,14 @@ VIDEO_SEGMENTS_AS_JOBS = (
     "auto" if envstr("VIDEO_SEGMENTS_AS_JOBS", "auto") == "auto"
     else envbool("VIDEO_SEGMENTS_AS_JOBS", True)
 )  # fmt: skip
+# A re-render waits until corrections have been quiet this long (and at most RERENDER_MAX_WAIT
+# after the first), so a reviewer's burst of corrections is drawn once; the page's live boxes
+# show them at once meanwhile.
+VIDEO_RERENDER_QUIET_SECONDS = envint("VIDEO_RERENDER_QUIET_SECONDS", 5)
+VIDEO_RERENDER_MAX_WAIT_SECONDS = envint("VIDEO_RERENDER_MAX_WAIT_SECONDS", 60)
+# How long a render holds a video before another worker may take it over (renewed every 10 s
+# as it draws, so only a dead worker's lease runs out; one of this machine is taken at once).
+VIDEO_RENDER_LEASE_SECONDS = envint("VIDEO_RENDER_LEASE_SECONDS", 60)
 # A video analysed inside one job (short, or VIDEO_SEGMENTS_AS_JOBS off, or process_video) is
 # split over this many processes; 1 analyses it in the job's own process.
 VIDEO_ANALYSIS_PROCESSES = envint("VIDEO_ANALYSIS_PROCESSES", os.cpu_count() or 1)

@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 
 from base.admin import JobAdminMixin
 from videos import corrections
-from videos.models import Correction, Fancam, Video
+from videos.models import Correction, Fancam, Suggestion, Video
 
 
 @admin.register(Video)
@@ -34,9 +34,14 @@ class VideoAdmin(JobAdminMixin, admin.ModelAdmin):
 class CorrectionAdmin(admin.ModelAdmin):
     """The queue of corrections awaiting a curator: approved ones become training samples."""
 
-    list_display = ["created", "video", "track_number", "change", "user", "review", "samples_added"]
+    list_display = [
+        "created", "video", "track_number", "change", "user", "suggested_by", "review",
+        "samples_added",
+    ]  # fmt: skip
     list_filter = ["review", "kind", "video__group"]
-    list_select_related = ["video", "track", "user", "before_member", "after_member"]
+    list_select_related = [
+        "video", "track", "user", "before_member", "after_member", "suggestion__user",
+    ]  # fmt: skip
     actions = ["approve", "reject"]
     readonly_fields = [f.name for f in Correction._meta.fields]
 
@@ -46,6 +51,12 @@ class CorrectionAdmin(admin.ModelAdmin):
     @admin.display(description="track")
     def track_number(self, correction):
         return correction.track.number
+
+    @admin.display(description="suggested by")
+    def suggested_by(self, correction):
+        """Who proposed it, when it was a suggestion the owner or a curator accepted (`user`)."""
+        suggestion = getattr(correction, "suggestion", None)
+        return (suggestion.user or "—") if suggestion else "—"
 
     @admin.display(description="change")
     def change(self, correction):
@@ -71,6 +82,20 @@ class CorrectionAdmin(admin.ModelAdmin):
     def reject(self, request, queryset):
         count = corrections.corrections_reject(corrections=list(queryset), by=request.user)
         self.message_user(request, f"Rejected {count} correction(s).", messages.SUCCESS)
+
+
+@admin.register(Suggestion)
+class SuggestionAdmin(admin.ModelAdmin):
+    """Changes proposed by people who may see a video but not change it; its owner (or a
+    curator, on the review page) accepts or rejects them."""
+
+    list_display = ["created", "video", "track", "describe", "user", "state", "decided_by"]
+    list_filter = ["state", "kind"]
+    list_select_related = ["video", "track", "user", "decided_by", "before_member", "member"]
+    readonly_fields = [f.name for f in Suggestion._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
 
 
 @admin.register(Fancam)

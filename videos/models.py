@@ -71,6 +71,10 @@ class Video(Job):
     segments_done = models.PositiveIntegerField(default=0)
     # Seconds the analysis and the render took, for the curious and for benchmarks.
     timings = models.JSONField(default=dict, blank=True)
+    # The lease of the one worker drawing the labelled MP4 now (a token and until when), so
+    # two workers never render the same video at once; a dead worker's lease runs out.
+    render_lease = models.CharField(max_length=64, blank=True, editable=False)
+    render_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created"]
@@ -125,6 +129,13 @@ class Track(models.Model):
     # A person's correction wins over the model from then on: relabelling leaves the track alone.
     corrected = models.BooleanField(default=False)
     is_face = models.BooleanField(default=True)
+    # Members a person said this track is not: no model decision names it one of them again.
+    not_members = models.ManyToManyField("gallery.Member", blank=True, related_name="+")
+    # Merged into another track by a person: its boxes are that track's now, so it shows
+    # nowhere; kept (not deleted) so the merge can be undone.
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged"
+    )
 
     class Meta:
         ordering = ["video", "number"]
@@ -172,12 +183,15 @@ class Correction(models.Model):
         MEMBER = "member", "another member"
         UNKNOWN = "unknown", "unknown person"
         NOT_FACE = "not_face", "not a face"
+        NOT_MEMBER = "not_member", "not this member"
         SPLIT = "split", "split the track"
+        MERGE = "merge", "merge two tracks"
 
     class Review(models.TextChoices):
         PENDING = "pending"
         APPROVED = "approved"
         REJECTED = "rejected"
+        UNDONE = "undone", "undone (nothing to review)"
 
     video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="corrections")
     track = models.ForeignKey(Track, on_delete=models.CASCADE, related_name="corrections")
@@ -212,15 +226,71 @@ class Correction(models.Model):
         return f"{self.get_kind_display()} on {self.track}"
 
     def describe(self) -> str:
-        before = self.before_member.name if self.before_member else "unknown"
-        if self.kind == self.Kind.SPLIT:
-            return f"split at frame {self.split_frame}"
-        if self.kind == self.Kind.NOT_FACE:
-            return f"{before} → not a face"
-        if self.kind == self.Kind.CONFIRM:
-            return f"confirmed {before}"
-        after = self.after_member.name if self.after_member else "unknown"
-        return f"{before} → {after}"
+        if self.kind == self.Kind.MERGE:
+            other = self.new_track.number if self.new_track else "?"
+            return f"track {other} merged into it"
+        return change_text(self.kind, self.before_member, self.after_member, self.split_frame)
+
+
+def change_text(kind: str, before, after, split_frame=None) -> str:
+    """A change in words, for status lines, suggestion lists and the admin."""
+    before_name = before.name if before else "unknown"
+    if kind == Correction.Kind.SPLIT:
+        return f"split at frame {split_frame}"
+
+    if kind == Correction.Kind.NOT_FACE:
+        return f"{before_name} → not a face"
+    if kind == Correction.Kind.NOT_MEMBER:
+        return f"not {before_name}"
+    if kind == Correction.Kind.CONFIRM:
+        return f"confirmed {before_name}"
+    return f"{before_name} → {after.name if after else 'unknown'}"
+
+
+class Suggestion(models.Model):
+    """A change proposed by someone who may see a video but not change it: stored, not applied
+    (the track, the labelled MP4 and screen time stay as they are) until the owner or a
+    curator accepts it, which applies it as their own correction."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "waiting for the owner"
+        ACCEPTED = "accepted"
+        REJECTED = "rejected"
+        WITHDRAWN = "withdrawn"
+
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="suggestions")
+    track = models.ForeignKey(Track, on_delete=models.CASCADE, related_name="suggestions")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=10, choices=Correction.Kind)
+    # The track's label when it was suggested, and the member it should be (kind "member").
+    before_member = models.ForeignKey(
+        "gallery.Member", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    member = models.ForeignKey(
+        "gallery.Member", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    split_frame = models.PositiveIntegerField(null=True, blank=True)
+    state = models.CharField(max_length=9, choices=State, default=State.PENDING, db_index=True)
+    created = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided = models.DateTimeField(null=True, blank=True)
+    # The correction accepting it made (its user is the one who accepted).
+    correction = models.OneToOneField(
+        Correction, null=True, blank=True, on_delete=models.SET_NULL, related_name="suggestion"
+    )
+
+    class Meta:
+        ordering = ["created"]
+
+    def __str__(self):
+        return f"suggestion on {self.track}: {self.describe()}"
+
+    def describe(self) -> str:
+        return change_text(self.kind, self.before_member, self.member, self.split_frame)
 
 
 class Relabel(models.Model):
@@ -250,6 +320,9 @@ class RenderRun(Job):
     video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="renders")
     requests = models.PositiveIntegerField(default=1, help_text="requests coalesced into this run")
     reason = models.CharField(max_length=200, blank=True)
+    # The latest request it took: the job waits until requests have been quiet for a moment,
+    # so a burst of corrections is drawn once.
+    last_request = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]

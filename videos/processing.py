@@ -6,15 +6,20 @@ after a delete is removed with the video's folder.
 """
 
 import logging
+import os
+import socket
 import time
+import uuid
 from collections import defaultdict
+from contextlib import contextmanager
+from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from base.db import row_lock
@@ -27,7 +32,7 @@ from base.jobs import (
     running,
     workers_listening,
 )
-from base.storage import delete_tree, local_copy, save_local_file, work_dir
+from base.storage import delete_tree, local_copy, pid_alive, save_local_file, work_dir
 from core.faces import embed
 from core.images import encode_jpeg, shrunk
 from core.media.draw import Label
@@ -444,58 +449,215 @@ def labels_by_frame(video: Video, *, unknown: bool | None = None) -> dict[int, l
     return labels
 
 
-def render_labelled(*, video: Video, source, info: VideoInfo, progress=None) -> None:
-    """Draw the stored labels on the original (a local file) and store the labelled MP4."""
-    labels = labels_by_frame(video)
+def render_labelled(
+    *, video: Video, source, info: VideoInfo, progress=None, lease: "RenderLease | None" = None
+) -> None:
+    """Draw the stored labels on the original (a local file) and store the labelled MP4.
+
+    One render of a video at a time, on any worker: under `lease` when the caller holds the
+    video's render lease, else under one taken here. The labels are read once it is held,
+    so a render that waited draws the newest ones."""
+    if lease is None:
+        with render_lease(video) as taken:
+            return render_labelled(
+                video=video, source=source, info=info, progress=progress, lease=taken
+            )
     total = max(info.frames, 1)
+    labels = labels_by_frame(video)
 
     def labels_at(index):
-        if progress and index % 30 == 0:
-            progress(100 * index / total)
+        if index % 30 == 0:
+            lease.renew()
+            if progress:
+                progress(100 * index / total)
         return labels.get(index, ())
 
     with work_dir() as folder:
         target = folder / "labelled.mp4"
         render(source, target, info, labels_at, preset=settings.VIDEO_RENDER_PRESET)
-        _store_labelled(video, target)
+        _store_labelled(video, target, lease)
 
 
-def _store_labelled(video: Video, path) -> None:
+def _store_labelled(video: Video, path, lease: "RenderLease | None" = None) -> None:
+    """Store a labelled MP4 made from the video's current labels, under the render lease (a
+    render drawn behind the analysis takes it just for this)."""
+    if lease is None:
+        with render_lease(video) as taken:
+            return _store_labelled(video, path, taken)
     name = save_local_file(f"{video.storage_folder()}/labelled.mp4", path)
-    if not Video.objects.filter(pk=video.pk).update(labelled=name):
-        delete_tree(video.storage_folder())  # deleted while it rendered
-        raise JobGone(f"video {video.pk} was deleted")
+    if not Video.objects.filter(pk=video.pk, render_lease=lease.token).update(labelled=name):
+        if not Video.objects.filter(pk=video.pk).exists():
+            delete_tree(video.storage_folder())  # deleted while it rendered
+            raise JobGone(f"video {video.pk} was deleted")
+        raise RuntimeError("another worker took this video's render over; it draws it")
+
+
+class RenderLease:
+    """A video's render lease held by this process: a token and until when (see Video)."""
+
+    def __init__(self, video_pk: int):
+        self.video_pk = video_pk
+        # Who holds it, so a lease of a process of this machine that died (a killed work
+        # horse) is taken over at once rather than when it runs out.
+        self.token = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._renewed = 0.0
+
+    def take(self) -> bool:
+        now = timezone.now()
+        free = Q(render_lease="") | Q(render_lease_until__lt=now)
+        claim = {"render_lease": self.token, "render_lease_until": self._until(now)}
+        if Video.objects.filter(free, pk=self.video_pk).update(**claim):
+            return True
+        holder = Video.objects.filter(pk=self.video_pk).values_list("render_lease", flat=True)
+        holder = holder.first()
+        if holder and _holder_dead(holder):
+            return bool(Video.objects.filter(pk=self.video_pk, render_lease=holder).update(**claim))
+        return False
+
+    def renew(self) -> None:
+        """Push the lease's end on (at most every few seconds: it is a database write)."""
+        if time.monotonic() - self._renewed < 10:
+            return
+        self._renewed = time.monotonic()
+        Video.objects.filter(pk=self.video_pk, render_lease=self.token).update(
+            render_lease_until=self._until(timezone.now())
+        )
+
+    def release(self) -> None:
+        Video.objects.filter(pk=self.video_pk, render_lease=self.token).update(
+            render_lease="", render_lease_until=None
+        )
+
+    @staticmethod
+    def _until(now):
+        return now + timedelta(seconds=settings.VIDEO_RENDER_LEASE_SECONDS)
+
+
+def _holder_dead(token: str) -> bool:
+    """Whether a lease's holder was a process of this machine that is gone."""
+    host, _, rest = token.partition(":")
+    pid = rest.partition(":")[0]
+    return host == socket.gethostname()[:30] and pid.isdigit() and not pid_alive(int(pid))
+
+
+@contextmanager
+def render_lease(video: Video, on_wait=None):
+    """Hold the video's render lease for the block, waiting while another worker holds it.
+
+    Not a database lock: a render takes minutes, and SQLite would hold every writer back
+    meanwhile. A lease whose worker died runs out after VIDEO_RENDER_LEASE_SECONDS."""
+    lease = RenderLease(video.pk)
+    said = False
+    while not lease.take():
+        if not Video.objects.filter(pk=video.pk).exists():
+            raise JobGone(f"video {video.pk} was deleted")
+        if on_wait is not None and not said:
+            on_wait()  # once: the page says why it waits
+            said = True
+        time.sleep(RENDER_LEASE_POLL)
+    lease._renewed = time.monotonic()
+    try:
+        yield lease
+    finally:
+        lease.release()
+
+
+# How often a render waiting for a video's lease asks again.
+RENDER_LEASE_POLL = 0.25
+
+
+def negatives_violated(*, group, classifier) -> dict[str, int]:
+    """How many "not this member" corrections of the group's tracks `classifier` would break
+    if it named the tracks freely (a model version's metrics; relabels never break them)."""
+    tracks = (
+        Track.objects.filter(video__group=group, not_members__isnull=False, is_face=True)
+        .distinct()
+        .prefetch_related("not_members")
+    )
+    negatives = violated = 0
+    for track in tracks.iterator(chunk_size=200):
+        banned = {m.slug for m in track.not_members.all()}
+        negatives += len(banned)
+        vectors = track.sample_vectors()
+        if len(vectors) and vectors.shape[1] == classifier.dimensions:
+            violated += classifier.predict_track(vectors).label in banned
+    return {"negatives": negatives, "negatives_violated": violated}
 
 
 # --- re-renders and relabels ----------------------------------------------------------------
 
 
 def video_render_request(*, video: Video, reason: str = "") -> RenderRun:
-    """Queue one re-render of the labelled MP4; requests made while one waits join it."""
+    """Queue one re-render of the labelled MP4; requests made while one waits join it (and
+    push its start on: see video_rerender)."""
     with transaction.atomic():
         # Serialises concurrent requests for one video (a row lock on PostgreSQL; SQLite
-        # transactions here take the write lock up front).
+        # transactions here take the write lock up front), and the job's start (_close_run).
         row_lock(Video, video.pk)
+        now = timezone.now()
         waiting = RenderRun.objects.filter(video=video, state=RenderRun.State.QUEUED).first()
         if waiting:
-            RenderRun.objects.filter(pk=waiting.pk).update(requests=F("requests") + 1)
+            RenderRun.objects.filter(pk=waiting.pk).update(
+                requests=F("requests") + 1, last_request=now
+            )
             return waiting
-        run = RenderRun.objects.create(video=video, reason=reason[:200])
+        run = RenderRun.objects.create(video=video, reason=reason[:200], last_request=now)
         job_enqueue(run)
     return run
 
 
 def video_rerender(*, run: RenderRun, attempt: int) -> None:
-    """Draw the current labels again on the labelled MP4 (after a relabel or corrections)."""
-    video = run.video
-    with running(run, attempt=attempt) as progress:
+    """Draw the current labels again on the labelled MP4 (after a relabel or corrections),
+    once requests have been quiet for a moment: a burst of corrections is drawn once."""
+    _wait_for_quiet(run, attempt)
+    _close_run(run, attempt)
+    video = Video.objects.get(pk=run.video_id)
+
+    def waiting():
+        RenderRun.objects.filter(pk=run.pk, attempt=attempt).update(
+            stage="waiting for another render of this video to end"
+        )
+
+    with render_lease(video, on_wait=waiting) as lease, running(run, attempt=attempt) as progress:
         if video.state != Video.State.DONE:
             # Still processing: its own render at the end draws the current labels.
             progress(100, "nothing to do: the video is still being processed", force=True)
             return
         with local_copy(video.original) as source:
             info = video_info(video, source)
-            render_labelled(video=video, source=source, info=info, progress=progress)
+            render_labelled(video=video, source=source, info=info, progress=progress, lease=lease)
+
+
+def _wait_for_quiet(run: RenderRun, attempt: int) -> None:
+    """Sleep until no request joined the run for VIDEO_RERENDER_QUIET_SECONDS (at most
+    VIDEO_RERENDER_MAX_WAIT_SECONDS after it was made). The run stays queued meanwhile, so
+    requests keep joining it."""
+    quiet = timedelta(seconds=settings.VIDEO_RERENDER_QUIET_SECONDS)
+    latest = run.created + timedelta(seconds=settings.VIDEO_RERENDER_MAX_WAIT_SECONDS)
+    said = False
+    while True:
+        row = job_fence(RenderRun, run.pk, attempt)
+        now = timezone.now()
+        wait = (min((row.last_request or row.created) + quiet, latest) - now).total_seconds()
+        if wait <= 0:
+            return
+        if not said:
+            RenderRun.objects.filter(pk=run.pk, attempt=attempt).update(
+                stage="waiting a moment for more corrections"
+            )
+            said = True
+        time.sleep(min(wait, 1.0))
+
+
+def _close_run(run: RenderRun, attempt: int) -> None:
+    """Mark the run running under the video's lock: a request from then on makes a new run
+    instead of joining one whose labels may be read already."""
+    with transaction.atomic():
+        row_lock(Video, run.video_id)
+        if not RenderRun.objects.filter(pk=run.pk, attempt=attempt).update(
+            state=RenderRun.State.RUNNING
+        ):
+            raise JobGone(f"render run {run.pk} was deleted or queued again")
 
 
 def group_relabel_request(*, version) -> RelabelRun:
@@ -512,6 +674,11 @@ def group_relabel(*, run: RelabelRun, attempt: int) -> dict[str, int]:
 
     version = run.version
     with running(run, attempt=attempt) as progress:
+        if not type(version).objects.filter(pk=version.pk, is_active=True).exists():
+            # Another version became active since (a run queued again late, say): naming
+            # with this one would undo that version's relabel.
+            progress(100, f"nothing to do: {version} is no longer active", force=True)
+            return {"videos": 0, "tracks": 0, "reanalysed": 0}
         clf = model_version_load(version)
         members = {m.slug: m for m in version.group.members.all()}
         changed_videos = changed_tracks = 0
@@ -538,8 +705,13 @@ def group_relabel(*, run: RelabelRun, attempt: int) -> dict[str, int]:
 
 def _relabel_video(video: Video, clf, members: dict) -> int:
     """Name the video's uncorrected tracks again from their stored samples; a correction
-    wins every clash with the model. Returns how many tracks changed member."""
-    rows = list(video.tracks.filter(is_face=True).select_related("member"))
+    wins every clash with the model, and a track is never named a member a person said it
+    is not. Returns how many tracks changed member."""
+    rows = list(
+        video.tracks.filter(is_face=True, merged_into__isnull=True)
+        .select_related("member")
+        .prefetch_related("not_members")
+    )
     frames = defaultdict(list)
     for number, frame in Detection.objects.filter(video=video).values_list(
         "track__number", "frame"
@@ -558,6 +730,7 @@ def _relabel_video(video: Video, clf, members: dict) -> int:
         [frames.get(r.number, no_frames) for r in open_rows],
         clf,
         fixed=fixed,
+        excluded=[{m.slug for m in r.not_members.all()} for r in open_rows],
     )
     updates = 0
     for row, name in zip(open_rows, names, strict=True):

@@ -2,19 +2,35 @@
 
 from collections import defaultdict
 
-from django.db.models import Count, Max, Min
+from django.db.models import Count, Max, Min, Q
 from django.http import Http404
 
 from base.roles import is_curator
-from videos.models import Detection, Video
+from videos.models import Detection, Suggestion, Video
 
 
 def videos_visible_to(user):
+    """The videos on a person's list, each with how many suggestions wait for a decision."""
     if is_curator(user):
-        return Video.objects.all()
-    if not user.is_authenticated:
+        videos = Video.objects.all()
+    elif not user.is_authenticated:
         return Video.objects.none()
-    return Video.objects.filter(owner=user)
+    else:
+        videos = Video.objects.filter(owner=user)
+    pending = Q(suggestions__state=Suggestion.State.PENDING)
+    return videos.annotate(pending_suggestions=Count("suggestions", filter=pending))
+
+
+def suggestions_shown(user, video: Video):
+    """Pending suggestions on the review page: all of them to those who decide them (the
+    owner, curators), a person's own to anyone else."""
+    pending = video.suggestions.filter(state=Suggestion.State.PENDING)
+    pending = pending.select_related("track", "user", "member", "before_member")
+    if can_edit(user, video):
+        return pending
+    if not user.is_authenticated:
+        return pending.none()
+    return pending.filter(user=user)
 
 
 def video_for_viewer(user, uuid) -> Video:
@@ -91,7 +107,8 @@ def timeline(video: Video) -> dict[str, list[dict]]:
 def tracks_for_review(video: Video):
     """Tracks, least confident first, with their extent."""
     return (
-        video.tracks.select_related("member", "candidate")
+        video.tracks.filter(merged_into__isnull=True)
+        .select_related("member", "candidate")
         .annotate(
             boxes=Count("detections"), first=Min("detections__frame"), last=Max("detections__frame")
         )

@@ -13,6 +13,7 @@ urlpatterns = [
     path("videos/<uuid:uuid>/edit/", views.edit, name="edit"),
     path("videos/<uuid:uuid>/review/", views.review, name="review"),
     path("videos/<uuid:uuid>/corrections/", views.correct, name="correct"),
+    path("videos/<uuid:uuid>/suggestions/<int:pk>/", views.suggestion_decide, name="suggestion"),
     path("videos/<uuid:uuid>/tracks/<int:number>.jpg", views.thumbnail, name="thumbnail"),
     path("videos/<uuid:uuid>/fancams/", views.fancam_create, name="fancams"),
     path("videos/<uuid:uuid>/fancams/<int:pk>.json", views.fancam_status, name="fancam_status"),
@@ -27,5 +28,7 @@ urlpatterns = [
         views.predictions,
         name="predictions",
     ),
+    path("curate/unknown-faces/", views.unknown_faces_any, name="unknowns_any"),
+    path("curate/<slug:slug>/unknown-faces/", views.unknown_faces, name="unknowns"),
     path("accounts/signup/", views.signup, name="signup"),
 ]

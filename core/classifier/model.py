@@ -14,7 +14,7 @@ import hashlib
 import io
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,11 +117,15 @@ class FaceClassifier:
             for m, s, d in zip(best, S[rows, best], D[rows, best], strict=True)
         ]
 
-    def predict_track(self, X_samples: np.ndarray) -> Prediction:
-        """Name one face track from several embeddings of it."""
+    def predict_track(self, X_samples: np.ndarray, excluded: Collection[str] = ()) -> Prediction:
+        """Name one face track from several embeddings of it; never one of `excluded` (members
+        a person said it is not): the next best then, or unknown."""
         X = self._check_input(X_samples)
         if len(X) == 0:
             raise ClassifierError("a track needs at least one embedding")
+        allowed = np.array([member not in excluded for member in self.members])
+        if not allowed.any():
+            return Prediction(label=None, confidence=0.0, candidate="", distance=float("inf"))
         D = _member_distances(X, self.gallery, self.gallery_members, len(self.members))
         # The median ignores a stray bad frame (blur, occlusion) that the mean would not.
         d_track = np.median(D, axis=0)
@@ -130,9 +134,9 @@ class FaceClassifier:
             # with a near-zero probability would otherwise veto the whole track. It also keeps
             # the per-face calibration, so the same thresholds apply.
             q = self._probabilities(X).mean(axis=0)
-            m = int(q.argmax())
+            m = int(np.where(allowed, q, -np.inf).argmax())
             return self._decide(m, float(q[m]), float(d_track[m]))
-        m = int(d_track.argmin())
+        m = int(np.where(allowed, d_track, np.inf).argmin())
         return self._decide(m, float(self._similarity(d_track)[m]), float(d_track[m]))
 
     def _decide(self, member: int, score: float, distance: float) -> Prediction:

@@ -4,7 +4,7 @@ relabels stored tracks, which come as arrays of samples and frame numbers."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,19 +32,27 @@ def name_samples(
     frames: Sequence[np.ndarray],
     classifier,
     fixed: Sequence[Fixed] = (),
+    excluded: Sequence[Collection[str]] | None = None,
 ) -> list[Name]:
     """Name each track from its (n, D) samples, then settle clashes.
 
     `frames[i]` are the frame numbers track i has a box in. Two tracks on screen together
     with one name: the one with the higher confidence keeps it, the other becomes unknown;
-    a `fixed` track of that name beats both."""
+    a `fixed` track of that name beats both. `excluded[i]`: members a person said track i
+    is not; it is never named one of them."""
     names = []
-    for vectors in samples:
+    for i, vectors in enumerate(samples):
         if vectors is None or not len(vectors):
             names.append(Name(None, None, 0.0))
             continue
-        prediction = classifier.predict_track(vectors)
-        names.append(Name(prediction.label, prediction.candidate, float(prediction.confidence)))
+        banned = excluded[i] if excluded else ()
+        prediction = (
+            classifier.predict_track(vectors, banned)
+            if banned
+            else classifier.predict_track(vectors)
+        )
+        candidate = prediction.candidate or None
+        names.append(Name(prediction.label, candidate, float(prediction.confidence)))
     losers = clash_losers(
         [n.label for n in names], [n.confidence for n in names], frames, fixed=fixed
     )

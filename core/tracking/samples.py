@@ -128,7 +128,8 @@ def _choose_samples(part: Track, chips: _Chips, lo: int, hi: int, cfg: Settings)
     chosen = known + [
         k for k in chips.best(range(lo, hi))[: cfg.samples_per_track] if k not in known
     ]
-    # A face cut off by the frame edge embeds as nobody in particular: left out where the
+    # A face cut off by the frame edge, or overlapped by another, embeds as nobody in
+    # particular (and mixes two people on the strip): left out where the
     # part has two whole faces to go on.
     whole = chips.whole(chosen)
     whole_in_part = chips.whole(range(lo, hi))

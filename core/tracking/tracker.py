@@ -30,6 +30,7 @@ from core.tracking.tracks import (
     Settings,
     Track,
     at_edge,
+    crowded,
     fill_boxes,
     iou,
     substantial,
@@ -248,7 +249,10 @@ class Tracker:
             track = owners[j]
             side = min(box[2] - box[0], box[3] - box[1])
             quality = sample_quality(chips[j], kept[j].keypoints, side)
-            track.candidates.append((quality, index, box, chips[j], not at_edge(box, self.info)))
+            # Whole: neither cut by the frame's edge nor overlapped by another face, so the
+            # chip shows this face alone (samples and the review strip prefer those).
+            whole = not at_edge(box, self.info) and not crowded(box, boxes)
+            track.candidates.append((quality, index, box, chips[j], whole))
             if len(track.candidates) > self.cfg.max_candidates:
                 del track.candidates[1::2]  # every other one: still spread over the track
 

@@ -113,6 +113,25 @@ def at_edge(box: Box, info: VideoInfo) -> bool:
     return left <= 1 or top <= 1 or right >= info.width - 2 or bottom >= info.height - 2
 
 
+# Another face covering this share of a face's box makes it crowded: its chip holds some of
+# the other person, which neither names it well nor shows it alone on the review strip.
+CROWDED_SHARE = 0.1
+
+
+def crowded(box: Box, others: list[Box]) -> bool:
+    """Whether another face's box in the same frame covers enough of `box` to mix them."""
+    left, top, right, bottom = box
+    area = max(1, (right - left) * (bottom - top))
+    for other in others:
+        if other is box:
+            continue
+        width = min(right, other[2]) - max(left, other[0])
+        height = min(bottom, other[3]) - max(top, other[1])
+        if width > 0 and height > 0 and width * height >= CROWDED_SHARE * area:
+            return True
+    return False
+
+
 def to_full(box, scale: float, info: VideoInfo) -> Box:
     """An analysis-frame box in full-frame pixels, its far edges kept inside the frame."""
     left, top, right, bottom = box

@@ -1,4 +1,5 @@
 // The review page: every action has a key, so a reviewer can go through a video fast.
+// The server answers each change with the rows it touched, rendered; they are swapped in place.
 (function () {
   // A member without a gallery photo: hide the broken image (no inline handlers: the CSP).
   document.querySelectorAll("img.member-photo").forEach((img) => {
@@ -8,72 +9,189 @@
   if (!root) return;
   const csrf = document.querySelector("#csrf [name=csrfmiddlewaretoken]").value;
   const status = document.getElementById("review-status");
-  const members = Array.from(root.querySelectorAll(".members span")).map((s) => ({ key: s.dataset.key, id: s.dataset.id, name: s.dataset.name, color: s.dataset.color }));
+  const panel = document.getElementById("suggestions");
+  const members = Array.from(root.querySelectorAll(".members span")).map((s) => ({ key: s.dataset.key, id: s.dataset.id, name: s.dataset.name }));
   const rows = () => Array.from(root.querySelectorAll(".track"));
-  let undoStack = [];
+  const rowOf = (number) => root.querySelector(`.track[data-track="${number}"]`);
+  const undoStack = [];
 
   function current() { return root.querySelector(".track.current") || rows()[0]; }
-  function select(row) {
+  // `seek`: the player goes to the track's first frame (not when it was picked in the player).
+  function select(row, seek = true) {
     if (!row) return;
     rows().forEach((r) => r.classList.remove("current"));
     row.classList.add("current");
     row.focus({ preventScroll: true });
     row.scrollIntoView({ block: "nearest" });
+    root.dispatchEvent(new CustomEvent("track-selected", { detail: { row, seek } }));
   }
   function move(step) {
     const all = rows(), i = all.indexOf(current());
     select(all[Math.min(all.length - 1, Math.max(0, i + step))]);
   }
 
-  function send(row, body) {
-    body.track = row.dataset.track;
-    return fetch(root.dataset.url, {
+  function post(url, body) {
+    return fetch(url, {
       method: "POST", credentials: "same-origin",
       headers: { "X-CSRFToken": csrf, "Content-Type": "application/json" },
       body: JSON.stringify(body),
-    }).then((r) => r.json().then((data) => ({ ok: r.ok, data })));
+    }).then((r) => r.json().then((data) => ({ ok: r.ok, data })))
+      .catch(() => ({ ok: false, data: { error: "The server did not answer: nothing was changed." } }));
   }
 
-  function show(row, data) {
-    const name = row.querySelector(".name");
-    name.textContent = data.is_face ? (data.member_name || "unknown") : "not a face";
-    row.querySelector(".swatch").style.setProperty("--c", data.member_color || "#bbbbbb");
-    row.classList.toggle("not-face", !data.is_face);
-    if (data.corrected && !row.querySelector(".tag")) {
-      const tag = document.createElement("span"); tag.className = "tag"; tag.textContent = "corrected";
-      row.querySelector(".label").appendChild(tag);
-    }
+  function fromHtml(html) {
+    const holder = document.createElement("template");
+    holder.innerHTML = html.trim();  // rendered by the server, names escaped there
+    return holder.content.firstElementChild;
+  }
+
+  // Put the server's rows in place: changed rows replaced, a split's new row after its head.
+  function swap(data) {
+    const selected = current() && current().dataset.track;
+    Object.entries(data.rows || {}).forEach(([number, html]) => {
+      const fresh = fromHtml(html), old = rowOf(number);
+      if (old) old.replaceWith(fresh);
+      else {
+        const head = rowOf(data.track.number);
+        if (head) head.after(fresh); else root.appendChild(fresh);
+      }
+    });
+    (data.removed || []).forEach((number) => { const row = rowOf(number); if (row) row.remove(); });
+    if (panel && "suggestions_html" in data) panel.innerHTML = data.suggestions_html;
+    const again = rowOf(selected);
+    if (again) again.classList.add("current");
+    root.dispatchEvent(new CustomEvent("tracks-changed", { detail: data }));
   }
 
   function act(row, action, extra) {
-    const body = Object.assign({ action }, extra || {});
-    return send(row, body).then(({ ok, data }) => {
+    const number = row.dataset.track;
+    const body = Object.assign({ action, track: number }, extra || {});
+    return post(root.dataset.url, body).then(({ ok, data }) => {
       if (!ok) { status.textContent = data.error || "That did not work."; return; }
-      show(row, data.track);
-      if (data.new_track) { window.location.reload(); return; }
-      undoStack.push({ row, correction: data.correction });
-      status.textContent = `Track ${row.dataset.track}: ${data.summary}. Press z to undo.`;
-      if (action !== "undo") move(1);
+      swap(data);
+      // Nothing to change is agreement: on to the next track, as after a change.
+      if (data.unchanged) { status.textContent = `Track ${number}: ${data.summary}.`; move(1); return; }
+      if (data.suggested) {
+        undoStack.push({ number, suggestion: data.suggestion });
+        status.textContent = `Suggested for track ${number}: ${data.summary}. The owner decides; press z to take it back.`;
+      } else {
+        undoStack.push({ number, correction: data.correction });
+        status.textContent = data.new_track
+          ? `Split track ${number}: frames from ${extra.frame} on are track ${data.new_track}, below it. Press z to undo.`
+          : `Track ${number}: ${data.summary}. Press z to undo.`;
+      }
+      // After a split or merge the player stays where the cut was made.
+      if (action === "merge" || data.new_track) select(rowOf(number), false); else move(1);
     });
   }
 
   function undo() {
     const last = undoStack.pop();
     if (!last) { status.textContent = "Nothing to undo."; return; }
-    send(last.row, { action: "undo", correction: last.correction }).then(({ ok, data }) => {
+    const body = { action: "undo", track: last.number };
+    if (last.suggestion) body.suggestion = last.suggestion; else body.correction = last.correction;
+    post(root.dataset.url, body).then(({ ok, data }) => {
       if (!ok) { status.textContent = data.error; return; }
-      if (data.reload) { window.location.reload(); return; }
-      show(last.row, data.track);
-      select(last.row);
-      status.textContent = `Undone: track ${last.row.dataset.track} is ${data.track.member_name || "unknown"} again.`;
+      swap(data);
+      select(rowOf(last.number));
+      status.textContent = last.suggestion
+        ? `Taken back: your suggestion for track ${last.number}.`
+        : `Undone: track ${last.number} is ${data.track.is_face ? (data.track.member_name || "unknown") : "not a face"} again.`;
     });
   }
 
+  // Where a split cuts: the player's frame when a player is there (review_player.js sets
+  // root.splitFrame), else the frame asked for.
   function split(row) {
     const first = Number(row.dataset.first), last = Number(row.dataset.last);
+    if (typeof root.splitFrame === "function") {
+      const frame = root.splitFrame(row);
+      if (frame === null) return;
+      if (!(frame > first && frame <= last)) {
+        status.textContent = `The playhead is at frame ${frame}: put it inside track ${row.dataset.track} (frames ${first + 1}–${last}) to split there.`;
+        return;
+      }
+      act(row, "split", { frame });
+      return;
+    }
     const middle = Math.floor((first + last + 1) / 2);
     const answer = window.prompt(`Split track ${row.dataset.track} at which frame (${first + 1}–${last})?`, String(middle));
     if (answer) act(row, "split", { frame: Number(answer) });
+  }
+
+  // Merging: m marks a track, m on another track of the same person joins them (the one that
+  // starts first keeps its number).
+  let marked = null;
+  function unmark() {
+    const row = marked && rowOf(marked);
+    if (row) row.classList.remove("marked");
+    marked = null;
+  }
+  function merge(row) {
+    if (!marked || !rowOf(marked)) {
+      marked = row.dataset.track;
+      row.classList.add("marked");
+      status.textContent = `Track ${marked} marked: select another track of the same person and press m to merge them (Esc unmarks).`;
+      return;
+    }
+    const other = rowOf(marked);
+    unmark();
+    if (other === row) { status.textContent = "Unmarked."; return; }
+    const [head, tail] = Number(other.dataset.first) <= Number(row.dataset.first) ? [other, row] : [row, other];
+    act(head, "merge", { other: tail.dataset.track });
+  }
+
+  // The player: the original video with every box drawn live (overlay.js); selecting a track
+  // goes to its first frame and picks its boxes out.
+  const playerBox = document.getElementById("review-player");
+  const video = document.getElementById("player");
+  let overlay = null;
+  if (playerBox && window.twicesiteOverlay) {
+    const frameNow = document.getElementById("frame-now"), frameTrack = document.getElementById("frame-track");
+    overlay = window.twicesiteOverlay(video, document.getElementById("overlay"), {
+      url: playerBox.dataset.predictions,
+      members: JSON.parse(document.getElementById("members").textContent),
+      showTrack: true,
+      highlight: () => { const row = current(); return row ? Number(row.dataset.track) : null; },
+      onFrame: (f) => {
+        frameNow.textContent = `frame ${f}`;
+        const row = current();
+        if (!row) return;
+        const first = Number(row.dataset.first), last = Number(row.dataset.last);
+        frameTrack.textContent = f >= first && f <= last
+          ? `· inside track ${row.dataset.track} (frames ${first}–${last}): s splits here`
+          : `· track ${row.dataset.track} is frames ${first}–${last}`;
+      },
+    });
+    root.splitFrame = () => overlay.frame();
+    root.addEventListener("track-selected", (e) => {
+      if (!e.detail.seek) { overlay.paint(); return; }
+      video.pause();
+      const first = Number(e.detail.row.dataset.first);
+      overlay.load().then(() => { overlay.seek(first); overlay.paint(); });
+    });
+    // A box clicked in the player picks its track in the list, at this frame.
+    video.addEventListener("click", (e) => {
+      const number = overlay.trackAt(e.clientX, e.clientY);
+      const row = number === null ? null : rowOf(number);
+      if (!row) return;
+      e.preventDefault();
+      video.pause();
+      select(row, false);
+      status.textContent = `Track ${number} picked in the player.`;
+    });
+    root.addEventListener("tracks-changed", (e) => {
+      const d = e.detail;
+      if (d.suggested || d.unchanged) return;
+      // Labels change in place; boxes that moved between tracks or left the export are read again.
+      if (d.undone || !d.track.is_face || Object.keys(d.rows || {}).length > 1 || (d.removed || []).length) overlay.load(true).then(overlay.paint);
+      else overlay.relabel(d.track.number, d.track.member);
+    });
+  }
+  function step(frames) {
+    if (!overlay) return;
+    video.pause();
+    overlay.seek(Math.max(0, overlay.frame() + frames));
   }
 
   root.addEventListener("click", (e) => {
@@ -90,8 +208,25 @@
       e.target.value = "";
     }
   });
+  if (panel) {
+    panel.addEventListener("click", (e) => {
+      const decision = e.target.dataset.decision, item = e.target.closest("[data-suggestion]");
+      if (!decision || !item) return;
+      post(item.dataset.url, { decision }).then(({ ok, data }) => {
+        if (!ok) { status.textContent = data.error || "That did not work."; return; }
+        swap(data);
+        if (data.correction) undoStack.push({ number: item.dataset.track, correction: data.correction });
+        status.textContent = data.summary + (data.correction ? ". Press z to undo." : ".");
+      });
+    });
+  }
   document.addEventListener("keydown", (e) => {
     if (e.target.tagName === "SELECT" || e.target.tagName === "INPUT" || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.target === video) return;  // the player's own keys
+    if (video && e.key === " ") { e.preventDefault(); if (video.paused) video.play(); else video.pause(); return; }
+    if (e.key === ",") { step(-1); return; }
+    if (e.key === ".") { step(1); return; }
+    if (e.key === "Escape") { unmark(); return; }
     const row = current();
     if (!row) return;
     const member = members.find((m) => m.key === e.key);
@@ -100,8 +235,10 @@
     else if (e.key === "Enter") { e.preventDefault(); act(row, "confirm"); }
     else if (member) { act(row, "member", { member: member.id }); }
     else if (e.key === "u") { act(row, "unknown"); }
+    else if (e.key === "n") { if (row.dataset.member) act(row, "not_member"); else status.textContent = `Track ${row.dataset.track} names no member.`; }
     else if (e.key === "x") { act(row, "not_face"); }
     else if (e.key === "s") { split(row); }
+    else if (e.key === "m") { merge(row); }
     else if (e.key === "z") { undo(); }
   });
   select(current());

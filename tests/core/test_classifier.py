@@ -118,6 +118,18 @@ def test_it_names_a_track_from_several_samples(clf, faces):
     assert one.distance == pytest.approx(single.distance)
 
 
+def test_a_track_is_never_named_a_member_it_was_said_not_to_be(clf, faces):
+    X, labels = faces["X"], faces["labels"]
+    miley = X[labels == "miley-cyrus"][GALLERY_IMAGES:]
+    free = clf.predict_track(miley)
+    assert free.label == "miley-cyrus"
+    barred = clf.predict_track(miley, excluded={"miley-cyrus"})
+    assert barred.label != "miley-cyrus" and barred.candidate != "miley-cyrus"
+    assert barred.confidence <= free.confidence  # the next best
+    nobody = clf.predict_track(miley, excluded=set(clf.members))
+    assert (nobody.label, nobody.confidence) == (None, 0.0)
+
+
 def test_a_track_is_not_swayed_by_one_odd_sample(clf, faces):
     X, labels = faces["X"], faces["labels"]
     keanu = X[labels == "keanu-reeves"][GALLERY_IMAGES:]

@@ -14,7 +14,7 @@ from core.tracking.naming import name_tracks
 from core.tracking.samples import identify
 from core.tracking.segments import analyze_parallel
 from core.tracking.tracker import analyze
-from core.tracking.tracks import Settings, Track
+from core.tracking.tracks import Settings, Track, crowded
 from tests.core.stage import FPS, alive, children, chip, encode, face, scene
 
 
@@ -170,6 +170,34 @@ def test_faces_cut_off_by_the_frame_edge_are_not_samples_when_whole_ones_exist()
     assert frames and not frames & edge  # even though they scored best
 
 
+def test_a_face_overlapped_by_another_is_kept_off_its_tracks_samples_and_strip(tmp_path):
+    # Tom stands still; from frame 24 Halle comes in and stops half over his face.
+    shots = []
+    for f in range(60):
+        canvas = Image.new("RGB", (480, 270), (90, 110, 90))
+        canvas.paste(face("tom-hanks", 1, 100), (80, 80))
+        canvas.paste(face("halle-berry", 1, 100), (max(130, 340 - 7 * f), 80))
+        shots.append(np.asarray(canvas))
+    path = tmp_path / "overlap.mp4"
+    encode(shots, path, 25)
+    analysis = analyze(path, info=probe(path), embedder=embed.embedder())
+    toms = [t for t in analysis.tracks if t.boxes and min(t.boxes) == 0 and t.boxes[0][0] < 120]
+    assert toms
+    for tom in toms:
+        halle = {f: b for t in analysis.tracks if t is not tom for f, b in t.boxes.items()}
+        overlapped = {f for f, box in tom.boxes.items() if f in halle and crowded(box, [halle[f]])}
+        assert overlapped  # the clip does cross them
+        assert not {f for f, _ in tom.sample_boxes} & overlapped
+
+
+def test_crowded_means_another_face_covers_a_tenth_of_the_box():
+    box = (0, 0, 100, 100)
+    assert not crowded(box, [box])  # itself
+    assert not crowded(box, [(95, 0, 195, 100)])  # 5% touching
+    assert crowded(box, [(85, 0, 185, 100)])  # 15%
+    assert not crowded(box, [(200, 200, 300, 300)])
+
+
 def _one_face_moving(folder, size, frames, start, step, side=100):
     """A clip of Tom Hanks's face, `side` px, moving `step` px a frame to the right."""
     shots = []
@@ -218,7 +246,7 @@ from core.tracking.naming import name_tracks
 from core.tracking.samples import identify
 from core.tracking.segments import analyze_parallel
 from core.tracking.tracker import analyze
-from core.tracking.tracks import Settings, Track
+from core.tracking.tracks import Settings, Track, crowded
 info = probe(sys.argv[1])
 slow = Settings(keyframe_interval=1, deep_interval=1)
 while True:

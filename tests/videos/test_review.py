@@ -179,3 +179,104 @@ def test_the_corrections_endpoint_answers_json_to_the_wrong_method_and_a_missing
         reverse("videos:correct", args=[uuid.uuid4()]), b"{}", content_type="application/json"
     )
     assert response.status_code == 404 and response.json()["error"]
+
+
+def test_changes_that_change_nothing_are_not_recorded(client, fan, processed_video, members):
+    client.force_login(fan)
+    response = correct(client, processed_video, track=2, action="unknown")  # unknown already
+    assert response.json()["unchanged"] and "already unknown" in response.json()["summary"]
+    correct(client, processed_video, track=1, action="member", member=members[0].pk)
+    assert Correction.objects.get().kind == Correction.Kind.CONFIRM  # the model's name, said
+    again = correct(client, processed_video, track=1, action="member", member=members[0].pk)
+    assert again.json()["unchanged"]
+    assert Correction.objects.count() == 1
+    assert RenderRun.objects.get().requests == 1
+
+
+def test_an_undone_correction_leaves_the_curators_queue(client, fan, processed_video, admin_user):
+    from videos import corrections
+
+    client.force_login(fan)
+    done = correct(client, processed_video, track=1, action="unknown").json()
+    correct(client, processed_video, track=2, action="not_face")
+    correct(client, processed_video, track=1, action="undo", correction=done["correction"])
+    undone = Correction.objects.get(pk=done["correction"])
+    assert undone.review == Correction.Review.UNDONE
+    pending = Correction.objects.filter(review=Correction.Review.PENDING)
+    assert list(pending.values_list("kind", flat=True)) == ["not_face"]
+    result = corrections.corrections_approve(corrections=list(pending), by=admin_user)
+    assert result["approved"] == 1
+    assert not Correction.objects.filter(review=Correction.Review.PENDING).exists(), list(
+        Correction.objects.values_list("kind", "review")
+    )
+
+
+def test_undo_refuses_to_skip_a_later_change_of_the_same_track(
+    client, fan, processed_video, members
+):
+    client.force_login(fan)
+    first = correct(client, processed_video, track=1, action="member", member=members[1].pk)
+    correct(client, processed_video, track=1, action="member", member=members[2].pk)
+    response = correct(
+        client, processed_video, track=1, action="undo", correction=first.json()["correction"]
+    )
+    assert response.status_code == 400 and "undo that first" in response.json()["error"]
+    assert Track.objects.get(number=1).member == members[2]
+
+
+def test_the_split_off_half_keeps_the_label_and_its_own_samples(client, fan, processed_video):
+    import numpy as np
+
+    track = Track.objects.get(number=1)
+    vectors = np.arange(4 * 128, dtype=np.float32).reshape(4, 128)
+    track.samples, track.embedding = vectors.tobytes(), vectors.mean(axis=0).tobytes()
+    track.sample_boxes = [[2, 10, 10, 50, 60], [8, 10, 10, 50, 60], [15, 10, 10, 50, 60],
+                          [20, 10, 10, 50, 60]]  # fmt: skip
+    track.save()
+    client.force_login(fan)
+    response = correct(client, processed_video, track=1, action="split", frame=12).json()
+    assert "track 3" in response["rows"]["3"] and "Nayeon" in response["rows"]["3"]
+    head, tail = Track.objects.get(number=1), Track.objects.get(number=3)
+    assert (tail.member, tail.confidence) == (head.member, 0.93)
+    assert [s[0] for s in head.sample_boxes] == [2, 8]
+    assert [s[0] for s in tail.sample_boxes] == [15, 20]
+    assert np.array_equal(tail.sample_vectors(), vectors[2:])
+    assert np.array_equal(head.sample_vectors(), vectors[:2])
+    undo = correct(
+        client, processed_video, track=1, action="undo", correction=response["correction"]
+    )
+    assert undo.json()["removed"] == [3]
+    head.refresh_from_db()
+    assert np.array_equal(head.sample_vectors(), vectors)
+    assert [s[0] for s in head.sample_boxes] == [2, 8, 15, 20]
+
+
+def test_two_tracks_of_one_member_merge_and_the_merge_undoes(client, fan, processed_video):
+    client.force_login(fan)
+    correct(client, processed_video, track=1, action="split", frame=12)
+    response = correct(client, processed_video, track=1, action="merge", other=3)
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["removed"] == [3] and body["summary"] == "track 3 merged into it"
+    head = Track.objects.get(number=1)
+    assert (head.first_frame, head.last_frame, head.detections.count()) == (0, 24, 25)
+    assert members_in_export(processed_video) == {(1, "nayeon"), (2, None)}
+    page = client.get(reverse("videos:review", args=[processed_video.uuid])).content.decode()
+    assert 'data-track="3"' not in page  # merged away
+    undo = correct(client, processed_video, track=1, action="undo", correction=body["correction"])
+    assert undo.json()["rows"].keys() == {"1", "3"}
+    assert members_in_export(processed_video) == {(1, "nayeon"), (2, None), (3, "nayeon")}
+    head.refresh_from_db()
+    assert (head.first_frame, head.last_frame) == (0, 11)
+
+
+def test_tracks_on_screen_together_or_of_two_people_do_not_merge(
+    client, fan, processed_video, members
+):
+    client.force_login(fan)
+    response = correct(client, processed_video, track=1, action="merge", other=2)
+    assert response.status_code == 400 and "different people" in response.json()["error"]
+    correct(client, processed_video, track=2, action="member", member=members[0].pk)
+    response = correct(client, processed_video, track=1, action="merge", other=2)
+    assert response.status_code == 400 and "at the same time" in response.json()["error"]
+    assert Track.objects.get(number=2).detections.count() == 10
