@@ -243,8 +243,8 @@ def activation_verdict(version: ModelVersion, active: ModelVersion | None) -> tu
         # A member with one face (a new one, say) cannot be cross-validated: nothing says
         # the version is no worse, so a person decides.
         return False, (
-            f"waits for review: cross-validation {version.metrics['cross_validation']}. "
-            "Activate it if it is right."
+            f"waits for review: cross-validation {version.metrics['cross_validation']}; "
+            "activate it by hand if it is right."
         )
     added = [_name(s) for s in version.members if s not in active.members]
     dropped = [_name(s) for s in active.members if s not in version.members]
