@@ -28,7 +28,7 @@ from multiprocessing.connection import wait
 from core.media.draw import Label
 from core.media.probe import VideoInfo
 from core.media.render import DEFAULT_CRF, DEFAULT_PRESET, render
-from core.processes import die_with_parent
+from core.processes import die_with_parent, stop_child
 from core.tracking.naming import name_tracks
 from core.tracking.segments import MIN_PART_SECONDS, Stitcher, parts_in_order, split
 from core.tracking.tracks import Analysis, Settings, Track
@@ -182,7 +182,7 @@ class _RenderProcess:
     def stop(self) -> None:
         self.labels_out.close()
         if self.child.is_alive() and self.result is None:
-            self.child.terminate()
+            stop_child(self.child)
         self.child.join()
         self.outcome.close()
 

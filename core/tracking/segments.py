@@ -15,7 +15,7 @@ import numpy as np
 
 from core.faces import embed
 from core.media.probe import VideoInfo
-from core.processes import die_with_parent
+from core.processes import die_with_parent, stop_child
 from core.tracking.tracker import analyze
 from core.tracking.tracks import Analysis, Settings, Track, iou, substantial
 
@@ -207,8 +207,7 @@ class _Forked:
                 on_progress(list(self.done))
         finally:
             for _, child in running.values():
-                child.terminate()
-                child.join()
+                stop_child(child)
 
     def _child(self, number: int, send, parent: int) -> None:
         die_with_parent(parent)

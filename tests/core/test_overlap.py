@@ -107,7 +107,20 @@ def test_a_failed_render_fails_the_run_with_its_reason_and_leaves_no_process(cli
     assert children(os.getpid()) - before == set()
 
 
-def test_a_stopped_run_stops_its_analysis_and_render_processes_at_once(model, tmp_path):
+@pytest.fixture(params=["default", "rq"])
+def sigterm(request):
+    """SIGTERM as a plain process has it, and as an RQ worker has it: a handler that asks for
+    a warm shutdown and carries on, which forked children inherit."""
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    if request.param == "rq":
+        signal.signal(signal.SIGTERM, lambda number, frame: None)
+    yield request.param
+    signal.signal(signal.SIGTERM, before)
+
+
+def test_a_stopped_run_stops_its_analysis_and_render_processes_at_once(model, tmp_path, sigterm):
     frames, _ = scene([("tom-hanks", 1), ("halle-berry", 2)], 20, (70, 90, 140))
     path = tmp_path / "long.mp4"
     encode(frames * 60, path, 25)  # 1200 frames: seconds of work for each process

@@ -86,20 +86,7 @@ def test_every_fan_page_fits_the_window(page, size, fan, processed_video, versio
         check_fits(page, url, name, size)
 
 
-@pytest.mark.parametrize(
-    "size",
-    [
-        pytest.param(
-            "phone",
-            marks=pytest.mark.xfail(
-                reason="the review page belongs to the review branch; at 390 px its track "
-                "cards' buttons stick out, 48 px too wide",
-                strict=False,
-            ),
-        ),
-        "laptop",
-    ],
-)
+@pytest.mark.parametrize("size", SIZES)
 def test_the_review_page_fits_the_window(page, size, fan, processed_video):
     width, height = SIZES[size]
     page.set_viewport_size({"width": width, "height": height})
