@@ -446,8 +446,10 @@ def track_box(*, track: Track, user, frame: int, box: list[int] | None) -> Corre
         raise CorrectionError(f"track {track.number} was merged into another track")
     if not track.is_face:
         raise CorrectionError(f"track {track.number} is not a face: it has no boxes to fix")
-    if video.frames is None or not 0 <= frame < video.frames:
-        raise CorrectionError(f"the frame must be inside the video: 0 to {(video.frames or 1) - 1}")
+    if not video.frames or not video.width or not video.height:
+        raise CorrectionError("the video's size and length are not known yet: process it first")
+    if not 0 <= frame < video.frames:
+        raise CorrectionError(f"the frame must be inside the video: 0 to {video.frames - 1}")
     if box is not None:
         _check_box(video, box)
     here = track.detections.filter(frame=frame).first()
