@@ -435,3 +435,24 @@ def test_only_the_owner_or_a_curator_fixes_a_box(client, other_fan, processed_vi
     assert response.status_code == 200
     assert box_at(processed_video, 1, 5) == [1, 1, 9, 9]
     assert Correction.objects.get().review == Correction.Review.APPROVED
+
+
+def test_gallery_crops_of_a_track_follow_its_box_fixes(client, fan, processed_video):
+    from videos.corrections import crop_boxes
+
+    track = Track.objects.get(number=1)
+    track.sample_boxes = [[5, 10, 10, 50, 60], [8, 10, 10, 50, 60], [15, 12, 12, 48, 58]]
+    track.save()
+    client.force_login(fan)
+    moved = correct(client, processed_video, track=1, action="box", frame=5, box=[20, 15, 62, 70])
+    correct(client, processed_video, track=1, action="box", frame=8, box=None)
+    correct(client, processed_video, track=2, action="box", frame=15, box=[95, 20, 130, 70])
+    # Frame 5 is cropped as fixed, frame 8 (it followed something else) not at all; another
+    # track's fix in frame 15 leaves this track's sample there as it was.
+    assert crop_boxes(track) == [[5, 20, 15, 62, 70], [15, 12, 12, 48, 58]]
+    correct(client, processed_video, track=1, action="undo", correction=moved.json()["correction"])
+    assert crop_boxes(track)[0] == [5, 20, 15, 62, 70]  # frame 8's fix is later: undo refused
+    last = Correction.objects.filter(track__number=1).order_by("-created").first()
+    correct(client, processed_video, track=1, action="undo", correction=last.pk)
+    correct(client, processed_video, track=1, action="undo", correction=moved.json()["correction"])
+    assert crop_boxes(track) == track.sample_boxes
