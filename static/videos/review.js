@@ -81,7 +81,7 @@
         undoStack.push({ number, suggestion: data.suggestion });
         status.textContent = `Suggested for track ${number}: ${data.summary}. The owner decides; press z to take it back.`;
       } else {
-        undoStack.push({ number, correction: data.correction });
+        undoStack.push({ number, correction: data.correction, box: data.box });
         status.textContent = data.new_track
           ? `Split track ${number}: frames from ${extra.frame} on are track ${data.new_track}, below it. Press z to undo.`
           : `Track ${number}: ${data.summary}. Press z to undo.`;
@@ -99,6 +99,12 @@
     post(root.dataset.url, body).then(({ ok, data }) => {
       if (!ok) { status.textContent = data.error; return; }
       swap(data);
+      if (last.box) {  // back to the frame it was fixed in, to see it as it was
+        select(rowOf(last.number), false);
+        if (overlay) { video.pause(); overlay.seek(last.box.frame); }
+        status.textContent = `Undone: track ${last.number}’s box at frame ${last.box.frame} is as it was.`;
+        return;
+      }
       select(rowOf(last.number));
       status.textContent = last.suggestion
         ? `Taken back: your suggestion for track ${last.number}.`
@@ -207,16 +213,19 @@
     boxTools.querySelector(".box-editing").hidden = !on;
   }
   function boxStart(row) {
-    if (!overlay) return;
+    if (!overlay || !row) return;
     if (root.dataset.editor !== "1") { status.textContent = "Only the owner or a curator can fix boxes: suggest names instead."; return; }
     if (row.classList.contains("not-face")) { status.textContent = `Track ${row.dataset.track} is not a face: it has no boxes to fix.`; return; }
     overlay.load().then(() => {
       const started = overlay.edit(row.dataset.track);
       boxing = row; boxFrame = started.frame;
       boxShow(true);
+      const first = Number(row.dataset.first), last = Number(row.dataset.last), n = row.dataset.track;
+      const outside = started.frame < first || started.frame > last
+        ? ` Frame ${started.frame} is outside track ${n} (frames ${first}–${last}): a box here makes the track reach it.` : "";
       status.textContent = started.box
-        ? `Fixing track ${row.dataset.track}’s box at frame ${started.frame}: drag it, or a corner to resize it. Enter saves, Delete removes it, Esc cancels.`
-        : `Track ${row.dataset.track} has no box at frame ${started.frame}: drag over the face to draw one. Enter saves, Esc cancels.`;
+        ? `Fixing track ${n}’s box at frame ${started.frame}: drag it, or a corner to resize it. Enter saves, Delete removes it, Esc cancels.`
+        : `Track ${n} has no box at frame ${started.frame}: drag over the face to draw one. Enter saves, Esc cancels.${outside}`;
     });
   }
   function boxEnd() { boxing = null; overlay.endEdit(); boxShow(false); }

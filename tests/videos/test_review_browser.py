@@ -221,13 +221,13 @@ def on_page(page, x, y):
     return p["left"] + p["ox"] + x * p["s"], p["top"] + p["oy"] + y * p["s"]
 
 
+PAINTED = """([x, y, p]) => document.getElementById('overlay').getContext('2d')
+  .getImageData(Math.round(p.ox + x * p.s), Math.round(p.oy + y * p.s), 1, 1).data[3] > 0"""
+
+
 def painted(page, x, y):
     """Whether the overlay has paint at picture point (x, y)."""
-    return page.evaluate(
-        "([x, y, p]) => document.getElementById('overlay').getContext('2d')"
-        ".getImageData(Math.round(p.ox + x * p.s), Math.round(p.oy + y * p.s), 1, 1).data[3] > 0",
-        [x, y, page.evaluate(PLACE)],
-    )
+    return page.evaluate(PAINTED, [x, y, page.evaluate(PLACE)])
 
 
 def drag(page, start, end):
@@ -283,12 +283,12 @@ def test_a_box_fixed_at_the_playhead_shows_at_once_and_undoes(page, processed_vi
     assert painted(page, 70, 35) and not painted(page, 10, 35)  # the overlay shows it at once
 
     page.keyboard.press("z")
-    status_says(page, "Undone: track 1")
+    status_says(page, "Undone: track 1’s box at frame 5 is as it was")
     assert stored(1, 5) == [10, 10, 50, 60]
     assert exported(page, 1, 5) == [10, 10, 50, 60]
-    page.wait_for_function(
-        "() => document.getElementById('frame-now').textContent === 'frame 0'"
-    )  # undo selects the track again, at its start
+    assert frame_on_screen(page) == 5
+    page.wait_for_function(PAINTED, arg=[10, 35, page.evaluate(PLACE)])  # drawn as it was
+    assert not painted(page, 70, 35)
 
     # The stranger (track 2, frames 10-19): Delete removes its first box, so it starts at 11.
     page.locator('.track[data-track="2"] .meta').click()
