@@ -138,6 +138,14 @@ window.twicesiteOverlay = function (video, canvas, options) {
       Math.min(w, Math.round(Math.max(l, r))), Math.min(h, Math.round(Math.max(t, b)))];
     return box[2] > box[0] && box[3] > box[1] ? box : null;
   }
+  // Moved by whole picture pixels from the keyboard, kept inside the picture.
+  function nudge(dx, dy) {
+    if (!editing || !editing.box) return;
+    const [w, h] = frameSize, b = editing.box;
+    dx = Math.max(-b[0], Math.min(w - b[2], dx)); dy = Math.max(-b[1], Math.min(h - b[3], dy));
+    editing.box = [b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy];
+    paint();
+  }
   function pointIn(e) {
     const rect = video.getBoundingClientRect();
     const clamp = (v, most) => Math.max(0, Math.min(most, v));
@@ -188,7 +196,7 @@ window.twicesiteOverlay = function (video, canvas, options) {
   video.addEventListener("loadeddata", paint);
   window.addEventListener("resize", paint);
   return {
-    load, draw, paint, frame, seek, relabel, trackAt, boxOf, setBox, edit, endEdit, edited,
+    load, draw, paint, frame, seek, relabel, trackAt, boxOf, setBox, edit, endEdit, edited, nudge,
     get editing() { return editing !== null; }, get fps() { return fps; },
   };
 };

@@ -206,6 +206,7 @@
   // overlay (or is drawn by dragging where the tracker lost the face); Enter saves, Delete
   // removes the track's box at this frame, Esc cancels. Owner and curators only.
   const boxTools = document.getElementById("box-tools");
+  const NUDGE = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
   function boxTool(name) { return boxTools && boxTools.querySelector(`[data-box="${name}"]`); }
   function boxShow(on) {
     if (!boxTools) return;
@@ -224,7 +225,7 @@
       const outside = started.frame < first || started.frame > last
         ? ` Frame ${started.frame} is outside track ${n} (frames ${first}–${last}): a box here makes the track reach it.` : "";
       status.textContent = started.box
-        ? `Fixing track ${n}’s box at frame ${started.frame}: drag it, or a corner to resize it. Enter saves, Delete removes it, Esc cancels.`
+        ? `Fixing track ${n}’s box at frame ${started.frame}: drag it (or the arrow keys), or a corner to resize it. Enter saves, Delete removes it, Esc cancels.`
         : `Track ${n} has no box at frame ${started.frame}: drag over the face to draw one. Enter saves, Esc cancels.${outside}`;
     });
   }
@@ -292,6 +293,11 @@
       if (e.key === "Enter") { e.preventDefault(); boxSave(false); }
       else if (e.key === "Delete" || e.key === "Backspace") { e.preventDefault(); boxSave(true); }
       else if (e.key === "Escape") boxCancel();
+      else if (NUDGE[e.key]) {  // a pixel at a time (Shift: ten), for a box too small to drag well
+        e.preventDefault();
+        const [dx, dy] = NUDGE[e.key], by = e.shiftKey ? 10 : 1;
+        overlay.nudge(dx * by, dy * by);
+      }
       return;
     }
     if (video && e.key === " ") { e.preventDefault(); if (video.paused) video.play(); else video.pause(); return; }

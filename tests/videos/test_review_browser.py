@@ -275,10 +275,11 @@ def test_a_box_fixed_at_the_playhead_shows_at_once_and_undoes(page, processed_vi
     status_says(page, "Fixing track 1’s box at frame 5")
     drag(page, (30, 35), (50, 35))
     drag(page, (70, 60), (70, 70))
+    page.keyboard.press("ArrowUp")  # and a pixel up
     page.keyboard.press("Enter")
     status_says(page, "Track 1: box at frame 5 moved. Press z to undo.")
-    assert stored(1, 5) == [30, 10, 70, 70] and stored(1, 4) == [10, 10, 50, 60]
-    assert exported(page, 1, 5) == [30, 10, 70, 70]
+    assert stored(1, 5) == [30, 9, 70, 69] and stored(1, 4) == [10, 10, 50, 60]
+    assert exported(page, 1, 5) == [30, 9, 70, 69]
     assert frame_on_screen(page) == 5  # the player stays at the fixed frame
     assert painted(page, 70, 35) and not painted(page, 10, 35)  # the overlay shows it at once
 
