@@ -685,22 +685,10 @@ def correction_add_samples(*, correction: Correction) -> list[GalleryImage]:
 
 
 def crop_boxes(track: Track) -> list[list[int]]:
-    """The track's sample boxes, [frame, l, t, r, b], as people left them: where its box was
-    fixed, the box now; none where its box was removed (the tracker had followed something
-    else there, so that face is not hers)."""
-    fixes: dict[int, list] = {}
-    live = Correction.objects.filter(
-        video_id=track.video_id, kind=Correction.Kind.BOX, undone__isnull=True
-    )
-    for frame, after in live.values_list("box_frame", "after_box"):
-        fixes.setdefault(frame, []).append(after)
-    if not fixes:
-        return track.sample_boxes
-    # By the boxes, not the correction's track: a split since may have moved the box on.
-    now = {d.frame: d.box() for d in track.detections.filter(frame__in=fixes)}
-    kept = []
-    for frame, *box in track.sample_boxes:
-        if frame in fixes and frame not in now:
-            continue  # a sample is of the track's own frames: its box there was removed
-        kept.append([frame, *(now[frame] if now.get(frame) in fixes.get(frame, []) else box)])
-    return kept
+    """The track's sample boxes, [frame, l, t, r, b], as people left them: its box now in each
+    sample's frame (the analysis took the samples from those very boxes), so a box fixed since
+    is cropped as fixed, and a frame whose box was removed (the tracker had followed someone
+    else there) gives no face."""
+    frames = [frame for frame, *_ in track.sample_boxes]
+    now = {d.frame: d.box() for d in track.detections.filter(frame__in=frames)}
+    return [[frame, *now[frame]] for frame in frames if frame in now]
