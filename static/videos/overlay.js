@@ -110,6 +110,7 @@ window.twicesiteOverlay = function (video, canvas, options) {
   }
   // A box fixed on the page (null: removed), shown at once without reading the JSON again.
   function setBox(track, at, box, member) {
+    if (!byFrame) return;
     const list = byFrame.get(at) || [], i = list.findIndex((d) => d.track === Number(track));
     if (box === null) { if (i >= 0) list.splice(i, 1); }
     else if (i >= 0) list[i].box = box.slice();
@@ -197,6 +198,6 @@ window.twicesiteOverlay = function (video, canvas, options) {
   window.addEventListener("resize", paint);
   return {
     load, draw, paint, frame, seek, relabel, trackAt, boxOf, setBox, edit, endEdit, edited, nudge,
-    get editing() { return editing !== null; }, get fps() { return fps; },
+    get fps() { return fps; },
   };
 };
