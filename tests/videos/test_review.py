@@ -455,3 +455,18 @@ def test_gallery_crops_of_a_track_follow_its_box_fixes(client, fan, processed_vi
             client, processed_video, track=1, action="undo", correction=done.json()["correction"]
         )
     assert crop_boxes(track) == track.sample_boxes
+
+
+def test_a_box_fix_of_a_track_merged_away_since_is_not_undone(client, fan, processed_video):
+    client.force_login(fan)
+    correct(client, processed_video, track=1, action="split", frame=12)  # track 3: frames 12-24
+    fixed = correct(client, processed_video, track=3, action="box", frame=20, box=[5, 5, 45, 55])
+    correct(client, processed_video, track=1, action="merge", other=3)
+    assert box_at(processed_video, 1, 20) == [5, 5, 45, 55]  # the merged track's box, fixed
+    undo = correct(
+        client, processed_video, track=3, action="undo", correction=fixed.json()["correction"]
+    )
+    assert undo.status_code == 400 and "merged into track 1" in undo.json()["error"]
+    assert box_at(processed_video, 1, 20) == [5, 5, 45, 55]
+    refused = correct(client, processed_video, track=3, action="box", frame=21, box=[1, 1, 9, 9])
+    assert refused.status_code == 400 and "was merged" in refused.json()["error"]
