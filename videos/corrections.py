@@ -64,7 +64,7 @@ class Outcome:
 
 
 def change_request(
-    *, track, user, action: str, member=None, frame=None, undo=None, other=None
+    *, track, user, action: str, member=None, frame=None, undo=None, other=None, box=None
 ) -> Outcome:
     """One action from the review page, by whoever sent it: the owner's and curators' apply
     at once; anyone else's becomes a suggestion for the owner (their `undo` withdraws it)."""
@@ -73,10 +73,12 @@ def change_request(
             raise CorrectionError("that is a suggestion: accept or reject it instead")
         return correction_apply(
             track=track, user=user, action=action, member=member, frame=frame, undo=undo,
-            other=other,
+            other=other, box=box,
         )  # fmt: skip
     if action == "merge":
         raise CorrectionError("merging tracks is for the owner or a curator: suggest names")
+    if action == Correction.Kind.BOX:
+        raise CorrectionError("fixing boxes is for the owner or a curator: suggest names")
     if action == "undo":
         if not isinstance(undo, Suggestion):
             raise CorrectionError("only the owner or a curator can undo a correction")
@@ -90,11 +92,13 @@ def change_request(
 
 @transaction.atomic
 def correction_apply(
-    *, track, user, action: str, member=None, frame=None, undo=None, other=None, render=True
-) -> Outcome:
+    *, track, user, action: str, member=None, frame=None, undo=None, other=None, box=None,
+    render=True,
+) -> Outcome:  # fmt: skip
     """Apply one change to a track now (the caller may: see change_request): name it
     (`member`), confirm it, mark it unknown, not a face or not its member, split it at
-    `frame`, or undo correction `undo`. The labelled MP4 catches up in the background."""
+    `frame`, set its `box` at `frame`, or undo correction `undo`. The labelled MP4 catches up
+    in the background."""
     if action == "undo":
         tail = undo.new_track if undo.kind == Correction.Kind.SPLIT else None
         removed = [tail.number] if tail is not None else []
@@ -110,6 +114,13 @@ def correction_apply(
         outcome = Outcome(correction=track_merge(track=track, other=other, user=user))
         outcome.removed = [other.number]
         reason = "two tracks were merged"
+    elif action == Correction.Kind.BOX:
+        correction = track_box(track=track, user=user, frame=frame, box=box)
+        if correction is None:
+            there = "that box is already" if box else "there is no box"
+            return Outcome(unchanged=f"{there} at frame {frame}: nothing to change")
+        outcome = Outcome(correction=correction)
+        reason = "a box was fixed"
     else:
         correction = track_correct(track=track, user=user, kind=action, member=member)
         if correction is None:
@@ -299,7 +310,13 @@ def correction_undo(*, correction: Correction, user) -> None:
     later = track.corrections.filter(undone__isnull=True, created__gt=correction.created)
     if later.exclude(pk=correction.pk).exists():
         raise CorrectionError("the track was changed again since: undo that first")
-    if correction.kind == Correction.Kind.MERGE:
+    if track.merged_into_id is not None:
+        raise CorrectionError(
+            f"the track was merged into track {track.merged_into.number}: undo that first"
+        )
+    if correction.kind == Correction.Kind.BOX:
+        _set_box(track, correction.box_frame, correction.before_box)
+    elif correction.kind == Correction.Kind.MERGE:
         _unmerge(track, correction.new_track)
     elif correction.kind == Correction.Kind.SPLIT:
         tail = correction.new_track
@@ -417,6 +434,78 @@ def _unmerge(track: Track, other: Track | None) -> None:
     track.first_frame, track.last_frame = frames["first"], frames["last"]
     other.merged_into = None
     other.save(update_fields=["merged_into"])
+
+
+@transaction.atomic
+def track_box(*, track: Track, user, frame: int, box: list[int] | None) -> Correction | None:
+    """Fix the track's box in one frame where the tracker went wrong: move or resize it, draw
+    it where the tracker lost the face, or remove it (`box` None) where it followed something
+    else. None when that changes nothing."""
+    video = track.video
+    if track.merged_into_id is not None:
+        raise CorrectionError(f"track {track.number} was merged into another track")
+    if not track.is_face:
+        raise CorrectionError(f"track {track.number} is not a face: it has no boxes to fix")
+    if not video.frames or not video.width or not video.height:
+        raise CorrectionError("the video's size and length are not known yet: process it first")
+    if not 0 <= frame < video.frames:
+        raise CorrectionError(f"the frame must be inside the video: 0 to {video.frames - 1}")
+    if box is not None:
+        _check_box(video, box)
+    here = track.detections.filter(frame=frame).first()
+    before = here.box() if here else None
+    if before == box:
+        return None
+    if box is None and not track.detections.exclude(frame=frame).exists():
+        raise CorrectionError("this is the track's only box: mark the track not a face instead")
+    correction = Correction.objects.create(
+        video=video,
+        track=track,
+        user=user,
+        kind=Correction.Kind.BOX,
+        before_member=track.member,
+        after_member=track.member,
+        before_corrected=track.corrected,
+        before_is_face=track.is_face,
+        box_frame=frame,
+        before_box=before,
+        after_box=box,
+        review=Correction.Review.APPROVED,  # no label changes: nothing to vet
+    )
+    _set_box(track, frame, box)
+    track.save(update_fields=["first_frame", "last_frame"])
+    return correction
+
+
+def _check_box(video, box: list[int]) -> None:
+    left, top, right, bottom = box
+    if not (right > left and bottom > top):
+        raise CorrectionError("the box is empty: right must be past left, and bottom below top")
+    if not (0 <= left and right <= video.width and 0 <= top and bottom <= video.height):
+        raise CorrectionError(f"the box must lie inside the {video.width}×{video.height} picture")
+
+
+def _set_box(track: Track, frame: int, box: list[int] | None) -> None:
+    """Make `box` the track's box at `frame` (None: no box there), and its first and last
+    frame those of its boxes again (a box added or removed at an end moves them)."""
+    if box is None:
+        track.detections.filter(frame=frame).delete()
+    else:
+        left, top, right, bottom = box
+        Detection.objects.update_or_create(
+            track=track,
+            frame=frame,
+            defaults={
+                "video_id": track.video_id,
+                "time": frame / (track.video.fps or 30.0),  # as the analysis stores it
+                "left": left,
+                "top": top,
+                "right": right,
+                "bottom": bottom,
+            },
+        )
+    span = track.detections.aggregate(first=Min("frame"), last=Max("frame"))
+    track.first_frame, track.last_frame = span["first"], span["last"]
 
 
 # --- suggestions --------------------------------------------------------------------------
@@ -570,7 +659,7 @@ def correction_add_samples(*, correction: Correction) -> list[GalleryImage]:
     member = track.member
     if correction.kind not in SAMPLE_KINDS or member is None:
         return []
-    wanted = sorted(track.sample_boxes, key=lambda s: -(s[3] - s[1]) * (s[4] - s[2]))
+    wanted = sorted(crop_boxes(track), key=lambda s: -(s[3] - s[1]) * (s[4] - s[2]))
     wanted = sorted(wanted[:CROPS_PER_CORRECTION])
     if not wanted:
         return []
@@ -593,3 +682,13 @@ def correction_add_samples(*, correction: Correction) -> list[GalleryImage]:
             if result.outcome == "added":
                 added.append(result.image)
     return added
+
+
+def crop_boxes(track: Track) -> list[list[int]]:
+    """The track's sample boxes, [frame, l, t, r, b], as people left them: its box now in each
+    sample's frame (the analysis took the samples from those very boxes), so a box fixed since
+    is cropped as fixed, and a frame whose box was removed (the tracker had followed someone
+    else there) gives no face."""
+    frames = [frame for frame, *_ in track.sample_boxes]
+    now = {d.frame: d.box() for d in track.detections.filter(frame__in=frames)}
+    return [[frame, *now[frame]] for frame in frames if frame in now]

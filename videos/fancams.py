@@ -15,7 +15,7 @@ from base.jobs import job_enqueue, job_fence, running
 from base.storage import local_copy, save_local_file, work_dir
 from core.fancam import framing
 from core.fancam.render import render_fancam
-from videos.models import Detection, Fancam, Track, Video
+from videos.models import Correction, Detection, Fancam, Track, Video
 from videos.processing import labels_by_frame, video_info
 
 
@@ -127,11 +127,13 @@ def _track_edges(video: Video, member) -> list[int]:
 
 
 def _source_key(video: Video, member, labels: bool) -> str:
-    """What the fancam is made from: her tracks (all named tracks when labels are drawn), so a
-    correction or relabel that changes them makes it again."""
+    """What the fancam is made from: her tracks (all named tracks when labels are drawn) and
+    the boxes people fixed, so a correction or relabel that changes them makes it again."""
     tracks = Track.objects.filter(video=video, is_face=True)
     if not labels:
         tracks = tracks.filter(member=member)
     rows = tracks.order_by("number").values_list("number", "member_id", "first_frame", "last_frame")
-    text = f"{video.labelled.name}|{list(rows)}|{video.cuts}"
+    fixed = video.corrections.filter(kind=Correction.Kind.BOX, undone__isnull=True)
+    boxes = list(fixed.order_by("pk").values_list("pk", flat=True))
+    text = f"{video.labelled.name}|{list(rows)}|{video.cuts}|{boxes}"
     return hashlib.sha256(text.encode()).hexdigest()

@@ -176,7 +176,8 @@ class Detection(models.Model):
 
 
 class Correction(models.Model):
-    """A person's fix to a track's label: recorded, undoable, and (once approved) training data."""
+    """A person's fix to a track (its label, its extent, or its box in one frame): recorded,
+    undoable, and (once approved) training data."""
 
     class Kind(models.TextChoices):
         CONFIRM = "confirm"
@@ -186,6 +187,7 @@ class Correction(models.Model):
         NOT_MEMBER = "not_member", "not this member"
         SPLIT = "split", "split the track"
         MERGE = "merge", "merge two tracks"
+        BOX = "box", "fix a box"
 
     class Review(models.TextChoices):
         PENDING = "pending"
@@ -209,6 +211,11 @@ class Correction(models.Model):
     new_track = models.ForeignKey(
         Track, null=True, blank=True, on_delete=models.SET_NULL, related_name="split_from"
     )
+    # A box fix (kind "box"): the frame, and the track's box there before and after as
+    # [left, top, right, bottom] (None: no box), so undo puts back exactly what was there.
+    box_frame = models.PositiveIntegerField(null=True, blank=True)
+    before_box = models.JSONField(null=True, blank=True)
+    after_box = models.JSONField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     undone = models.DateTimeField(null=True, blank=True)
     review = models.CharField(max_length=8, choices=Review, default=Review.PENDING, db_index=True)
@@ -229,6 +236,11 @@ class Correction(models.Model):
         if self.kind == self.Kind.MERGE:
             other = self.new_track.number if self.new_track else "?"
             return f"track {other} merged into it"
+        if self.kind == self.Kind.BOX:
+            if self.before_box is None:
+                return f"box at frame {self.box_frame} drawn"
+            done = "removed" if self.after_box is None else "moved"
+            return f"box at frame {self.box_frame} {done}"
         return change_text(self.kind, self.before_member, self.after_member, self.split_frame)
 
 

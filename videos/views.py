@@ -310,8 +310,11 @@ def correct(request, uuid):
     action = body.get("action")
     if action not in ACTIONS:
         raise BadRequest(f"action must be one of {', '.join(ACTIONS)}")
-    undo = member = frame = other = None
-    if action == "merge":
+    undo = member = frame = other = box = None
+    if action == Correction.Kind.BOX:
+        frame = whole_number(body, "frame")
+        box = _box(body)
+    elif action == "merge":
         other_number = whole_number(body, "other")
         other = video.tracks.filter(number=other_number, merged_into__isnull=True).first()
         if other is None:
@@ -336,11 +339,24 @@ def correct(request, uuid):
     try:
         outcome = corrections.change_request(
             track=track, user=request.user, action=action, member=member, frame=frame,
-            undo=undo, other=other,
+            undo=undo, other=other, box=box,
         )  # fmt: skip
     except corrections.CorrectionError as exc:
         raise BadRequest(str(exc) or "that correction is not possible") from None
     return JsonResponse(_outcome_json(request, video, track, outcome))
+
+
+def _box(body: dict) -> list[int] | None:
+    """A box fix's box: [left, top, right, bottom] in whole pixels of the picture, or null to
+    remove the track's box at that frame."""
+    if "box" not in body:
+        raise BadRequest("box is missing: [left, top, right, bottom], or null to remove it")
+    box = body["box"]
+    if box is None:
+        return None
+    if not isinstance(box, list) or len(box) != 4:
+        raise BadRequest("box must be [left, top, right, bottom], or null to remove it")
+    return [whole_number({"box values": value}, "box values") for value in box]
 
 
 def _outcome_json(request, video, track, outcome) -> dict:
@@ -351,8 +367,13 @@ def _outcome_json(request, video, track, outcome) -> dict:
         changed.append(correction.new_track.number)
     tracks = list(selectors.tracks_for_review(video).filter(number__in=changed))
     track.refresh_from_db()
+    fixed = correction is not None and correction.kind == Correction.Kind.BOX
     return {
         "track": _track_json(track),
+        # A box fix, for the page's overlay to show at once (the MP4 catches up later).
+        "box": {"frame": correction.box_frame, "box": correction.after_box}
+        if fixed and not outcome.undone
+        else None,
         "correction": correction.pk if correction and not outcome.undone else None,
         "suggestion": suggestion.pk if suggestion and not outcome.undone else None,
         "suggested": suggestion is not None and correction is None,

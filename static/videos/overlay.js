@@ -41,7 +41,9 @@ window.twicesiteOverlay = function (video, canvas, options) {
     const chosen = options.highlight ? options.highlight() : null;
     // Name tags shrink with a small picture (a phone), so they do not bury the faces.
     const size = Math.round(Math.max(10, Math.min(15, rect.width / 48)));
-    for (const d of byFrame.get(frame()) || []) {
+    const now = frame();
+    for (const d of byFrame.get(now) || []) {
+      if (editing && editing.frame === now && d.track === editing.track) continue;  // drawn below
       const slug = relabelled.has(d.track) ? relabelled.get(d.track) : d.member;
       const m = slug ? members[slug] : null;
       // The watch page leaves unknown faces out where the labelled MP4 does (VIDEO_SHOW_UNKNOWN).
@@ -59,7 +61,18 @@ window.twicesiteOverlay = function (video, canvas, options) {
       ctx.fillStyle = "#000"; ctx.fillText(text, ox + l + 3, oy + t - 5);
     }
     ctx.globalAlpha = 1;
-    if (options.onFrame) options.onFrame(frame());
+    if (editing && editing.frame === now && editing.box) paintEdited(ctx, scale, ox, oy);
+    if (options.onFrame) options.onFrame(now);
+  }
+
+  // The box being fixed: dashed, with a handle at each corner to resize it by.
+  function paintEdited(ctx, scale, ox, oy) {
+    const [l, t, r, b] = editing.box.map((v) => v * scale);
+    ctx.lineWidth = 3; ctx.strokeStyle = "#fff"; ctx.setLineDash([6, 4]);
+    ctx.strokeRect(ox + l, oy + t, r - l, b - t);
+    ctx.setLineDash([]);
+    ctx.fillStyle = "#ff5fa2";
+    for (const [x, y] of [[l, t], [r, t], [l, b], [r, b]]) ctx.fillRect(ox + x - 5, oy + y - 5, 10, 10);
   }
 
   // One animation loop while playing, however often draw() is called.
@@ -90,9 +103,101 @@ window.twicesiteOverlay = function (video, canvas, options) {
 
   function relabel(track, slug) { relabelled.set(Number(track), slug); paint(); }
 
+  // A track's box at a frame, [l, t, r, b] in the video's pixels, or null.
+  function boxOf(track, at) {
+    const d = ((byFrame && byFrame.get(at)) || []).find((x) => x.track === Number(track));
+    return d ? d.box.slice() : null;
+  }
+  // A box fixed on the page (null: removed), shown at once without reading the JSON again.
+  function setBox(track, at, box, member) {
+    if (!byFrame) return;
+    const list = byFrame.get(at) || [], i = list.findIndex((d) => d.track === Number(track));
+    if (box === null) { if (i >= 0) list.splice(i, 1); }
+    else if (i >= 0) list[i].box = box.slice();
+    else list.push({ frame: at, time: at / fps, box: box.slice(), member, track: Number(track) });
+    byFrame.set(at, list);
+    paint();
+  }
+
+  // Fixing one box at the frame on screen: drag inside it to move it, a corner to resize it,
+  // anywhere else to draw it afresh. Pointer events, so a mouse and a finger work alike.
+  let editing = null;  // { track, frame, box, drag }
+  const GRAB = 12;  // CSS pixels around a corner that take hold of it
+  function edit(track) {
+    video.pause();
+    editing = { track: Number(track), frame: frame(), box: boxOf(track, frame()), drag: null };
+    canvas.classList.add("editing");
+    paint();
+    return { frame: editing.frame, box: editing.box };
+  }
+  function endEdit() { editing = null; canvas.classList.remove("editing"); paint(); }
+  // The edited box in whole pixels inside the picture, or null when there is none (yet).
+  function edited() {
+    if (!editing || !editing.box) return null;
+    const [w, h] = frameSize, [l, t, r, b] = editing.box;
+    const box = [Math.max(0, Math.round(Math.min(l, r))), Math.max(0, Math.round(Math.min(t, b))),
+      Math.min(w, Math.round(Math.max(l, r))), Math.min(h, Math.round(Math.max(t, b)))];
+    return box[2] > box[0] && box[3] > box[1] ? box : null;
+  }
+  // Moved by whole picture pixels from the keyboard, kept inside the picture.
+  function nudge(dx, dy) {
+    if (!editing || !editing.box) return;
+    const [w, h] = frameSize, b = editing.box;
+    dx = Math.max(-b[0], Math.min(w - b[2], dx)); dy = Math.max(-b[1], Math.min(h - b[3], dy));
+    editing.box = [b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy];
+    paint();
+  }
+  function pointIn(e) {
+    const rect = video.getBoundingClientRect();
+    const clamp = (v, most) => Math.max(0, Math.min(most, v));
+    return [clamp((e.clientX - rect.left - placed.ox) / placed.scale, frameSize[0]),
+      clamp((e.clientY - rect.top - placed.oy) / placed.scale, frameSize[1])];
+  }
+  canvas.addEventListener("pointerdown", (e) => {
+    if (!editing) return;
+    e.preventDefault();
+    canvas.setPointerCapture(e.pointerId);
+    const [x, y] = pointIn(e), b = editing.box, grab = GRAB / placed.scale;
+    let drag = { kind: "draw", from: [x, y] };
+    if (b) {
+      const corner = [[0, 1], [2, 1], [0, 3], [2, 3]].find(([i, j]) => Math.abs(x - b[i]) <= grab && Math.abs(y - b[j]) <= grab);
+      if (corner) drag = { kind: "corner", corner };
+      else if (x >= b[0] && x <= b[2] && y >= b[1] && y <= b[3]) drag = { kind: "move", from: [x, y], start: b.slice() };
+    }
+    editing.drag = Object.assign(drag, { was: b && b.slice() });
+  });
+  canvas.addEventListener("pointermove", (e) => {
+    const drag = editing && editing.drag;
+    if (!drag) return;
+    const [x, y] = pointIn(e), [w, h] = frameSize;
+    if (drag.kind === "move") {
+      const s = drag.start;  // moved whole, and kept inside the picture
+      const dx = Math.max(-s[0], Math.min(w - s[2], x - drag.from[0]));
+      const dy = Math.max(-s[1], Math.min(h - s[3], y - drag.from[1]));
+      editing.box = [s[0] + dx, s[1] + dy, s[2] + dx, s[3] + dy];
+    } else if (drag.kind === "corner") {
+      editing.box[drag.corner[0]] = x; editing.box[drag.corner[1]] = y;
+    } else {
+      editing.box = [drag.from[0], drag.from[1], x, y];
+    }
+    paint();
+  });
+  function release() {
+    const drag = editing && editing.drag;
+    if (!drag) return;
+    editing.drag = null;
+    editing.box = edited() || drag.was;  // a tap, or a box dragged flat, leaves it as it was
+    paint();
+  }
+  canvas.addEventListener("pointerup", release);
+  canvas.addEventListener("pointercancel", release);
+
   video.addEventListener("play", draw);
   video.addEventListener("seeked", paint);
   video.addEventListener("loadeddata", paint);
   window.addEventListener("resize", paint);
-  return { load, draw, paint, frame, seek, relabel, trackAt, get fps() { return fps; } };
+  return {
+    load, draw, paint, frame, seek, relabel, trackAt, boxOf, setBox, edit, endEdit, edited, nudge,
+    get fps() { return fps; },
+  };
 };

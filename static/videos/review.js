@@ -14,11 +14,13 @@
   const rows = () => Array.from(root.querySelectorAll(".track"));
   const rowOf = (number) => root.querySelector(`.track[data-track="${number}"]`);
   const undoStack = [];
+  let boxing = null, boxFrame = null;  // the row whose box is being fixed (b), and the frame
 
   function current() { return root.querySelector(".track.current") || rows()[0]; }
   // `seek`: the player goes to the track's first frame (not when it was picked in the player).
   function select(row, seek = true) {
     if (!row) return;
+    if (boxing && row !== boxing) boxCancel();
     rows().forEach((r) => r.classList.remove("current"));
     row.classList.add("current");
     row.focus({ preventScroll: true });
@@ -70,18 +72,22 @@
       if (!ok) { status.textContent = data.error || "That did not work."; return; }
       swap(data);
       // Nothing to change is agreement: on to the next track, as after a change.
-      if (data.unchanged) { status.textContent = `Track ${number}: ${data.summary}.`; move(1); return; }
+      if (data.unchanged) {
+        status.textContent = `Track ${number}: ${data.summary}.`;
+        if (action !== "box") move(1);
+        return;
+      }
       if (data.suggested) {
         undoStack.push({ number, suggestion: data.suggestion });
         status.textContent = `Suggested for track ${number}: ${data.summary}. The owner decides; press z to take it back.`;
       } else {
-        undoStack.push({ number, correction: data.correction });
+        undoStack.push({ number, correction: data.correction, box: data.box });
         status.textContent = data.new_track
           ? `Split track ${number}: frames from ${extra.frame} on are track ${data.new_track}, below it. Press z to undo.`
           : `Track ${number}: ${data.summary}. Press z to undo.`;
       }
-      // After a split or merge the player stays where the cut was made.
-      if (action === "merge" || data.new_track) select(rowOf(number), false); else move(1);
+      // After a split, merge or box fix the player stays where the change was made.
+      if (action === "merge" || action === "box" || data.new_track) select(rowOf(number), false); else move(1);
     });
   }
 
@@ -93,6 +99,12 @@
     post(root.dataset.url, body).then(({ ok, data }) => {
       if (!ok) { status.textContent = data.error; return; }
       swap(data);
+      if (last.box) {  // back to the frame it was fixed in, to see it as it was
+        select(rowOf(last.number), false);
+        if (overlay) { video.pause(); overlay.seek(last.box.frame); }
+        status.textContent = `Undone: track ${last.number}’s box at frame ${last.box.frame} is as it was.`;
+        return;
+      }
       select(rowOf(last.number));
       status.textContent = last.suggestion
         ? `Taken back: your suggestion for track ${last.number}.`
@@ -159,7 +171,7 @@
         if (!row) return;
         const first = Number(row.dataset.first), last = Number(row.dataset.last);
         frameTrack.textContent = f >= first && f <= last
-          ? `· inside track ${row.dataset.track} (frames ${first}–${last}): s splits here`
+          ? `· inside track ${row.dataset.track} (frames ${first}–${last}): s splits here, b fixes its box`
           : `· track ${row.dataset.track} is frames ${first}–${last}`;
       },
     });
@@ -183,11 +195,65 @@
     root.addEventListener("tracks-changed", (e) => {
       const d = e.detail;
       if (d.suggested || d.unchanged) return;
+      if (d.box) { overlay.setBox(d.track.number, d.box.frame, d.box.box, d.track.member); return; }
       // Labels change in place; boxes that moved between tracks or left the export are read again.
       if (d.undone || !d.track.is_face || Object.keys(d.rows || {}).length > 1 || (d.removed || []).length) overlay.load(true).then(overlay.paint);
       else overlay.relabel(d.track.number, d.track.member);
     });
   }
+
+  // Fixing one box at the playhead (b): the selected track's box there gets handles on the
+  // overlay (or is drawn by dragging where the tracker lost the face); Enter saves, Delete
+  // removes the track's box at this frame, Esc cancels. Owner and curators only.
+  const boxTools = document.getElementById("box-tools");
+  const NUDGE = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+  function boxTool(name) { return boxTools && boxTools.querySelector(`[data-box="${name}"]`); }
+  function boxShow(on) {
+    if (!boxTools) return;
+    boxTool("edit").hidden = on;
+    boxTools.querySelector(".box-editing").hidden = !on;
+  }
+  function boxStart(row) {
+    if (!overlay || !row) return;
+    if (root.dataset.editor !== "1") { status.textContent = "Only the owner or a curator can fix boxes: suggest names instead."; return; }
+    if (row.classList.contains("not-face")) { status.textContent = `Track ${row.dataset.track} is not a face: it has no boxes to fix.`; return; }
+    overlay.load().then(() => {
+      const started = overlay.edit(row.dataset.track);
+      boxing = row; boxFrame = started.frame;
+      boxShow(true);
+      const first = Number(row.dataset.first), last = Number(row.dataset.last), n = row.dataset.track;
+      const outside = started.frame < first || started.frame > last
+        ? ` Frame ${started.frame} is outside track ${n} (frames ${first}–${last}): a box here makes the track reach it.` : "";
+      status.textContent = started.box
+        ? `Fixing track ${n}’s box at frame ${started.frame}: drag it (or the arrow keys), or a corner to resize it. Enter saves, Delete removes it, Esc cancels.`
+        : `Track ${n} has no box at frame ${started.frame}: drag over the face to draw one. Enter saves, Esc cancels.${outside}`;
+    });
+  }
+  function boxEnd() { boxing = null; overlay.endEdit(); boxShow(false); }
+  function boxCancel() { if (!boxing) return; boxEnd(); status.textContent = "Box fix cancelled: nothing changed."; }
+  function boxSave(remove) {
+    const frame = boxFrame, box = remove ? null : overlay.edited();
+    if (!remove && !box) { status.textContent = "Drag over the face to draw its box first (Esc cancels)."; return; }
+    const row = boxing;
+    boxEnd();
+    act(row, "box", { frame, box });
+  }
+  if (boxTools && overlay) {
+    boxTools.addEventListener("click", (e) => {
+      const button = e.target.closest("[data-box]");
+      if (!button) return;
+      button.blur();
+      const name = button.dataset.box;
+      if (name === "edit") boxStart(current());
+      else if (name === "save") boxSave(false);
+      else if (name === "remove") boxSave(true);
+      else boxCancel();
+    });
+    // Playing or seeking leaves the frame being fixed.
+    video.addEventListener("play", boxCancel);
+    video.addEventListener("seeking", boxCancel);
+  }
+
   function step(frames) {
     if (!overlay) return;
     video.pause();
@@ -223,6 +289,17 @@
   document.addEventListener("keydown", (e) => {
     if (e.target.tagName === "SELECT" || e.target.tagName === "INPUT" || e.ctrlKey || e.metaKey || e.altKey) return;
     if (e.target === video) return;  // the player's own keys
+    if (boxing) {  // while fixing a box, only its keys
+      if (e.key === "Enter") { e.preventDefault(); boxSave(false); }
+      else if (e.key === "Delete" || e.key === "Backspace") { e.preventDefault(); boxSave(true); }
+      else if (e.key === "Escape") boxCancel();
+      else if (NUDGE[e.key]) {  // a pixel at a time (Shift: ten), for a box too small to drag well
+        e.preventDefault();
+        const [dx, dy] = NUDGE[e.key], by = e.shiftKey ? 10 : 1;
+        overlay.nudge(dx * by, dy * by);
+      }
+      return;
+    }
     if (video && e.key === " ") { e.preventDefault(); if (video.paused) video.play(); else video.pause(); return; }
     if (e.key === ",") { step(-1); return; }
     if (e.key === ".") { step(1); return; }
@@ -239,6 +316,7 @@
     else if (e.key === "x") { act(row, "not_face"); }
     else if (e.key === "s") { split(row); }
     else if (e.key === "m") { merge(row); }
+    else if (e.key === "b") { boxStart(row); }
     else if (e.key === "z") { undo(); }
   });
   select(current());

@@ -249,3 +249,23 @@ def test_the_fancam_button_shows_progress_then_plays_and_offers_the_file(
     assert page.locator("#fancam-download").get_attribute("download").endswith("fancam-1x1.mp4")
     assert "1:1" in page.locator("#fancam-list").inner_text()
     page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+
+
+def test_a_box_fixed_in_her_track_makes_her_fancam_again(client, fan, members, stage, rq_queue):
+    from videos.fancams import _source_key
+
+    made = Fancam.objects.create(
+        video=stage, member=members[0], state=Fancam.State.DONE,
+        source_key=_source_key(stage, members[0], False),
+    )  # fmt: skip
+    client.force_login(fan)
+    assert ask(client, stage, members[0]).status_code == 200  # still right: the stored one
+    fixed = client.post(
+        reverse("videos:correct", args=[stage.uuid]),
+        json.dumps({"action": "box", "track": 1, "frame": 50, "box": [200, 60, 260, 120]}),
+        content_type="application/json",
+    )
+    assert fixed.status_code == 200, fixed.content
+    again = ask(client, stage, members[0])
+    assert again.status_code == 202 and again.json()["id"] == made.pk
+    assert Fancam.objects.get(pk=made.pk).state == Fancam.State.QUEUED

@@ -5,7 +5,7 @@ import json
 import pytest
 from django.urls import reverse
 
-from videos import exports, selectors
+from videos import exports, processing, selectors
 from videos.models import Correction, RenderRun, Track
 
 pytestmark = pytest.mark.django_db
@@ -280,3 +280,193 @@ def test_tracks_on_screen_together_or_of_two_people_do_not_merge(
     response = correct(client, processed_video, track=1, action="merge", other=2)
     assert response.status_code == 400 and "at the same time" in response.json()["error"]
     assert Track.objects.get(number=2).detections.count() == 10
+
+
+# --- a per-frame fix of one box --------------------------------------------------------
+
+
+def box_at(video, number, frame):
+    from videos.models import Detection
+
+    found = Detection.objects.filter(track__video=video, track__number=number, frame=frame)
+    return found.get().box() if found.exists() else None
+
+
+def exported_box(video, number, frame):
+    rows = exports.predictions(video)["detections"]
+    return next((d["box"] for d in rows if (d["track"], d["frame"]) == (number, frame)), None)
+
+
+def test_a_box_fix_moves_one_frames_box_and_undo_puts_it_back(client, fan, processed_video):
+    client.force_login(fan)
+    response = correct(
+        client, processed_video, track=1, action="box", frame=5, box=[20, 15, 62, 70]
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["summary"] == "box at frame 5 moved"
+    assert body["box"] == {"frame": 5, "box": [20, 15, 62, 70]}
+    assert exported_box(processed_video, 1, 5) == [20, 15, 62, 70]
+    assert box_at(processed_video, 1, 4) == box_at(processed_video, 1, 6) == [10, 10, 50, 60]
+    correction = Correction.objects.get()
+    assert (correction.kind, correction.user, correction.box_frame) == ("box", fan, 5)
+    assert (correction.before_box, correction.after_box) == ([10, 10, 50, 60], [20, 15, 62, 70])
+    assert RenderRun.objects.get(video=processed_video).reason == "a box was fixed"
+    drawn = processing.labels_by_frame(processed_video)[5]  # what the re-render draws
+    assert [tuple(label.box) for label in drawn] == [(20, 15, 62, 70)]
+    track = Track.objects.get(number=1)
+    assert (track.member.slug, track.corrected) == ("nayeon", False)  # the label is untouched
+
+    undo = correct(client, processed_video, track=1, action="undo", correction=body["correction"])
+    assert undo.status_code == 200 and undo.json()["box"] is None
+    assert exported_box(processed_video, 1, 5) == [10, 10, 50, 60]
+    assert Track.objects.get(number=1).detections.count() == 25
+    assert Correction.objects.get().undone is not None
+
+
+def test_a_box_drawn_or_removed_at_an_end_moves_the_tracks_first_or_last_frame(
+    client, fan, processed_video
+):
+    from videos.models import Detection
+
+    client.force_login(fan)
+    # The tracker lost the stranger (track 2, frames 10-19) a frame early: draw frame 20.
+    drawn = correct(client, processed_video, track=2, action="box", frame=20, box=[92, 21, 132, 71])
+    assert drawn.json()["summary"] == "box at frame 20 drawn"
+    assert 'data-last="20"' in drawn.json()["rows"]["2"]
+    stranger = Track.objects.get(number=2)
+    assert (stranger.first_frame, stranger.last_frame) == (10, 20)
+    added = Detection.objects.get(track=stranger, frame=20)
+    assert (added.video, added.time) == (processed_video, 20 / 25)
+    # It followed something else in its first frame: remove that box.
+    removed = correct(client, processed_video, track=2, action="box", frame=10, box=None)
+    assert removed.json()["summary"] == "box at frame 10 removed"
+    stranger.refresh_from_db()
+    assert (stranger.first_frame, stranger.last_frame) == (11, 20)
+    assert exported_box(processed_video, 2, 10) is None
+    # Undone in turn, it is exactly as the tracker left it.
+    for done in (removed, drawn):
+        undo = correct(
+            client, processed_video, track=2, action="undo", correction=done.json()["correction"]
+        )
+        assert undo.status_code == 200, undo.content
+    stranger.refresh_from_db()
+    assert (stranger.first_frame, stranger.last_frame) == (10, 19)
+    frames = list(stranger.detections.order_by("frame").values_list("frame", "time", "left"))
+    assert frames == [(f, f / 25, 90) for f in range(10, 20)]
+
+
+def test_a_box_fix_that_changes_nothing_is_not_recorded(client, fan, processed_video):
+    client.force_login(fan)
+    same = correct(client, processed_video, track=1, action="box", frame=3, box=[10, 10, 50, 60])
+    assert same.status_code == 200 and same.json()["unchanged"]
+    assert same.json()["summary"] == "that box is already at frame 3: nothing to change"
+    none = correct(client, processed_video, track=2, action="box", frame=3, box=None)
+    assert none.json()["summary"] == "there is no box at frame 3: nothing to change"
+    assert not Correction.objects.exists()
+    assert not RenderRun.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"frame": 25, "box": [10, 10, 50, 60]}, "frame must be inside the video: 0 to 24"),
+        ({"frame": -1, "box": [10, 10, 50, 60]}, "frame must be between 0"),
+        ({"frame": 2.5, "box": [10, 10, 50, 60]}, "frame must be a whole number"),
+        ({"box": [10, 10, 50, 60]}, "frame is missing"),
+        ({"frame": 5}, "box is missing"),
+        ({"frame": 5, "box": [10, 10, 50]}, "box must be [left, top, right, bottom]"),
+        ({"frame": 5, "box": "10,10,50,60"}, "box must be [left, top, right, bottom]"),
+        ({"frame": 5, "box": [10, 10, 50.5, 60]}, "box values must be a whole number"),
+        ({"frame": 5, "box": [-4, 10, 50, 60]}, "box values must be between 0"),
+        ({"frame": 5, "box": [10, 10, 161, 60]}, "inside the 160×120 picture"),
+        ({"frame": 5, "box": [10, 10, 50, 121]}, "inside the 160×120 picture"),
+        ({"frame": 5, "box": [30, 10, 30, 60]}, "the box is empty"),
+        ({"frame": 5, "box": [10, 60, 50, 10]}, "the box is empty"),
+    ],
+    ids=[
+        "frame-past-the-end", "negative-frame", "fractional-frame", "no-frame", "no-box",
+        "three-numbers", "a-string", "fractional-edge", "negative-edge", "past-the-right",
+        "past-the-bottom", "no-width", "upside-down",
+    ],
+)  # fmt: skip
+def test_a_bad_box_fix_gets_a_clear_error_and_changes_nothing(
+    client, fan, processed_video, body, message
+):
+    client.force_login(fan)
+    response = correct(client, processed_video, track=1, action="box", **body)
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+    assert not Correction.objects.exists()
+    assert box_at(processed_video, 1, 5) == [10, 10, 50, 60]
+    assert Track.objects.get(number=1).detections.count() == 25
+
+
+def test_a_tracks_only_box_is_not_removed_and_a_not_face_track_has_none_to_fix(
+    client, fan, processed_video
+):
+    client.force_login(fan)
+    correct(client, processed_video, track=2, action="split", frame=19)  # track 3: frame 19 only
+    response = correct(client, processed_video, track=3, action="box", frame=19, box=None)
+    assert response.status_code == 400 and "only box" in response.json()["error"]
+    correct(client, processed_video, track=3, action="not_face")
+    response = correct(client, processed_video, track=3, action="box", frame=19, box=[1, 1, 9, 9])
+    assert response.status_code == 400 and "not a face" in response.json()["error"]
+    assert box_at(processed_video, 3, 19) == [90, 20, 130, 70]
+
+
+def test_only_the_owner_or_a_curator_fixes_a_box(client, other_fan, processed_video):
+    from base.roles import ensure_curators_group
+    from videos.models import Suggestion
+
+    processed_video.is_public = True
+    processed_video.save()
+    client.force_login(other_fan)
+    response = correct(client, processed_video, track=1, action="box", frame=5, box=[1, 1, 9, 9])
+    assert response.status_code == 400
+    assert "for the owner or a curator" in response.json()["error"]
+    assert not Suggestion.objects.exists() and not Correction.objects.exists()
+    assert box_at(processed_video, 1, 5) == [10, 10, 50, 60]
+    # A curator's fix applies at once, and is approved (it changes no label to vet).
+    other_fan.is_staff = True
+    other_fan.save()
+    other_fan.groups.add(ensure_curators_group())
+    response = correct(client, processed_video, track=1, action="box", frame=5, box=[1, 1, 9, 9])
+    assert response.status_code == 200
+    assert box_at(processed_video, 1, 5) == [1, 1, 9, 9]
+    assert Correction.objects.get().review == Correction.Review.APPROVED
+
+
+def test_gallery_crops_of_a_track_follow_its_box_fixes(client, fan, processed_video):
+    from videos.corrections import crop_boxes
+
+    track = Track.objects.get(number=1)
+    track.sample_boxes = [[5, 10, 10, 50, 60], [8, 10, 10, 50, 60], [15, 10, 10, 50, 60]]
+    track.save()
+    client.force_login(fan)
+    moved = correct(client, processed_video, track=1, action="box", frame=5, box=[20, 15, 62, 70])
+    removed = correct(client, processed_video, track=1, action="box", frame=8, box=None)
+    correct(client, processed_video, track=2, action="box", frame=15, box=[95, 20, 130, 70])
+    # Frame 5 is cropped as fixed, frame 8 (it followed something else) not at all; another
+    # track's fix in frame 15 leaves this track's face there as it was.
+    assert crop_boxes(track) == [[5, 20, 15, 62, 70], [15, 10, 10, 50, 60]]
+    for done in (removed, moved):
+        correct(
+            client, processed_video, track=1, action="undo", correction=done.json()["correction"]
+        )
+    assert crop_boxes(track) == track.sample_boxes
+
+
+def test_a_box_fix_of_a_track_merged_away_since_is_not_undone(client, fan, processed_video):
+    client.force_login(fan)
+    correct(client, processed_video, track=1, action="split", frame=12)  # track 3: frames 12-24
+    fixed = correct(client, processed_video, track=3, action="box", frame=20, box=[5, 5, 45, 55])
+    correct(client, processed_video, track=1, action="merge", other=3)
+    assert box_at(processed_video, 1, 20) == [5, 5, 45, 55]  # the merged track's box, fixed
+    undo = correct(
+        client, processed_video, track=3, action="undo", correction=fixed.json()["correction"]
+    )
+    assert undo.status_code == 400 and "merged into track 1" in undo.json()["error"]
+    assert box_at(processed_video, 1, 20) == [5, 5, 45, 55]
+    refused = correct(client, processed_video, track=3, action="box", frame=21, box=[1, 1, 9, 9])
+    assert refused.status_code == 400 and "was merged" in refused.json()["error"]

@@ -208,3 +208,139 @@ def test_an_unknown_cluster_becomes_a_new_member_named_in_the_video_after_the_re
     page.goto(video.get_absolute_url())
     assert "Will Smith" in page.locator(".chart").inner_text()  # her screen time
     assert "model v2" in page.locator(".page-head").inner_text()
+
+
+# Where a point of the 160x120 picture is: on the page, and on the overlay canvas.
+PLACE = """() => { const r = document.getElementById('player').getBoundingClientRect();
+  const s = Math.min(r.width / 160, r.height / 120);
+  return { left: r.left, top: r.top, s, ox: (r.width - 160 * s) / 2, oy: (r.height - 120 * s) / 2 }; }"""
+
+
+def on_page(page, x, y):
+    p = page.evaluate(PLACE)
+    return p["left"] + p["ox"] + x * p["s"], p["top"] + p["oy"] + y * p["s"]
+
+
+PAINTED = """([x, y, p]) => document.getElementById('overlay').getContext('2d')
+  .getImageData(Math.round(p.ox + x * p.s), Math.round(p.oy + y * p.s), 1, 1).data[3] > 0"""
+
+
+def painted(page, x, y):
+    """Whether the overlay has paint at picture point (x, y)."""
+    return page.evaluate(PAINTED, [x, y, page.evaluate(PLACE)])
+
+
+def drag(page, start, end):
+    page.mouse.move(*on_page(page, *start))
+    page.mouse.down()
+    page.mouse.move(*on_page(page, *end), steps=6)
+    page.mouse.up()
+
+
+def exported(page, number, frame):
+    """Track `number`'s box at `frame` in the predictions JSON the overlay reads."""
+    rows = page.evaluate(
+        "() => fetch(document.getElementById('review-player').dataset.predictions)"
+        ".then((r) => r.json()).then((d) => d.detections)"
+    )
+    return next((d["box"] for d in rows if (d["track"], d["frame"]) == (number, frame)), None)
+
+
+def frame_is(page, number):
+    page.wait_for_function(
+        "(n) => document.getElementById('frame-now').textContent === `frame ${n}`", arg=number
+    )
+
+
+def test_a_box_fixed_at_the_playhead_shows_at_once_and_undoes(page, processed_video, fan):
+    from videos.models import Detection
+
+    def stored(number, frame):
+        row = Detection.objects.filter(track__video=processed_video, track__number=number)
+        row = row.filter(frame=frame).first()
+        return row.box() if row else None
+
+    login(page, "fan", "pw-fan-123")
+    page.goto(f"/videos/{processed_video.uuid}/review/")
+    page.wait_for_function("() => document.getElementById('player').readyState >= 2")
+    page.locator('.track[data-track="1"] .meta').click()
+    frame_is(page, 0)
+    for _ in range(5):
+        page.keyboard.press(".")
+    frame_is(page, 5)
+    assert painted(page, 10, 35) and not painted(page, 70, 35)  # track 1's box: 10, 10, 50, 60
+
+    # b: handles on the box at the playhead. Drag it 20 px right, its bottom-right corner 10 down.
+    page.keyboard.press("b")
+    status_says(page, "Fixing track 1’s box at frame 5")
+    drag(page, (30, 35), (50, 35))
+    drag(page, (70, 60), (70, 70))
+    page.keyboard.press("ArrowUp")  # and a pixel up
+    page.keyboard.press("Enter")
+    status_says(page, "Track 1: box at frame 5 moved. Press z to undo.")
+    assert stored(1, 5) == [30, 9, 70, 69] and stored(1, 4) == [10, 10, 50, 60]
+    assert exported(page, 1, 5) == [30, 9, 70, 69]
+    assert frame_on_screen(page) == 5  # the player stays at the fixed frame
+    assert painted(page, 70, 35) and not painted(page, 10, 35)  # the overlay shows it at once
+
+    page.keyboard.press("z")
+    status_says(page, "Undone: track 1’s box at frame 5 is as it was")
+    assert stored(1, 5) == [10, 10, 50, 60]
+    assert exported(page, 1, 5) == [10, 10, 50, 60]
+    assert frame_on_screen(page) == 5
+    page.wait_for_function(PAINTED, arg=[10, 35, page.evaluate(PLACE)])  # drawn as it was
+    assert not painted(page, 70, 35)
+
+    # The stranger (track 2, frames 10-19): Delete removes its first box, so it starts at 11.
+    page.locator('.track[data-track="2"] .meta').click()
+    frame_is(page, 10)
+    page.keyboard.press("b")
+    status_says(page, "Fixing track 2’s box at frame 10")
+    page.keyboard.press("Delete")
+    status_says(page, "Track 2: box at frame 10 removed")
+    assert page.locator('.track[data-track="2"]').get_attribute("data-first") == "11"
+    assert stored(2, 10) is None and not painted(page, 90, 45)
+
+    # The tracker lost it a frame early: at frame 20 there is no box, so one is drawn.
+    for _ in range(10):
+        page.keyboard.press(".")
+    frame_is(page, 20)
+    page.get_by_role("button", name="Fix box").click()
+    status_says(page, "Track 2 has no box at frame 20")
+    drag(page, (92, 22), (128, 68))
+    page.get_by_role("button", name="Save").click()
+    status_says(page, "Track 2: box at frame 20 drawn")
+    assert stored(2, 20) == [92, 22, 128, 68]
+    assert page.locator('.track[data-track="2"]').get_attribute("data-last") == "20"
+    assert painted(page, 92, 45)
+
+
+def test_a_finger_moves_the_box_on_a_phone(browser, live_server, processed_video, fan):
+    from videos.models import Detection
+
+    context = browser.new_context(
+        base_url=live_server.url, viewport={"width": 390, "height": 844}, has_touch=True
+    )
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    login(page, "fan", "pw-fan-123")
+    page.goto(f"/videos/{processed_video.uuid}/review/")
+    page.wait_for_function("() => document.getElementById('player').readyState >= 2")
+    page.locator('.track[data-track="1"] .meta').click()
+    frame_is(page, 0)
+    page.get_by_role("button", name="Fix box").tap()
+    status_says(page, "Fixing track 1’s box at frame 0")
+    # Real touch events (Chromium makes them pointer events): the box dragged 20 right, 10 down.
+    touch = context.new_cdp_session(page)
+    (x, y), (x2, y2) = on_page(page, 30, 35), on_page(page, 50, 45)
+    touch.send(
+        "Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]}
+    )
+    for k in range(1, 7):
+        point = {"x": x + (x2 - x) * k / 6, "y": y + (y2 - y) * k / 6}
+        touch.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+    touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    page.get_by_role("button", name="Save").click()
+    status_says(page, "Track 1: box at frame 0 moved")
+    assert Detection.objects.get(track__number=1, frame=0).box() == [30, 20, 70, 70]
+    context.close()
