@@ -237,20 +237,7 @@ def track_split(*, track: Track, user, frame: int) -> Correction:
     for name, value in _samples_of(vectors, track.sample_boxes, head_at).items():
         setattr(track, name, value)
     track.save()
-    correction = Correction.objects.create(
-        video=track.video,
-        track=track,
-        user=user,
-        kind=Correction.Kind.SPLIT,
-        before_member=track.member,
-        after_member=track.member,
-        before_corrected=track.corrected,
-        before_is_face=track.is_face,
-        split_frame=frame,
-        new_track=tail,
-        review=Correction.Review.APPROVED,  # a split changes no label, so there is nothing to vet
-    )
-    return correction
+    return _label_kept(track, user, Correction.Kind.SPLIT, split_frame=frame, new_track=tail)
 
 
 def _samples_of(vectors: np.ndarray, boxes: list, keep: list[int]) -> dict:
@@ -384,18 +371,7 @@ def track_merge(*, track: Track, other: Track, user) -> Correction:
             f"track {track.number} and track {other.number} are on screen at the same time, "
             "so they are two faces"
         )
-    correction = Correction.objects.create(
-        video=track.video,
-        track=track,
-        user=user,
-        kind=Correction.Kind.MERGE,
-        before_member=track.member,
-        after_member=track.member,
-        before_corrected=track.corrected,
-        before_is_face=track.is_face,
-        new_track=other,
-        review=Correction.Review.APPROVED,  # no label changes: nothing to vet
-    )
+    correction = _label_kept(track, user, Correction.Kind.MERGE, new_track=other)
     joined = _join_strips(track, other)
     Detection.objects.filter(track=other).update(track=track)
     vectors = np.concatenate([track.sample_vectors(), other.sample_vectors()])
@@ -458,19 +434,8 @@ def track_box(*, track: Track, user, frame: int, box: list[int] | None) -> Corre
         return None
     if box is None and not track.detections.exclude(frame=frame).exists():
         raise CorrectionError("this is the track's only box: mark the track not a face instead")
-    correction = Correction.objects.create(
-        video=video,
-        track=track,
-        user=user,
-        kind=Correction.Kind.BOX,
-        before_member=track.member,
-        after_member=track.member,
-        before_corrected=track.corrected,
-        before_is_face=track.is_face,
-        box_frame=frame,
-        before_box=before,
-        after_box=box,
-        review=Correction.Review.APPROVED,  # no label changes: nothing to vet
+    correction = _label_kept(
+        track, user, Correction.Kind.BOX, box_frame=frame, before_box=before, after_box=box
     )
     _set_box(track, frame, box)
     track.save(update_fields=["first_frame", "last_frame"])
@@ -692,3 +657,20 @@ def crop_boxes(track: Track) -> list[list[int]]:
     frames = [frame for frame, *_ in track.sample_boxes]
     now = {d.frame: d.box() for d in track.detections.filter(frame__in=frames)}
     return [[frame, *now[frame]] for frame in frames if frame in now]
+
+
+def _label_kept(track: Track, user, kind: str, **details) -> Correction:
+    """Record a change that keeps the track's label (a split, a merge, a box): approved as it
+    is made, since no label changes and there is nothing to vet."""
+    return Correction.objects.create(
+        video=track.video,
+        track=track,
+        user=user,
+        kind=kind,
+        before_member=track.member,
+        after_member=track.member,
+        before_corrected=track.corrected,
+        before_is_face=track.is_face,
+        review=Correction.Review.APPROVED,
+        **details,
+    )

@@ -88,3 +88,12 @@ def alive(pid):
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+def frame_hashes(path) -> list[str]:
+    """The MD5 of every decoded video frame, in order (ffmpeg's framemd5)."""
+    out = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v", "-f", "framemd5", "-"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return [line.rsplit(",", 1)[1].strip() for line in out.splitlines() if not line.startswith("#")]

@@ -2,12 +2,11 @@
 
 import copy
 import os
-import subprocess
 import time
 
 import pytest
 
-from core.media.probe import ffmpeg_exe, probe
+from core.media.probe import probe
 from core.media.render import MediaError, render
 from core.tracking import segments
 from core.tracking.naming import name_tracks
@@ -15,7 +14,7 @@ from core.tracking.overlap import analyze_and_render, part_bounds, track_labels
 from core.tracking.segments import Stitcher, analyze_parallel
 from core.tracking.tracker import analyze
 from core.tracking.tracks import Settings
-from tests.core.stage import alive, children, encode, scene
+from tests.core.stage import alive, children, encode, frame_hashes, scene
 
 LOOKS = {
     "tom-hanks": ("Tom Hanks", (200, 30, 30)),
@@ -24,14 +23,6 @@ LOOKS = {
 }
 # Seams inside both shots (the cut is at frame 30) and one on it.
 BOUNDS = [(0, 20), (20, 30), (30, 45), (45, 60)]
-
-
-def _frame_hashes(path) -> list[str]:
-    out = subprocess.run(
-        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v", "-f", "framemd5", "-"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    return [line.rsplit(",", 1)[1].strip() for line in out.splitlines() if not line.startswith("#")]
 
 
 def _parts(path, bounds):
@@ -87,9 +78,9 @@ def test_analysed_and_rendered_together_gives_the_tracks_names_and_pixels_of_one
         (t.id, t.label, t.confidence, sorted(t.boxes.items())) for t in apart.tracks
     ]
     assert {t.label for t in together.tracks} >= {"tom-hanks", "halle-berry", "keanu-reeves"}
-    hashes = _frame_hashes(tmp_path / "together.mp4")
-    assert len(hashes) == 60 and hashes == _frame_hashes(tmp_path / "apart.mp4")
-    assert hashes != _frame_hashes(path)  # labels were drawn
+    hashes = frame_hashes(tmp_path / "together.mp4")
+    assert len(hashes) == 60 and hashes == frame_hashes(tmp_path / "apart.mp4")
+    assert hashes != frame_hashes(path)  # labels were drawn
     assert probe(tmp_path / "together.mp4").frames == 60
     assert seen[-1] == (100.0, 100.0)
     assert [a for a, _ in seen] == sorted(a for a, _ in seen)

@@ -11,6 +11,7 @@ from rq import SimpleWorker
 from base.storage import local_copy
 from core.classifier.model import ClassifierError
 from core.media.probe import ffmpeg_exe, probe
+from tests.core.stage import frame_hashes
 from videos import exports, processing, services
 from videos.models import Video
 
@@ -85,22 +86,14 @@ def test_a_long_video_with_one_worker_is_one_job_that_renders_behind_its_analysi
     # stranger's grey "unknown" tag included), frame by frame.
     with local_copy(video.labelled) as labelled:
         assert probe(labelled).frames == 60
-        drawn = _frame_hashes(labelled)
+        drawn = frame_hashes(labelled)
     with local_copy(video.original) as original:
         processing.render_labelled(video=video, source=original, info=video.info())
     video.refresh_from_db()
     with local_copy(video.labelled) as labelled:
-        assert _frame_hashes(labelled) == drawn
+        assert frame_hashes(labelled) == drawn
     with local_copy(video.original) as original:
-        assert _frame_hashes(original) != drawn
-
-
-def _frame_hashes(path) -> list[str]:
-    out = subprocess.run(
-        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v", "-f", "framemd5", "-"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    return [line.rsplit(",", 1)[1].strip() for line in out.splitlines() if not line.startswith("#")]
+        assert frame_hashes(original) != drawn
 
 
 def test_process_video_command_writes_the_labelled_mp4_and_predictions(
