@@ -219,13 +219,23 @@ def test_the_live_overlay_follows_the_setting_on_unknown_faces(
     assert [t.inner_text() for t in page.locator(".tick").all()] == ["0:00", "0:01"]
     page.check("#live-boxes")
     page.wait_for_function("() => document.getElementById('overlay').width > 0")
-    page.evaluate("document.getElementById('player').currentTime = 0.6")  # frame 15
-    page.wait_for_timeout(500)
-    grey = page.evaluate(
-        "(() => { const c = document.getElementById('overlay');"
+    # Seek to frame 15 and wait until the overlay has painted it. The toggle swaps the video's
+    # source and puts the old time back once the new one has loaded, which can undo a seek made
+    # too early, so the seek is repeated until it holds.
+    counts = page.wait_for_function(
+        "(() => { const v = document.getElementById('player');"
+        " if (Math.abs(v.currentTime - 0.6) > 0.01) { v.currentTime = 0.6; return false; }"
+        " if (v.seeking) return false;"
+        " const c = document.getElementById('overlay');"
         " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
-        " let n = 0; for (let i = 0; i < d.length; i += 4)"
-        "   if (d[i] === 187 && d[i + 1] === 187 && d[i + 2] === 187 && d[i + 3] === 255) n++;"
-        " return n; })()"
-    )
+        " let drawn = 0, grey = 0; for (let i = 0; i < d.length; i += 4) {"
+        "   if (d[i + 3] === 255) drawn++;"
+        "   if (d[i] === 187 && d[i + 1] === 187 && d[i + 2] === 187 && d[i + 3] === 255) grey++; }"
+        " return drawn > 50 && (grey > 50) === SHOW ? {drawn, grey} : false; })".replace(
+            "SHOW", "true" if show else "false"
+        ),
+        polling=100,
+        timeout=10_000,
+    ).json_value()
+    grey = counts["grey"]
     assert (grey > 50) is show
