@@ -44,12 +44,13 @@ def test_fan_uploads_watches_with_live_boxes_and_corrects_from_the_keyboard(
     page.check("#live-boxes")
     page.wait_for_function("() => document.getElementById('player').src.endsWith('/original.mp4')")
     page.wait_for_function("() => document.getElementById('overlay').width > 0")
-    page.wait_for_timeout(300)
-    painted = page.evaluate(
+    # Painted once the original has loaded and been drawn over (polled: no fixed wait).
+    painted = page.wait_for_function(
         "(() => { const c = document.getElementById('overlay');"
         " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
-        " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; })()"
-    )
+        " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n > 100 && n; })",
+        timeout=10_000,
+    ).json_value()
     assert painted > 100
     assert "Screen time" in page.content()
 
