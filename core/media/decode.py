@@ -91,27 +91,42 @@ def _frames(
         else:
             stream.thread_type = "AUTO"  # frame and slice threads
             stream.codec_context.thread_count = threads  # 0: one per core
-        index: int | None = 0
-        first_pts = stream.start_time or 0
-        if start and not info.vfr:
-            # Aim half a frame early: whatever rounding the container's clock has, the keyframe
-            # found is at or before frame `start`; frames are then counted from timestamps.
-            at = first_pts + (start - 0.5) / info.fps / stream.time_base
-            container.seek(max(int(at), first_pts), stream=stream, backward=True)
-            index = None
         try:
-            for packet in container.demux(stream):
-                for frame in decoded(packet):
-                    if index is None:
-                        pts = frame.pts if frame.pts is not None else first_pts
-                        index = round(float((pts - first_pts) * stream.time_base) * info.fps)
-                    if index >= start:
-                        if end is not None and index >= end:
-                            return
-                        yield index, converter.array(frame)
-                    index += 1
+            for index, frame in indexed_frames(container, stream, info, start, end):
+                yield index, converter.array(frame)
         except av.FFmpegError as exc:
             raise MediaError(f"{name}: decoding failed: {exc}") from None
+
+
+def indexed_frames(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    info: VideoInfo,
+    start: int,
+    end: int | None,
+) -> Iterator[tuple[int, av.VideoFrame]]:
+    """(index, decoded frame) for frames start..end-1 of an open container's video stream.
+
+    Constant-rate video seeks to the keyframe before `start` and counts frames from their
+    timestamps; variable-rate video decodes from the beginning and counts."""
+    index: int | None = 0
+    first_pts = stream.start_time or 0
+    if start and not info.vfr:
+        # Aim half a frame early: whatever rounding the container's clock has, the keyframe
+        # found is at or before frame `start`; frames are then counted from timestamps.
+        at = first_pts + (start - 0.5) / info.fps / stream.time_base
+        container.seek(max(int(at), first_pts), stream=stream, backward=True)
+        index = None
+    for packet in container.demux(stream):
+        for frame in decoded(packet):
+            if index is None:
+                pts = frame.pts if frame.pts is not None else first_pts
+                index = round(float((pts - first_pts) * stream.time_base) * info.fps)
+            if index >= start:
+                if end is not None and index >= end:
+                    return
+                yield index, frame
+            index += 1
 
 
 class Converter:

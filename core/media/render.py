@@ -16,7 +16,15 @@ import av
 import numpy as np
 
 from core.files import atomic_output
-from core.media.decode import Converter, decoded, even_crop, even_size, is_yuv, yuv420p_filters
+from core.media.decode import (
+    Converter,
+    decoded,
+    even_crop,
+    even_size,
+    indexed_frames,
+    is_yuv,
+    yuv420p_filters,
+)
 from core.media.draw import Label, draw_labels_yuv
 from core.media.probe import MediaError, VideoInfo, ffmpeg_exe, probe
 
@@ -62,8 +70,73 @@ def render(
     at path_out only when complete.
     """
     encode_with(
-        path_in, path_out, lambda source, output: Renderer(source, output, info, preset, crf, labels)
+        path_in,
+        path_out,
+        lambda source, output: Renderer(source, output, info, preset, crf, labels),
     )
+
+
+def render_part(
+    path_in: str | os.PathLike[str],
+    path_out: str | os.PathLike[str],
+    info: VideoInfo,
+    labels: Callable[[int], Sequence[Label]],
+    start: int,
+    end: int,
+    *,
+    preset: str = DEFAULT_PRESET,
+    crf: int = DEFAULT_CRF,
+) -> int:
+    """Frames [start, end) of render()'s output, without audio: one piece of a render spread
+    over workers, which join_parts() puts together. labels(index) takes the frame's index in
+    the whole video. The piece's times count from the video's first frame, so the pieces of a
+    video line up end to end. Returns the frames written."""
+    if not 0 <= start < end:
+        raise ValueError(f"bad frame range start={start} end={end}")
+    return encode_with(
+        path_in, path_out,
+        lambda source, output: _PartRenderer(source, output, info, preset, crf, labels, start, end),
+    )  # fmt: skip
+
+
+def join_parts(
+    parts: Sequence[str | os.PathLike[str]],
+    original: str | os.PathLike[str],
+    path_out: str | os.PathLike[str],
+    info: VideoInfo,
+) -> None:
+    """The pieces render_part() made, in order, as one MP4 with the original's audio: the
+    video is copied, not encoded again (ffmpeg's concat demuxer), and the audio copied or
+    re-encoded by render()'s rule, at its offset from the first frame as in the original."""
+    if not parts:
+        raise ValueError("no parts to join")
+    maps = ["-map", "0:v:0"]
+    if info.has_audio and info.audio_index is not None:
+        maps += ["-map", f"1:{info.audio_index}", *_audio_args(info)]
+    with (
+        atomic_output(path_out) as tmp,
+        tempfile.TemporaryDirectory() as folder,
+        tempfile.TemporaryFile() as errfile,
+    ):
+        listing = Path(folder) / "parts.txt"
+        listing.write_text("".join(f"file {_concat_quoted(p)}\n" for p in parts))
+        cmd = [
+            ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+            # The first frame keeps its place after the file's start (the audio may lead it).
+            "-itsoffset", f"{info.start_time:.6f}", "-f", "concat", "-safe", "0", "-i", listing,
+            "-i", os.fspath(original), *maps, "-c:v", "copy", "-movflags", "+faststart",
+            "-f", "mp4", tmp,
+        ]  # fmt: skip
+        if subprocess.run(cmd, stderr=errfile, check=False).returncode != 0:
+            name = Path(original).name
+            raise MediaError(
+                f"{name}: joining the rendered parts failed: {_ffmpeg_message(errfile)}"
+            )
+
+
+def _concat_quoted(path: str | os.PathLike[str]) -> str:
+    """A path as the concat demuxer's list reads it: absolute, in single quotes."""
+    return "'" + str(Path(path).resolve()).replace("'", "'\\''") + "'"
 
 
 def encode_with(path_in, path_out, make: Callable[..., Renderer]) -> int:
@@ -108,6 +181,7 @@ class Renderer:
         crf: int,
         labels: Callable[[int], Sequence[Label]] = lambda index: (),
         size: tuple[int, int] | None = None,
+        audio: bool = True,
     ) -> None:
         if preset not in X264_PRESETS:
             raise MediaError(f"unknown x264 preset {preset!r}: one of {', '.join(X264_PRESETS)}")
@@ -142,7 +216,7 @@ class Renderer:
 
         self.audio_in = self.audio_out = None
         self.audio_copied = info.audio_codec in MP4_COPY_AUDIO and not self.audio_recoded
-        if info.has_audio and info.audio_index is not None:
+        if audio and info.has_audio and info.audio_index is not None:
             self.audio_in = source.streams[info.audio_index]
             if self.audio_copied:
                 self.audio_out = output.add_stream_from_template(self.audio_in)
@@ -222,6 +296,29 @@ class Renderer:
             self.held.extend(packets)
         else:
             self.output.mux(packets)
+
+
+class _PartRenderer(Renderer):
+    """render_part(): the video stream's frames [start, end) only, timed from the first frame."""
+
+    def __init__(self, source, output, info, preset, crf, labels, start: int, end: int) -> None:
+        super().__init__(source, output, info, preset, crf, labels, audio=False)
+        self.start, self.end = start, end
+
+    def run(self) -> int:
+        first = self.video_in.start_time or 0
+        written = 0
+        for index, frame in indexed_frames(
+            self.source, self.video_in, self.info, self.start, self.end
+        ):
+            out = self.video_frame(frame, index)
+            if out.pts is not None:
+                out.pts -= first
+            self.encode(out)
+            written += 1
+        if written:
+            self.encode(None)
+        return written
 
 
 def plane_views(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ import pytest
 from core.media.decode import read_frames
 from core.media.draw import Label, draw_label, draw_labels_yuv, yuv_planes
 from core.media.probe import MediaError, VideoInfo, ffmpeg_exe, ffprobe_exe, probe
-from core.media.render import render, transcode
+from core.media.render import join_parts, render, render_part, transcode
 from tests.core.conftest import COUNTER_FRAMES, COUNTER_STEP
 
 Clips = Callable[[str], Path]
@@ -333,6 +333,78 @@ def test_it_draws_each_frames_labels_on_that_frame(clips: Clips, tmp_path: Path)
     assert red == [i >= 25 for i in range(COUNTER_FRAMES)]
     source = dict(read_frames(src, probe(src), start=30, end=31))[30]
     assert np.abs(frames[30][50:70, 30:50].astype(int) - source[50:70, 30:50]).max() < 12
+
+
+def _render_in_parts(src: Path, folder: Path, cuts: list[int], labels) -> Path:
+    info = probe(src)
+    parts = []
+    for number, (start, end) in enumerate(zip(cuts, cuts[1:], strict=False)):
+        parts.append(folder / f"part {number}'s.mp4")  # a space and a quote in the name
+        assert render_part(src, parts[-1], info, labels, start, end) == end - start
+    join_parts(parts, src, folder / "joined.mp4", info)
+    return folder / "joined.mp4"
+
+
+def test_parts_rendered_apart_and_joined_give_every_frame_once_with_its_labels(
+    clips: Clips, tmp_path: Path
+) -> None:
+    # Cuts between keyframes (the clip has one every 8 frames): each part seeks back to one.
+    src, seen = clips("counter.mp4"), []
+
+    def labels(index: int) -> list[Label]:
+        seen.append(index)
+        return [Label((20, 40, 60, 80), "", (255, 0, 0))] if index >= 25 else []
+
+    out = _render_in_parts(src, tmp_path, [0, 13, 29, COUNTER_FRAMES], labels)
+    assert seen == list(range(COUNTER_FRAMES))
+    info, got = probe(src), probe(out)
+    assert got.frames == COUNTER_FRAMES and got.duration == pytest.approx(info.duration, abs=1e-3)
+    frames = [f for _, f in read_frames(out, got)]
+    assert [counter_value(f[:, 70:]) for f in frames] == list(range(COUNTER_FRAMES))
+    edge = [f[45:75, 20].astype(int).mean(axis=0) for f in frames]
+    assert [bool(r > 150 and r - g > 80) for r, g, _ in edge] == [
+        i >= 25 for i in range(COUNTER_FRAMES)
+    ]
+    # Each frame is shown when the one-pass render shows it.
+    copy_render(src, tmp_path / "one.mp4")
+    assert _frame_times(out) == _frame_times(tmp_path / "one.mp4")
+
+
+def _frame_times(path: Path) -> list[float]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [round(float(f.time), 4) for f in container.decode(stream)]
+
+
+def test_joined_parts_carry_the_original_audio_and_a_late_video_start(
+    clips: Clips, tmp_path: Path
+) -> None:
+    src = clips("late.mp4")
+    out = _render_in_parts(src, tmp_path, [0, 20, COUNTER_FRAMES], lambda index: ())
+    got = probe(out)
+    assert got.start_time == pytest.approx(0.4, abs=1e-3) and got.frames == COUNTER_FRAMES
+    assert audio_packets(out) == audio_packets(src)  # copied bit for bit
+    assert [(i, counter_value(f)) for i, f in read_frames(out, got, start=19, end=22)] == [
+        (19, 19), (20, 20), (21, 21)
+    ]  # fmt: skip
+    data = out.read_bytes()
+    assert data.index(b"moov") < data.index(b"mdat")
+
+
+def test_joined_parts_reencode_audio_browsers_cannot_play(clips: Clips, tmp_path: Path) -> None:
+    src = clips("pcm.mov")
+    frames = probe(src).frames
+    got = probe(_render_in_parts(src, tmp_path, [0, frames // 2, frames], lambda index: ()))
+    assert got.audio_codec == "aac" and got.frames == frames
+
+
+def test_a_part_that_cannot_be_joined_fails_with_the_reason(clips: Clips, tmp_path: Path) -> None:
+    src = clips("counter.mp4")
+    broken = tmp_path / "part.mp4"
+    broken.write_bytes(b"not a video")
+    with pytest.raises(MediaError, match="joining the rendered parts failed"):
+        join_parts([broken], src, tmp_path / "joined.mp4", probe(src))
+    assert not (tmp_path / "joined.mp4").exists()
 
 
 def test_it_renders_without_audio_when_the_input_has_none(clips: Clips, tmp_path: Path) -> None:
