@@ -249,17 +249,24 @@ class Progress:
 
 
 @contextmanager
-def running(row, *, attempt: int | None = None, echo=None):
+def running(row, *, attempt: int | None = None, echo=None, start: bool = True, finish: bool = True):
     """Mark `row` running; done on success; failed with the error on an exception (re-raised).
 
     Every write is fenced by `attempt` (the row's current one when None): JobGone passes
-    through untouched, since the row belongs to someone else now. Yields a Progress."""
+    through untouched, since the row belongs to someone else now. Yields a Progress.
+
+    Work that several jobs do one after another: `start=False` for the jobs after the first
+    (the row stays as it is: running since the first began, its progress kept), and
+    `finish=False` for those before the last (success leaves the row running)."""
     if not connection.in_atomic_block:
         close_old_connections()  # a long-lived worker may hold a connection the server dropped
     model = type(row)
     attempt = row.attempt if attempt is None else attempt
     progress = Progress(row, attempt=attempt, echo=echo)
-    progress.update(state=Job.State.RUNNING, started=timezone.now(), error="", progress=0.0)
+    if start:
+        progress.update(state=Job.State.RUNNING, started=timezone.now(), error="", progress=0.0)
+    else:
+        progress.update(state=Job.State.RUNNING)  # fenced like every write
     row.refresh_from_db()
     try:
         yield progress
@@ -272,6 +279,8 @@ def running(row, *, attempt: int | None = None, echo=None):
             state=Job.State.FAILED, error=message, finished=timezone.now()
         )
         raise
+    if not finish:
+        return
     progress.update(state=Job.State.DONE, progress=100.0, stage="done", finished=timezone.now())
     row.refresh_from_db()
     if echo is not None:

@@ -1,6 +1,7 @@
 """What a fan waits for: upload to ready through running workers, against a plain transcode.
 
     .venv/bin/python -m bench.bench_ready [--video V] [--workers 1] [--runs 3]
+        [--cores-per-worker K]
 
 A fresh site (its own database, media and bundled Redis under a temporary folder) with the
 demo group trained; `--workers` workers are started as `make demo` starts them and left to
@@ -9,6 +10,10 @@ for it to be ready (the labelled MP4 stored). Printed per run: upload-to-ready s
 plain ffmpeg transcode of the same file timed in the same run, their ratio, frames per
 second, seconds to the first progress update a fan sees, and the workers' peak memory (PSS of
 each worker with its horse and children, the largest one).
+
+`--cores-per-worker 1` stands in for workers on machines of their own on a machine too small
+to have them: each worker is pinned to a core (its jobs' processes too) and analyses on one
+process, so `--workers 2` against `--workers 1` shows what a second machine buys.
 """
 
 import argparse
@@ -33,6 +38,11 @@ def main() -> None:
     parser.add_argument("--video", default=str(SHARED / "data" / "stage-dev.mp4"))
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--cores-per-worker", type=int, default=0,
+        help="pin each worker to this many cores of its own (as if each were a machine of that "
+        "size) and analyse on as many processes; 0: every worker may use every core",
+    )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the temporary site")
     args = parser.parse_args()
     site = Path(tempfile.mkdtemp(prefix="bench-ready-"))
@@ -48,21 +58,22 @@ def main() -> None:
     import django
 
     django.setup()
-    workers = [
-        subprocess.Popen(
-            [*manage, "rqworker", "default", "video", "--name", f"bench-{i}-{os.getpid()}"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        for i in range(args.workers)
-    ]
+    workers = [_start_worker(manage, env, i, args.cores_per_worker) for i in range(args.workers)]
     try:
         _wait_for_workers(len(workers))
         for run in range(1, args.runs + 1):
             row = _one_run(args.video, workers, site)
-            print(json.dumps({"run": run, "workers": args.workers, **row}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "run": run,
+                        "workers": args.workers,
+                        "cores_per_worker": args.cores_per_worker,
+                        **row,
+                    }
+                ),
+                flush=True,
+            )
     finally:
         for worker in workers:
             worker.terminate()
@@ -71,6 +82,21 @@ def main() -> None:
         subprocess.run([*manage, "embedded_redis", "stop"], cwd=ROOT, env=env, capture_output=True)
         if not args.keep:
             shutil.rmtree(site, ignore_errors=True)
+
+
+def _start_worker(manage: list[str], env: dict, number: int, cores: int) -> subprocess.Popen:
+    """A worker as `make demo` starts one; with `cores`, held to cores of its own."""
+    pinned = None
+    if cores:
+        pinned = set(range(number * cores, (number + 1) * cores))
+        if not pinned <= os.sched_getaffinity(0):
+            raise SystemExit(f"not enough cores to give worker {number} cores {sorted(pinned)}")
+        env = {**env, "VIDEO_ANALYSIS_PROCESSES": str(cores)}
+    return subprocess.Popen(
+        [*manage, "rqworker", "default", "video", "--name", f"bench-{number}-{os.getpid()}"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=(lambda: os.sched_setaffinity(0, pinned)) if pinned else None,
+    )  # fmt: skip
 
 
 def _wait_for_workers(count: int) -> None:

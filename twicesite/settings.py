@@ -161,6 +161,9 @@ VIDEO_SEGMENTS_AS_JOBS = (
     "auto" if envstr("VIDEO_SEGMENTS_AS_JOBS", "auto") == "auto"
     else envbool("VIDEO_SEGMENTS_AS_JOBS", True)
 )  # fmt: skip
+# After segment jobs, the labelled video is drawn in parts by any worker (two per worker taking
+# videos, each at least this long), then joined with the original audio.
+VIDEO_RENDER_PART_SECONDS = envint("VIDEO_RENDER_PART_SECONDS", 30)
 # A re-render waits until corrections have been quiet this long (and at most RERENDER_MAX_WAIT
 # after the first), so a reviewer's burst of corrections is drawn once; the page's live boxes
 # show them at once meanwhile.

@@ -33,6 +33,22 @@ def finish_video_job(video_id: int, attempt: int):
     )
 
 
+def render_part_job(video_id: int, attempt: int, number: int, start: int, end: int):
+    return job_entry(
+        Video,
+        video_id,
+        lambda video: processing.render_part_draw(
+            video=video, attempt=attempt, number=number, start=start, end=end
+        ),
+    )
+
+
+def render_join_job(video_id: int, attempt: int):
+    return job_entry(
+        Video, video_id, lambda video: processing.render_join(video=video, attempt=attempt).state
+    )
+
+
 def relabel_group_job(run_id: int, attempt: int):
     return job_entry(
         RelabelRun,

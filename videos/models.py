@@ -66,7 +66,8 @@ class Video(Job):
     probe_facts = models.JSONField(default=dict, blank=True)
     # Frames where a shot starts (after the first), from the analysis; None: not recorded.
     cuts = models.JSONField(null=True, blank=True)
-    # Long videos are analysed as segment jobs on any worker, then joined.
+    # Long videos are analysed as segment jobs on any worker, then joined, then drawn as render
+    # part jobs and joined again: how many parts the stage under way has, and how many are done.
     segments = models.PositiveIntegerField(default=0)
     segments_done = models.PositiveIntegerField(default=0)
     # Seconds the analysis and the render took, for the curious and for benchmarks.

@@ -7,6 +7,7 @@ after a delete is removed with the video's folder.
 
 import logging
 import os
+import shutil
 import socket
 import time
 import uuid
@@ -32,12 +33,19 @@ from base.jobs import (
     running,
     workers_listening,
 )
-from base.storage import delete_tree, local_copy, pid_alive, save_local_file, work_dir
+from base.storage import (
+    delete_tree,
+    local_copy,
+    open_for_reading,
+    pid_alive,
+    save_local_file,
+    work_dir,
+)
 from core.faces import embed
 from core.images import encode_jpeg, shrunk
 from core.media.draw import Label
 from core.media.probe import VideoInfo, probe
-from core.media.render import render
+from core.media.render import join_parts, render, render_part
 from core.tracking import segments
 from core.tracking.naming import Fixed, name_samples, name_tracks
 from core.tracking.overlap import analyze_and_render, part_bounds
@@ -227,6 +235,11 @@ def _forget_if_deleted(video: Video) -> None:
         delete_tree(video.storage_folder())
 
 
+def _job_base(video: Video, attempt: int) -> str:
+    """The start of the ids of one attempt's jobs (as job_enqueue names the first)."""
+    return f"videos-video-{video.pk}-{attempt}"
+
+
 def _fan_out(video: Video, attempt: int, bounds: list[tuple[int, int]]) -> None:
     """Queue the analysis jobs and a finishing job that waits for all of them. A job takes as
     many consecutive segments as a worker has analysis processes, so one worker keeps every
@@ -240,7 +253,7 @@ def _fan_out(video: Video, attempt: int, bounds: list[tuple[int, int]]) -> None:
         segments_done=0,
         stage=f"finding faces in {len(bounds)} segments",
     )
-    base = video.rq_job_id or f"video-{video.pk}-{attempt}"
+    base = _job_base(video, attempt)
     parts = []
     group = max(1, settings.VIDEO_ANALYSIS_PROCESSES)
     for number in range(0, len(bounds), group):
@@ -279,7 +292,9 @@ def segment_analyze(*, video: Video, attempt: int, number: int, start: int, end:
         parts = analyze_parts(
             source, info=info, bounds=bounds, processes=settings.VIDEO_ANALYSIS_PROCESSES,
             embedder=_embedder(video), first_number=number,
-            progress=_segment_progress(video, attempt, len(bounds)),
+            progress=_shared_progress(
+                video, attempt, 0.0, ANALYSIS_SHARE, "finding faces", "segments", len(bounds)
+            ),
         )  # fmt: skip
     with work_dir() as folder:
         for offset, analysis in enumerate(parts):
@@ -287,21 +302,19 @@ def segment_analyze(*, video: Video, attempt: int, number: int, start: int, end:
             segments.save(analysis, path)
             job_fence(Video, video.pk, attempt)
             save_local_file(_work_name(video, attempt, path.name), path)
-    progress = Progress(video, attempt=attempt)
-    progress.update(segments_done=F("segments_done") + len(parts))
-    video.refresh_from_db()
-    progress.update(
-        progress=max(video.progress, ANALYSIS_SHARE * video.segments_done / max(video.segments, 1)),
-        stage=f"found faces in {video.segments_done} of {video.segments} segments",
-    )
+    _part_done(video, attempt, 0.0, ANALYSIS_SHARE, "found faces in", "segments", len(parts))
 
 
-def _segment_progress(video: Video, attempt: int, count: int):
-    """Progress within a segment job, shown on the video as soon as it is made: this job's
-    share of the segments, on top of those done; never backwards (jobs run side by side)."""
+def _shared_progress(
+    video: Video, attempt: int, low: float, high: float, stage: str, what: str, count: int = 1
+):
+    """Progress within one of several jobs that share a stretch of the bar (segment analyses,
+    render parts): this job's share of the parts, on top of those done, shown as soon as it is
+    made; never backwards (the jobs run side by side). This job does `count` of the parts.
+    Returns report(percent)."""
     last = [0.0]
 
-    def report(percent: float, _stage: str) -> None:
+    def report(percent: float, _stage: str = "") -> None:
         now = time.monotonic()
         if now - last[0] < 1.0:
             return
@@ -309,44 +322,153 @@ def _segment_progress(video: Video, attempt: int, count: int):
         done = Video.objects.filter(pk=video.pk).values_list("segments_done", "segments").first()
         if done is None:
             raise JobGone(f"video {video.pk} was deleted")
-        value = ANALYSIS_SHARE * (done[0] + count * percent / 100) / max(done[1], 1)
+        value = low + (high - low) * (done[0] + count * percent / 100) / max(done[1], 1)
         Video.objects.filter(pk=video.pk, attempt=attempt, progress__lt=value).update(
-            progress=value, stage=f"finding faces: {done[0]} of {done[1]} segments done"
+            progress=value, stage=f"{stage}: {done[0]} of {done[1]} {what} done"
         )
 
     return report
 
 
+def _part_done(
+    video: Video, attempt: int, low: float, high: float, verb: str, what: str, count: int = 1
+) -> None:
+    """`count` more of the parts are done: the bar and the stage say so."""
+    progress = Progress(video, attempt=attempt)
+    progress.update(segments_done=F("segments_done") + count)
+    video.refresh_from_db()
+    progress.update(
+        progress=max(
+            video.progress, low + (high - low) * video.segments_done / max(video.segments, 1)
+        ),
+        stage=f"{verb} {video.segments_done} of {video.segments} {what}",
+    )
+
+
 def video_finish(*, video: Video, attempt: int) -> Video:
     """Join the segments' tracks at the seams, then name, store and render (after fan-out).
-    Segments are read one at a time and their final tracks put aside, so memory stays flat."""
+    Segments are read one at a time and their final tracks put aside, so memory stays flat.
+    With other workers about, the render is spread over them too (render parts, then a join)."""
     try:
         with local_copy(video.original) as source:
             info = video_info(video, source)
-            bounds = segment_bounds(info.frames, info.fps)
-            with running(video, attempt=attempt) as progress, work_dir() as folder:
-                progress(ANALYSIS_SHARE, "joining segments", force=True)
-                version = _naming_version(video)
-                classifier = model_version_load(version)
-                stitcher = segments.Stitcher([start for start, _ in bounds], keep=False)
-                aside = _TracksAside(folder)
-                for n in range(len(bounds)):
-                    with default_storage.open(_work_name(video, attempt, f"segment-{n}.npz")) as f:
-                        final = stitcher.add(segments.load(f))
-                    name_tracks(final, classifier)
-                    aside.add(final)
-                analysis = stitcher.result()
-                progress(ANALYSIS_SHARE, "saving predictions", force=True)
-                store_analysis(
-                    video=video, attempt=attempt, analysis=analysis, version=version, info=info,
-                    tracks=aside.tracks(),
-                )  # fmt: skip
+            pieces = render_bounds(info)
+            spread = len(pieces) > 1
+            with running(video, attempt=attempt, finish=not spread) as progress:
+                _join_segments(video, attempt, info, progress)
+                if spread:
+                    _spread_render(video, attempt, pieces)
+                    return video  # render_join_job completes it
                 progress(RENDER_FROM, "drawing the labelled video", force=True)
                 render_labelled(
                     video=video, source=source, info=info,
                     progress=lambda p: progress(RENDER_FROM + (100 - RENDER_FROM) * p / 100),
                 )  # fmt: skip
-                progress.update(timings={**analysis.timings, "tracks": aside.count})
+        delete_tree(f"{video.storage_folder()}/work")
+    except JobGone:
+        _forget_if_deleted(video)
+        raise
+    video.refresh_from_db()
+    return video
+
+
+def _join_segments(video: Video, attempt: int, info: VideoInfo, progress) -> None:
+    bounds = segment_bounds(info.frames, info.fps)
+    progress(ANALYSIS_SHARE, "joining segments", force=True)
+    version = _naming_version(video)
+    classifier = model_version_load(version)
+    stitcher = segments.Stitcher([start for start, _ in bounds], keep=False)
+    with work_dir() as folder:
+        aside = _TracksAside(folder)
+        for n in range(len(bounds)):
+            with default_storage.open(_work_name(video, attempt, f"segment-{n}.npz")) as f:
+                final = stitcher.add(segments.load(f))
+            name_tracks(final, classifier)
+            aside.add(final)
+        analysis = stitcher.result()
+        progress(ANALYSIS_SHARE, "saving predictions", force=True)
+        store_analysis(
+            video=video, attempt=attempt, analysis=analysis, version=version, info=info,
+            tracks=aside.tracks(),
+        )  # fmt: skip
+    progress.update(timings={**analysis.timings, "tracks": aside.count})
+
+
+def render_bounds(info: VideoInfo) -> list[tuple[int, int]]:
+    """The frame ranges a fanned-out video's labelled MP4 is drawn in: two per worker taking
+    videos (so a slow one holds up less), each at least VIDEO_RENDER_PART_SECONDS; one range
+    when no other worker could help, or for variable-rate video (drawn in one pass)."""
+    mode = settings.VIDEO_SEGMENTS_AS_JOBS
+    workers = workers_listening(Video.job_queue) if mode == "auto" else (2 if mode else 1)
+    if workers < 2 or info.vfr:
+        return [(0, info.frames)]
+    least = max(1, round(settings.VIDEO_RENDER_PART_SECONDS * (info.fps or 30.0)))
+    return segments.split(info.frames, min(2 * workers, max(1, info.frames // least)))
+
+
+def _spread_render(video: Video, attempt: int, pieces: list[tuple[int, int]]) -> None:
+    """Queue a job per render part and the job that joins them once all are done."""
+    Progress(video, attempt=attempt).update(
+        segments=len(pieces), segments_done=0, progress=RENDER_FROM,
+        stage=f"drawing the labelled video in {len(pieces)} parts",
+    )  # fmt: skip
+    base = _job_base(video, attempt)
+    parts = []
+    for number, (start, end) in enumerate(pieces):
+        job = job_send(
+            Video, "videos.jobs.render_part_job", (video.pk, attempt, number, start, end),
+            job_id=f"{base}-render{number}", row_pk=video.pk,
+        )  # fmt: skip
+        if job is None:
+            raise RuntimeError("the queue stopped answering while the render parts were queued")
+        parts.append(job)
+    join = job_send(
+        Video, "videos.jobs.render_join_job", (video.pk, attempt), job_id=f"{base}-join",
+        row_pk=video.pk, depends_on=parts,
+    )  # fmt: skip
+    if join is None:
+        raise RuntimeError("the queue stopped answering while the render parts were queued")
+    Progress(video, attempt=attempt).update(rq_job_id=join.id)
+
+
+def render_part_draw(*, video: Video, attempt: int, number: int, start: int, end: int) -> None:
+    """Draw frames [start, end) of the labelled video (no audio) and store them for the join."""
+    job_fence(Video, video.pk, attempt)
+    report = _shared_progress(
+        video, attempt, RENDER_FROM, 100.0, "drawing the labelled video", "parts"
+    )
+    with local_copy(video.original) as source, work_dir() as folder:
+        info = video_info(video, source)
+        labels = labels_by_frame(video, frames=(start, end))
+
+        def labels_at(index):
+            if (index - start) % 30 == 0:
+                report(100 * (index - start) / (end - start))
+            return labels.get(index, ())
+
+        path = folder / f"render-{number}.mp4"
+        render_part(source, path, info, labels_at, start, end, preset=settings.VIDEO_RENDER_PRESET)
+        job_fence(Video, video.pk, attempt)
+        save_local_file(_work_name(video, attempt, path.name), path)
+    _part_done(video, attempt, RENDER_FROM, 100.0, "drew", "parts of the labelled video")
+
+
+def render_join(*, video: Video, attempt: int) -> Video:
+    """Put the drawn parts together with the original audio, store the labelled MP4: done."""
+    try:
+        with local_copy(video.original) as source:
+            info = video_info(video, source)
+            with running(video, attempt=attempt, start=False) as progress, work_dir() as folder:
+                progress(99.0, "putting the labelled video together", force=True)
+                parts = []
+                for number in range(video.segments):
+                    parts.append(folder / f"render-{number}.mp4")
+                    name = _work_name(video, attempt, parts[-1].name)
+                    with open_for_reading(name) as part, open(parts[-1], "wb") as copy:
+                        shutil.copyfileobj(part, copy, 1 << 20)
+                target = folder / "labelled.mp4"
+                join_parts(parts, source, target, info)
+                _store_labelled(video, target)
         delete_tree(f"{video.storage_folder()}/work")
     except JobGone:
         _forget_if_deleted(video)
@@ -430,13 +552,18 @@ DETECTION_BATCH = 5000
 UNKNOWN_NAME, UNKNOWN_COLOUR = "unknown", "#bbbbbb"
 
 
-def labels_by_frame(video: Video, *, unknown: bool | None = None) -> dict[int, list[Label]]:
+def labels_by_frame(
+    video: Video, *, unknown: bool | None = None, frames: tuple[int, int] | None = None
+) -> dict[int, list[Label]]:
     """The name tags to draw, frame by frame: every named face's box, in its member's colour,
-    and (with settings.VIDEO_SHOW_UNKNOWN) every other face's, in grey."""
+    and (with settings.VIDEO_SHOW_UNKNOWN) every other face's, in grey. `frames`: only those
+    of frames [start, end)."""
     if unknown is None:
         unknown = settings.VIDEO_SHOW_UNKNOWN
     labels: dict[int, list[Label]] = defaultdict(list)
     rows = Detection.objects.filter(video=video, track__is_face=True)
+    if frames is not None:
+        rows = rows.filter(frame__gte=frames[0], frame__lt=frames[1])
     if not unknown:
         rows = rows.filter(track__member__isnull=False)
     rows = (

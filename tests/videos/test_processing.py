@@ -22,7 +22,15 @@ def work(queue_name="video"):
     import django_rq
 
     queue = django_rq.get_queue(queue_name)
-    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    ran = []
+
+    class Recording(SimpleWorker):
+        def execute_job(self, job, queue):
+            ran.append(job.id)
+            return super().execute_job(job, queue)
+
+    Recording([queue], connection=queue.connection).work(burst=True)
+    return ran  # the ids of the jobs it ran, in order
 
 
 def members_named(video):
@@ -54,17 +62,54 @@ def test_a_long_video_is_analysed_in_segments_on_any_worker(
 ):
     settings.VIDEO_SEGMENT_SECONDS = 1  # 60 frames at 25 fps: three segments
     settings.VIDEO_SEGMENTS_AS_JOBS = True
+    settings.VIDEO_RENDER_PART_SECONDS = 1
     video = services.video_submit(source=stage_clip, name="stage.mp4", group=celebs, owner=fan)
-    work()
+    ran = work()
     video.refresh_from_db()
 
     assert video.state == Video.State.DONE, video.error
-    assert (video.segments, video.segments_done) == (3, 3)
+    assert video.stage == "done" and video.progress == 100
     assert members_named(video) >= {"tom-hanks", "halle-berry", "keanu-reeves"}
     # Tracks were joined at the seams (frame 25 and 50 are inside shots): one per face per shot.
     assert video.tracks.count() == 4
     folders, _ = video.original.storage.listdir(video.storage_folder())
-    assert "work" not in folders  # segment results cleaned up
+    assert "work" not in folders  # segment results and render parts cleaned up
+    # 60 frames, at least 1 s a part (settings.VIDEO_RENDER_PART_SECONDS): two render parts.
+    assert (video.segments, video.segments_done) == (2, 2)
+    base = f"videos-video-{video.pk}-1"
+    assert [job for job in ran if job.startswith(f"{base}-render")] == [
+        f"{base}-render0", f"{base}-render1"
+    ]  # fmt: skip
+    assert ran[-1] == f"{base}-join"
+    with local_copy(video.labelled) as labelled, local_copy(video.original) as original:
+        parted, source = probe(labelled), probe(original)
+        assert (parted.frames, parted.has_audio) == (60, True)
+        assert parted.duration == pytest.approx(source.duration, abs=1e-3)
+        drawn = _grey_frames(labelled)
+    # Frame for frame what one pass draws from the stored tracks: every name tag in its place.
+    with local_copy(video.original) as original:
+        processing.render_labelled(video=video, source=original, info=video.info())
+    video.refresh_from_db()
+    with local_copy(video.labelled) as labelled:
+        one_pass = _grey_frames(labelled)
+    assert len(drawn) == len(one_pass) == 60
+    assert max(_worst_block(a, b) for a, b in zip(drawn, one_pass, strict=True)) < 12
+    assert _worst_block(drawn[40], one_pass[0]) > 12  # the check sees a frame out of place
+
+
+def _grey_frames(path):
+    import av
+
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="gray").astype(np.int16) for f in container.decode(video=0)]
+
+
+def _worst_block(a, b, side=16):
+    """The largest mean difference of any side x side block of two frames: a name tag drawn in
+    one and not the other, or somewhere else, is a block of solid colour against the picture."""
+    h, w = (a.shape[0] // side) * side, (a.shape[1] // side) * side
+    blocks = np.abs(a[:h, :w] - b[:h, :w]).reshape(h // side, side, w // side, side)
+    return float(blocks.mean(axis=(1, 3)).max())
 
 
 def test_a_long_video_with_one_worker_is_one_job_that_renders_behind_its_analysis(
@@ -347,3 +392,34 @@ def test_a_not_this_member_negative_survives_a_retrain_and_is_counted_by_the_new
     assert processing.group_relabel(run=late, attempt=late.attempt)["videos"] == 0
     video.refresh_from_db()
     assert video.model_version == version
+
+
+def test_a_render_part_that_fails_fails_the_video_with_its_reason(
+    celebs, stage_clip, fan, rq_queue, settings, monkeypatch
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from base import jobs
+    from core.media.probe import MediaError
+
+    settings.VIDEO_SEGMENT_SECONDS = settings.VIDEO_RENDER_PART_SECONDS = 1
+    settings.VIDEO_SEGMENTS_AS_JOBS = True
+
+    def out_of_disk(*args, **kwargs):
+        raise MediaError("stage.mp4: rendering failed: No space left on device")
+
+    monkeypatch.setattr(processing, "render_part", out_of_disk)
+    video = services.video_submit(source=stage_clip, name="stage.mp4", group=celebs, owner=fan)
+    ran = work()
+    video.refresh_from_db()
+    assert video.state == Video.State.RUNNING  # the join waits on the parts
+    assert ran[-1].endswith("-render1") and not any(job.endswith("-join") for job in ran)
+    Video.objects.filter(pk=video.pk).update(
+        enqueued=timezone.now() - jobs.SEND_GRACE - timedelta(seconds=1)
+    )
+    assert jobs.jobs_sweep()["failed"] == 1
+    video.refresh_from_db()
+    assert video.state == Video.State.FAILED
+    assert "No space left on device" in video.error and video.can_retry()
