@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -78,7 +79,11 @@ def main() -> None:
         for worker in workers:
             worker.terminate()
         for worker in workers:
-            worker.wait(timeout=30)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # warm shutdown waits for a job still running
+                os.killpg(worker.pid, signal.SIGKILL)  # its work horse and children too
+                worker.wait()
         subprocess.run([*manage, "embedded_redis", "stop"], cwd=ROOT, env=env, capture_output=True)
         if not args.keep:
             shutil.rmtree(site, ignore_errors=True)
@@ -96,6 +101,7 @@ def _start_worker(manage: list[str], env: dict, number: int, cores: int) -> subp
         [*manage, "rqworker", "default", "video", "--name", f"bench-{number}-{os.getpid()}"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         preexec_fn=(lambda: os.sched_setaffinity(0, pinned)) if pinned else None,
+        start_new_session=True,  # a process group of its own, to be killed whole
     )  # fmt: skip
 
 

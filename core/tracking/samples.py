@@ -95,7 +95,7 @@ def _person_changes(chips: _Chips, cfg: Settings, apart_limit: float) -> list[in
     """Positions among the chips where another person's face starts."""
     n = len(chips.candidates)
     stretches = np.array_split(np.arange(n), min(cfg.samples_per_track, n))
-    probes = [chips.best(stretch)[0] for stretch in stretches]
+    probes = [int(chips.best(stretch)[0]) for stretch in stretches]  # ints, as JSON needs
     chips.embed(probes)
     cuts: list[int] = []
     for a, b in zip(probes, probes[1:], strict=False):
