@@ -135,7 +135,7 @@ def _one_run(video_path: str, workers, site: Path) -> dict:
     transcode_s = time.perf_counter() - t
 
     peak = _Peak([w.pid for w in workers])
-    t0 = time.perf_counter()
+    t0, submitted = time.perf_counter(), time.time()
     video = services.video_submit(
         source=source, name=source.name, group=Group.objects.get(slug="demo")
     )
@@ -162,7 +162,29 @@ def _one_run(video_path: str, workers, site: Path) -> dict:
         "fps": round(info.frames / ready_s, 1),
         "first_progress_s": round(first_progress or ready_s, 2),
         "peak_mb_worker": peak_mb,
+        "jobs": _timeline(video, submitted),
     }
+
+
+def _timeline(video, submitted: float) -> list[str]:
+    """Each of the video's RQ jobs as "name worker start-end" in seconds after the upload:
+    where a fanned-out video's time went (queue waits, segments, the join, render parts)."""
+    import django_rq
+    from rq.job import Job
+    from rq.registry import FinishedJobRegistry
+
+    connection = django_rq.get_connection("video")
+    prefix = f"videos-video-{video.pk}-"
+    ids = [i for i in FinishedJobRegistry("video", connection=connection).get_job_ids()]
+    rows = []
+    for job in Job.fetch_many([i for i in ids if i.startswith(prefix)], connection=connection):
+        if job is None or job.started_at is None or job.ended_at is None:
+            continue
+        start = job.started_at.timestamp() - submitted
+        end = job.ended_at.timestamp() - submitted
+        name = job.id[len(prefix) :].partition("-")[2] or "job"
+        rows.append((start, f"{name} {job.worker_name} {start:.1f}-{end:.1f}"))
+    return [text for _, text in sorted(rows)]
 
 
 class _Peak:
