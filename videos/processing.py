@@ -14,6 +14,7 @@ import uuid
 from collections import defaultdict
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from django.conf import settings
@@ -36,6 +37,7 @@ from base.jobs import (
 from base.storage import (
     delete_tree,
     local_copy,
+    local_path,
     open_for_reading,
     pid_alive,
     save_local_file,
@@ -460,12 +462,10 @@ def render_join(*, video: Video, attempt: int) -> Video:
             info = video_info(video, source)
             with running(video, attempt=attempt, start=False) as progress, work_dir() as folder:
                 progress(99.0, "putting the labelled video together", force=True)
-                parts = []
-                for number in range(video.segments):
-                    parts.append(folder / f"render-{number}.mp4")
-                    name = _work_name(video, attempt, parts[-1].name)
-                    with open_for_reading(name) as part, open(parts[-1], "wb") as copy:
-                        shutil.copyfileobj(part, copy, 1 << 20)
+                parts = [
+                    _local(_work_name(video, attempt, f"render-{number}.mp4"), folder)
+                    for number in range(video.segments)
+                ]
                 target = folder / "labelled.mp4"
                 join_parts(parts, source, target, info)
                 _store_labelled(video, target)
@@ -550,6 +550,17 @@ DETECTION_BATCH = 5000
 
 # The tag of a face that is no known member, as the watch page's overlay draws it too.
 UNKNOWN_NAME, UNKNOWN_COLOUR = "unknown", "#bbbbbb"
+
+
+def _local(name: str, folder) -> Path:
+    """A stored file as a local path: where it lies on a local disk, else a copy in folder."""
+    path = local_path(name)
+    if path is not None:
+        return path
+    path = folder / PurePosixPath(name).name
+    with open_for_reading(name) as stored, open(path, "wb") as copy:
+        shutil.copyfileobj(stored, copy, 1 << 20)
+    return path
 
 
 def labels_by_frame(

@@ -230,6 +230,34 @@ def test_a_video_on_s3_is_processed_served_by_ranges_and_deleted_with_every_obje
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_long_video_on_s3_goes_through_segment_and_render_part_jobs_and_leaves_no_work(
+    s3_media, celebs, stage_clip, fan, rq_queue, settings, monkeypatch
+):
+    from videos import services
+
+    # The worker process reads these from its environment: three segments, two render parts.
+    for name, value in (
+        ("VIDEO_SEGMENTS_AS_JOBS", "true"),
+        ("VIDEO_SEGMENT_SECONDS", "1"),
+        ("VIDEO_RENDER_PART_SECONDS", "1"),
+    ):
+        monkeypatch.setenv(name, value)
+    settings.VIDEO_SEGMENTS_AS_JOBS = True
+    video = services.video_submit(source=stage_clip, name="stage.mp4", group=celebs, owner=fan)
+    run_worker("video")
+    video.refresh_from_db()
+    assert video.state == Video.State.DONE, video.error
+    assert (video.segments, video.segments_done) == (2, 2)  # the render parts
+    with local_copy(video.labelled) as path:
+        got = probe(path)
+    assert (got.frames, got.has_audio) == (60, True)
+    folder = video.storage_folder()
+    assert [key for key in s3_media.keys(folder) if "/work/" in key] == []
+    assert not any(Path(settings.WORK_DIR).glob("*/*"))  # the workers' copies are gone
+    assert not Path(settings.MEDIA_ROOT).exists()  # nothing went to the local disk
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_gallery_image_uploaded_on_s3_is_cleaned_and_served_to_staff_only(
     s3_media, members, fan, client, django_user_model, rq_queue
 ):
