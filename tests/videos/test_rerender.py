@@ -38,16 +38,25 @@ def wait_for(predicate, timeout: float, what: str):
 def test_ten_corrections_in_a_burst_cause_one_rerender(
     client, fan, processed_video, members, rq_queue
 ):
+    import django_rq
+    from rq import Worker
+
     client.force_login(fan)
     nayeon, mina, sana = members
-    correct(client, processed_video, track=1, action="member", member=mina.pk)
-    run = RenderRun.objects.get(video=processed_video)
+    # A worker that is up before the first correction: one still starting when the quiet
+    # window had already passed would render at once and never wait (on a loaded machine).
     worker = subprocess.Popen(
-        [sys.executable, "manage.py", "rqworker", "video", "--burst"],
+        [sys.executable, "manage.py", "rqworker", "video", "--name", "burst-test"],
         cwd=ROOT, env={**worker_env(), "VIDEO_RERENDER_QUIET_SECONDS": "3"},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
+        queue = django_rq.get_queue("video")
+        wait_for(
+            lambda: "burst-test" in {w.name for w in Worker.all(queue=queue)}, 120, "the worker"
+        )
+        correct(client, processed_video, track=1, action="member", member=mina.pk)
+        run = RenderRun.objects.get(video=processed_video)
         # The worker has taken the job and waits for the burst to end.
         wait_for(
             lambda: "waiting a moment" in RenderRun.objects.get(pk=run.pk).stage, 90, "the wait"
@@ -60,7 +69,11 @@ def test_ten_corrections_in_a_burst_cause_one_rerender(
                 correct(client, processed_video, track=2, action="member",
                         member=(nayeon if step % 4 == 1 else mina).pk)  # fmt: skip
             time.sleep(0.3)
-        _, errors = worker.communicate(timeout=120)
+        wait_for(
+            lambda: RenderRun.objects.get(pk=run.pk).state == RenderRun.State.DONE, 120, "the run"
+        )
+        worker.terminate()  # a warm shutdown: nothing is running any more
+        _, errors = worker.communicate(timeout=60)
         assert worker.returncode == 0, errors[-2000:]
     finally:
         if worker.poll() is None:
