@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -156,19 +156,23 @@ def local_path(name: str, storage: Storage = default_storage) -> Path | None:
         return None
 
 
-@contextmanager
-def local_copy(field) -> Iterator[Path]:
-    """A local path to a stored file, for code that needs one (PyAV, ffmpeg).
+def local_copy(field) -> AbstractContextManager[Path]:
+    """A local path to a stored file (a FileField's file), for code that needs one (PyAV,
+    ffmpeg); see local_copy_of."""
+    return local_copy_of(field.name, field.storage)
 
-    On a local disk it is the file itself; on remote storage, a copy downloaded in chunks
-    into a work folder, removed afterwards."""
-    path = local_path(field.name, field.storage)
+
+@contextmanager
+def local_copy_of(name: str, storage: Storage = default_storage) -> Iterator[Path]:
+    """A local path to a stored name. On a local disk it is the file itself; on remote
+    storage, a copy downloaded in chunks into a work folder, removed afterwards."""
+    path = local_path(name, storage)
     if path is not None:
         yield path
         return
     with work_dir() as folder:
-        local = folder / PurePosixPath(field.name).name
-        with open_for_reading(field.name, field.storage) as source, open(local, "wb") as target:
+        local = folder / PurePosixPath(name).name
+        with open_for_reading(name, storage) as source, open(local, "wb") as target:
             shutil.copyfileobj(source, target, CHUNK)
         yield local
 

@@ -175,7 +175,7 @@ def _timeline(video, submitted: float) -> list[str]:
 
     connection = django_rq.get_connection("video")
     prefix = f"videos-video-{video.pk}-"
-    ids = [i for i in FinishedJobRegistry("video", connection=connection).get_job_ids()]
+    ids = FinishedJobRegistry("video", connection=connection).get_job_ids()
     rows = []
     for job in Job.fetch_many([i for i in ids if i.startswith(prefix)], connection=connection):
         if job is None or job.started_at is None or job.ended_at is None:

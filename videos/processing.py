@@ -7,14 +7,12 @@ after a delete is removed with the video's folder.
 
 import logging
 import os
-import shutil
 import socket
 import time
 import uuid
 from collections import defaultdict
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
-from pathlib import Path, PurePosixPath
 
 import numpy as np
 from django.conf import settings
@@ -37,8 +35,7 @@ from base.jobs import (
 from base.storage import (
     delete_tree,
     local_copy,
-    local_path,
-    open_for_reading,
+    local_copy_of,
     pid_alive,
     save_local_file,
     work_dir,
@@ -84,7 +81,7 @@ def video_process(
     `echo` receives the video row at each progress write (process_video prints it)."""
     fan_out = _fan_out_pays() if fan_out is None else fan_out
     attempt = video.attempt if attempt is None else attempt
-    try:
+    with _forgotten_if_deleted(video):
         _clear_leftovers(video, attempt)
         with local_copy(video.original) as source:
             info = video_info(video, source)
@@ -95,9 +92,6 @@ def video_process(
             with running(video, attempt=attempt, echo=echo) as progress:
                 progress(0, "finding faces", force=True)
                 _analyze_and_render(video, attempt, source, info, progress)
-    except JobGone:
-        _forget_if_deleted(video)
-        raise
     video.refresh_from_db()
     return video
 
@@ -231,10 +225,16 @@ def _files_in(folder: str) -> list[str]:
         return []
 
 
-def _forget_if_deleted(video: Video) -> None:
-    # The delete removed the folder when it committed; this run may have written since.
-    if not Video.objects.filter(pk=video.pk).exists():
-        delete_tree(video.storage_folder())
+@contextmanager
+def _forgotten_if_deleted(video: Video):
+    """Let JobGone through, first removing the video's folder if the video was deleted: the
+    delete removed it when it committed, and this run may have written since."""
+    try:
+        yield
+    except JobGone:
+        if not Video.objects.filter(pk=video.pk).exists():
+            delete_tree(video.storage_folder())
+        raise
 
 
 def _job_base(video: Video, attempt: int) -> str:
@@ -351,7 +351,7 @@ def video_finish(*, video: Video, attempt: int) -> Video:
     """Join the segments' tracks at the seams, then name, store and render (after fan-out).
     Segments are read one at a time and their final tracks put aside, so memory stays flat.
     With other workers about, the render is spread over them too (render parts, then a join)."""
-    try:
+    with _forgotten_if_deleted(video):
         with local_copy(video.original) as source:
             info = video_info(video, source)
             pieces = render_bounds(info)
@@ -367,9 +367,6 @@ def video_finish(*, video: Video, attempt: int) -> Video:
                     progress=lambda p: progress(RENDER_FROM + (100 - RENDER_FROM) * p / 100),
                 )  # fmt: skip
         delete_tree(f"{video.storage_folder()}/work")
-    except JobGone:
-        _forget_if_deleted(video)
-        raise
     video.refresh_from_db()
     return video
 
@@ -457,22 +454,25 @@ def render_part_draw(*, video: Video, attempt: int, number: int, start: int, end
 
 def render_join(*, video: Video, attempt: int) -> Video:
     """Put the drawn parts together with the original audio, store the labelled MP4: done."""
-    try:
+    with _forgotten_if_deleted(video):
         with local_copy(video.original) as source:
             info = video_info(video, source)
-            with running(video, attempt=attempt, start=False) as progress, work_dir() as folder:
+            with (
+                running(video, attempt=attempt, start=False) as progress,
+                work_dir() as folder,
+                ExitStack() as copies,
+            ):
                 progress(99.0, "putting the labelled video together", force=True)
                 parts = [
-                    _local(_work_name(video, attempt, f"render-{number}.mp4"), folder)
+                    copies.enter_context(
+                        local_copy_of(_work_name(video, attempt, f"render-{number}.mp4"))
+                    )
                     for number in range(video.segments)
                 ]
                 target = folder / "labelled.mp4"
                 join_parts(parts, source, target, info)
                 _store_labelled(video, target)
         delete_tree(f"{video.storage_folder()}/work")
-    except JobGone:
-        _forget_if_deleted(video)
-        raise
     video.refresh_from_db()
     return video
 
@@ -550,17 +550,6 @@ DETECTION_BATCH = 5000
 
 # The tag of a face that is no known member, as the watch page's overlay draws it too.
 UNKNOWN_NAME, UNKNOWN_COLOUR = "unknown", "#bbbbbb"
-
-
-def _local(name: str, folder) -> Path:
-    """A stored file as a local path: where it lies on a local disk, else a copy in folder."""
-    path = local_path(name)
-    if path is not None:
-        return path
-    path = folder / PurePosixPath(name).name
-    with open_for_reading(name) as stored, open(path, "wb") as copy:
-        shutil.copyfileobj(stored, copy, 1 << 20)
-    return path
 
 
 def labels_by_frame(

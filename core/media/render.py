@@ -113,25 +113,18 @@ def join_parts(
     maps = ["-map", "0:v:0"]
     if info.has_audio and info.audio_index is not None:
         maps += ["-map", f"1:{info.audio_index}", *_audio_args(info)]
-    with (
-        atomic_output(path_out) as tmp,
-        tempfile.TemporaryDirectory() as folder,
-        tempfile.TemporaryFile() as errfile,
-    ):
+    with atomic_output(path_out) as tmp, tempfile.TemporaryDirectory() as folder:
         listing = Path(folder) / "parts.txt"
         listing.write_text("".join(f"file {_concat_quoted(p)}\n" for p in parts))
-        cmd = [
-            ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-            # The first frame keeps its place after the file's start (the audio may lead it).
-            "-itsoffset", f"{info.start_time:.6f}", "-f", "concat", "-safe", "0", "-i", listing,
-            "-i", os.fspath(original), *maps, "-c:v", "copy", "-movflags", "+faststart",
-            "-f", "mp4", tmp,
-        ]  # fmt: skip
-        if subprocess.run(cmd, stderr=errfile, check=False).returncode != 0:
-            name = Path(original).name
-            raise MediaError(
-                f"{name}: joining the rendered parts failed: {_ffmpeg_message(errfile)}"
-            )
+        _ffmpeg(
+            [
+                # The first frame keeps its place after the file's start (the audio may lead).
+                "-itsoffset", f"{info.start_time:.6f}", "-f", "concat", "-safe", "0",
+                "-i", listing, "-i", os.fspath(original), *maps, "-c:v", "copy",
+                "-movflags", "+faststart", "-f", "mp4", tmp,
+            ],
+            f"{Path(original).name}: joining the rendered parts failed",
+        )  # fmt: skip
 
 
 def _concat_quoted(path: str | os.PathLike[str]) -> str:
@@ -344,14 +337,22 @@ def transcode(
     if info.has_audio and info.audio_index is not None:
         maps += ["-map", f"0:{info.audio_index}", *_audio_args(info)]
     vf = even_crop(info.width, info.height)
-    with atomic_output(path_out) as tmp, tempfile.TemporaryFile() as errfile:
-        cmd = [
-            ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-            "-i", os.fspath(path_in), *maps, *(["-vf", ",".join(vf)] if vf else []),
-            *_x264_args(preset, crf), "-f", "mp4", tmp,
-        ]  # fmt: skip
+    with atomic_output(path_out) as tmp:
+        _ffmpeg(
+            [
+                "-i", os.fspath(path_in), *maps, *(["-vf", ",".join(vf)] if vf else []),
+                *_x264_args(preset, crf), "-f", "mp4", tmp,
+            ],
+            f"{Path(path_in).name}: transcode failed",
+        )  # fmt: skip
+
+
+def _ffmpeg(args: list, failure: str) -> None:
+    """Run the ffmpeg binary quietly on args; a failure raises MediaError("failure: why")."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args]
+    with tempfile.TemporaryFile() as errfile:
         if subprocess.run(cmd, stderr=errfile, check=False).returncode != 0:
-            raise MediaError(f"{Path(path_in).name}: transcode failed: {_ffmpeg_message(errfile)}")
+            raise MediaError(f"{failure}: {_ffmpeg_message(errfile)}")
 
 
 def _x264_args(preset: str, crf: int) -> list[str]:
