@@ -462,7 +462,7 @@ def _set_box(track: Track, frame: int, box: list[int] | None) -> None:
             frame=frame,
             defaults={
                 "video_id": track.video_id,
-                "time": frame / (track.video.fps or 30.0),  # as the analysis stores it
+                "time": track.video.clock().time(frame),  # as the analysis stores it
                 "left": left,
                 "top": top,
                 "right": right,

@@ -32,6 +32,7 @@ def _rows(video: Video) -> Iterator[tuple]:
 def predictions(video: Video) -> dict:
     """Every stored detection with its track's current label."""
     version = video.model_version
+    clock = video.clock()
     return {
         "video": {
             "fps": video.fps,
@@ -39,12 +40,16 @@ def predictions(video: Video) -> dict:
             "width": video.width,
             "height": video.height,
             "duration": video.duration,
+            # The player's clock: frame 0 is shown at first_frame_time, frame n at
+            # first_frame_time + n / fps, or at frame_times[n] when the rate varies.
+            "first_frame_time": round(clock.first, 6),
+            "frame_times": clock.to_json()["frame_times"],
         },
         "model": {"version": version.number if version else None, "group": video.group.slug},
         "detections": [
             {
                 "frame": frame,
-                "time": round(time, 4),
+                "time": round(time, 6),
                 "box": [left, top, right, bottom],
                 "member": member,
                 "confidence": round(confidence, 4),
@@ -64,7 +69,7 @@ def predictions_csv(video: Video) -> Iterator[str]:
         writer.writerow(
             [
                 frame,
-                f"{time:.4f}",
+                f"{time:.6f}",
                 left,
                 top,
                 right,
@@ -90,8 +95,8 @@ def _stamp(seconds: float) -> str:
 
 
 def webvtt(video: Video) -> str:
-    """A WebVTT track naming who is on screen, one cue per change."""
-    fps = video.fps or 30.0
+    """A WebVTT track naming who is on screen, one cue per change, on the player's clock."""
+    clock = video.clock()
     names = {}
     for track in video.tracks.select_related("member").exclude(member=None):
         names[track.number] = track.member.name
@@ -104,7 +109,7 @@ def webvtt(video: Video) -> str:
         people = frozenset(on_screen.get(frame, ()))
         if people != current:
             if current:
-                cues.append((start / fps, frame / fps, ", ".join(sorted(current))))
+                cues.append((*clock.span(start, frame), ", ".join(sorted(current))))
             current, start = people, frame
     lines = ["WEBVTT", ""]
     for i, (begin, end, text) in enumerate(cues, start=1):

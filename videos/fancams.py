@@ -93,12 +93,15 @@ def fancam_make(*, fancam: Fancam, attempt: int | None = None, echo=None) -> Fan
             job_fence(Fancam, fancam.pk, attempt or fancam.attempt)
             old = fancam.file.name
             name = save_local_file(f"{video.storage_folder()}/fancams/{fancam.pk}.mp4", target)
-        kept = sum(b - a for a, b in keep) if keep is not None else info.frames
+        clock = info.clock()
+        kept = (
+            [clock.span(a, b) for a, b in keep] if keep is not None else [(clock.first, clock.end)]
+        )
         progress.update(
             file=name,
             source_key=key,
             frames=written,
-            duration=round(kept / (info.fps or 30.0), 3) if keep is not None else info.duration,
+            duration=round(sum(t1 - t0 for t0, t1 in kept), 3),
         )
         if old and old != name:
             fancam.file.storage.delete(old)

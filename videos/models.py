@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from base.models import Job
 from base.names import safe_filename
+from core.media.clock import Clock
 from core.media.probe import VideoInfo
 
 
@@ -18,6 +19,10 @@ def original_upload_to(instance, filename):
 
 def labelled_upload_to(instance, filename):
     return f"{instance.storage_folder()}/labelled.mp4"
+
+
+def preview_upload_to(instance, filename):
+    return f"{instance.storage_folder()}/preview.mp4"
 
 
 def thumbnail_upload_to(instance, filename):
@@ -46,6 +51,9 @@ class Video(Job):
     original_name = models.CharField(max_length=255, blank=True)
     size = models.PositiveBigIntegerField(default=0)
     labelled = models.FileField(upload_to=labelled_upload_to, blank=True, max_length=200)
+    # A copy browsers play, on the original's clock, made only when the original is not one
+    # (HEVC, AVI, sound browsers cannot play): the live boxes and the review page play it.
+    preview = models.FileField(upload_to=preview_upload_to, blank=True, max_length=200)
     is_public = models.BooleanField("public by link", default=False)
     model_version = models.ForeignKey(
         "recognition.ModelVersion",
@@ -93,6 +101,14 @@ class Video(Job):
     def info(self) -> VideoInfo | None:
         """The stored probe result, or None for a video stored before it was kept."""
         return VideoInfo.from_json(self.probe_facts) if self.probe_facts else None
+
+    def clock(self) -> Clock:
+        """When each frame is shown, on the player's clock; a video probed before clocks were
+        kept gets frame / fps, as it was analysed."""
+        info = self.info()
+        if info is not None and info.first_time is not None:
+            return info.clock()
+        return Clock.regular(0.0, self.fps or 30.0, self.frames or 0)
 
     def download_name(self, suffix: str) -> str:
         """A download's file name from the title the fan gave ("Stage-labelled.mp4"), made safe:

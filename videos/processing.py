@@ -43,7 +43,7 @@ from base.storage import (
 from core.faces import embed
 from core.images import encode_jpeg, shrunk
 from core.media.draw import Label
-from core.media.probe import VideoInfo, probe
+from core.media.probe import VideoInfo, browsers_cannot_play, probe
 from core.media.render import join_parts, render, render_part
 from core.tracking import segments
 from core.tracking.naming import Fixed, name_samples, name_tracks
@@ -133,6 +133,7 @@ def _analyze_and_render(video: Video, attempt: int, source, info: VideoInfo, pro
             tracks=aside.tracks(),
         )  # fmt: skip
         _store_labelled(video, target)
+    _store_preview(video, attempt, source, info, progress)
     progress.update(timings={**analysis.timings, "tracks": aside.count})
 
 
@@ -180,10 +181,10 @@ def _naming_version(video: Video):
 
 
 def video_info(video: Video, source) -> VideoInfo:
-    """The video's stored probe result; one stored before results were kept is probed now,
-    once, and keeps its result."""
+    """The video's stored probe result; one stored before results (or its clock) were kept
+    is probed now, once, and keeps its result."""
     info = video.info()
-    if info is None:
+    if info is None or info.first_time is None:
         info = probe(source)
         video.probe_facts = info.to_json()
         Video.objects.filter(pk=video.pk).update(probe_facts=video.probe_facts)
@@ -472,6 +473,7 @@ def render_join(*, video: Video, attempt: int) -> Video:
                 target = folder / "labelled.mp4"
                 join_parts(parts, source, target, info)
                 _store_labelled(video, target)
+                _store_preview(video, attempt, source, info, progress)
         delete_tree(f"{video.storage_folder()}/work")
     video.refresh_from_db()
     return video
@@ -501,7 +503,7 @@ def _store(video, tracks, version, info, saved: list[str]) -> None:
     video.tracks.all().delete()  # their strips go when this commits
     members = {m.slug: m for m in video.group.members.all()}
     embedder_id = version.embedding_model  # the analysis used the version's model
-    fps = info.fps or 30.0
+    clock = info.clock()
     rows = []
     for track in tracks:
         samples = np.asarray(track.samples, dtype=np.float32)
@@ -531,7 +533,7 @@ def _store(video, tracks, version, info, saved: list[str]) -> None:
                 video=video,
                 track=row,
                 frame=f,
-                time=f / fps,
+                time=clock.time(f),
                 left=b[0],
                 top=b[1],
                 right=b[2],
@@ -606,6 +608,25 @@ def render_labelled(
         target = folder / "labelled.mp4"
         render(source, target, info, labels_at, preset=settings.VIDEO_RENDER_PRESET)
         _store_labelled(video, target, lease)
+
+
+# The copy of an original browsers cannot play is only watched with boxes drawn over it:
+# x264's faster preset and its default quality keep it cheap.
+PREVIEW_PRESET, PREVIEW_CRF = "superfast", 23
+
+
+def _store_preview(video: Video, attempt: int, source, info: VideoInfo, progress) -> None:
+    """Make and store a copy browsers play, on the original's clock, when the original is
+    not one (core.media.render keeps every frame's time and the audio's offset)."""
+    if browsers_cannot_play(info) is None:
+        return
+    progress(99.0, "making a copy your browser can play", force=True)
+    with work_dir() as folder:
+        target = folder / "preview.mp4"
+        render(source, target, info, lambda index: (), preset=PREVIEW_PRESET, crf=PREVIEW_CRF)
+        job_fence(Video, video.pk, attempt)
+        name = save_local_file(f"{video.storage_folder()}/preview.mp4", target)
+    Video.objects.filter(pk=video.pk).update(preview=name)
 
 
 def _store_labelled(video: Video, path, lease: "RenderLease | None" = None) -> None:

@@ -6,6 +6,7 @@ from django.db.models import Count, Max, Min, Q
 from django.http import Http404
 
 from base.roles import is_curator
+from core.media.probe import browsers_cannot_play
 from videos.models import Detection, Suggestion, Video
 
 
@@ -56,30 +57,30 @@ def can_delete(user, video: Video) -> bool:
 
 
 def screen_time(video: Video) -> list[dict]:
-    """Seconds and share of the video each member is on screen, most first."""
-    fps = video.fps or 30.0
-    rows = (
+    """Seconds and share of the video each member is on screen, most first: each frame
+    counts for as long as it is shown (frames of a variable-rate video differ)."""
+    clock = video.clock()
+    people: dict[str, dict] = {}
+    frames = defaultdict(set)
+    for slug, name, color, frame in (
         Detection.objects.filter(video=video, track__member__isnull=False, track__is_face=True)
-        .values("track__member__slug", "track__member__name", "track__member__color")
-        .annotate(frames=Count("frame", distinct=True))
-        .order_by("-frames")
-    )
-    total = max(video.frames or 1, 1)
-    return [
-        {
-            "slug": row["track__member__slug"],
-            "name": row["track__member__name"],
-            "color": row["track__member__color"],
-            "seconds": round(row["frames"] / fps, 1),
-            "share": row["frames"] / total,
-        }
-        for row in rows
-    ]
+        .values_list("track__member__slug", "track__member__name", "track__member__color", "frame")
+        .iterator(chunk_size=5000)
+    ):
+        people.setdefault(slug, {"slug": slug, "name": name, "color": color})
+        frames[slug].add(frame)
+    total = max(clock.end - clock.first, 1e-6)
+    shown = []
+    for slug, person in people.items():
+        seconds = clock.seconds(frames[slug])
+        shown.append({**person, "seconds": round(seconds, 1), "share": min(1.0, seconds / total)})
+    return sorted(shown, key=lambda person: (-person["seconds"], person["name"]))
 
 
 def timeline(video: Video) -> dict[str, list[dict]]:
-    """For each member slug, the stretches they are on screen: start second, left and width in %."""
-    fps = video.fps or 30.0
+    """For each member slug, the stretches they are on screen: start second on the player's
+    clock, left and width in % of the player's duration."""
+    clock = video.clock()
     frames = defaultdict(set)
     for slug, frame in (
         Detection.objects.filter(video=video, track__member__isnull=False, track__is_face=True)
@@ -87,21 +88,32 @@ def timeline(video: Video) -> dict[str, list[dict]]:
         .iterator(chunk_size=5000)
     ):
         frames[slug].add(frame)
-    spans = {}
-    for slug, present in frames.items():
-        ordered = sorted(present)
-        runs, start, previous = [], ordered[0], ordered[0]
-        for frame in ordered[1:]:
-            if frame > previous + 1:
-                runs.append((start / fps, (previous + 1) / fps))
-                start = frame
-            previous = frame
-        runs.append((start / fps, (previous + 1) / fps))
-        length = video.duration or (video.frames or 1) / fps
-        spans[slug] = [
-            {"start": a, "left": 100 * a / length, "width": 100 * (b - a) / length} for a, b in runs
+    length = timeline_length(video)
+    return {
+        slug: [
+            {"start": a, "left": 100 * a / length, "width": 100 * (b - a) / length}
+            for a, b in clock.runs(present)
         ]
-    return spans
+        for slug, present in frames.items()
+    }
+
+
+def timeline_length(video: Video) -> float:
+    """Seconds the timeline spans, from 0 on the player's clock to the end of the video or of
+    its sound, whichever is later."""
+    return max(video.duration or 0.0, video.clock().end, 1e-6)
+
+
+def player_source(video: Video) -> tuple[str | None, str]:
+    """Which file boxes are drawn live over ("original", or "preview": the copy browsers play,
+    on the same clock), or None and why browsers cannot play the original."""
+    info = video.info()
+    reason = browsers_cannot_play(info) if info is not None else None
+    if reason is None:
+        return "original", ""
+    if video.preview:
+        return "preview", ""
+    return None, reason
 
 
 def tracks_for_review(video: Video):

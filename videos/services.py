@@ -147,7 +147,8 @@ def _set_probe_facts(video: Video, info: VideoInfo) -> None:
     video.frames = info.frames
     video.width = info.width
     video.height = info.height
-    video.duration = info.duration
+    # The player's duration (every stream, as a browser shows it), not the video stream's.
+    video.duration = info.media_duration or info.duration
     video.rotation = info.rotation
     video.has_audio = info.has_audio
     video.probe_facts = info.to_json()

@@ -19,7 +19,7 @@ urlpatterns = [
     path("videos/<uuid:uuid>/fancams/<int:pk>.json", views.fancam_status, name="fancam_status"),
     path("videos/<uuid:uuid>/fancams/<int:pk>.mp4", views.fancam_file, name="fancam_file"),
     re_path(
-        r"^videos/(?P<uuid>[0-9a-f-]{36})/(?P<kind>labelled|original)\.mp4$",
+        r"^videos/(?P<uuid>[0-9a-f-]{36})/(?P<kind>labelled|original|preview)\.mp4$",
         views.media_file,
         name="file",
     ),

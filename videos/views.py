@@ -87,10 +87,15 @@ def watch(request, uuid):
     }
     if video.state == video.State.DONE:
         members = list(video.group.members.all())
+        length = selectors.timeline_length(video)
+        source, unplayable = selectors.player_source(video)
         context |= {
+            "live_source": source,
+            "unplayable": unplayable,
             "screen_time": selectors.screen_time(video),
             "timeline": selectors.timeline(video),
-            "ticks": selectors.time_ticks(video.duration),
+            "timeline_length": length,
+            "ticks": selectors.time_ticks(length),
             "show_unknown": settings.VIDEO_SHOW_UNKNOWN,
             "members": members,
             # Rendered with json_script: a name is data, never markup.
@@ -147,15 +152,24 @@ def delete(request, uuid):
     return redirect("videos:list")
 
 
+# The original's media type by ffmpeg's first name of its container; what twicesite makes is MP4.
+ORIGINAL_TYPES = {"matroska": "video/webm", "ogg": "video/ogg", "avi": "video/x-msvideo"}
+
+
 @require_GET
 def media_file(request, uuid, kind):
     video = selectors.video_for_viewer(request.user, uuid)
-    field = {"labelled": video.labelled, "original": video.original}[kind]
+    field = {"labelled": video.labelled, "original": video.original, "preview": video.preview}[kind]
     if not field:
         raise Http404("not there yet")
     # The original keeps the name it was uploaded under; what is made from it is named by title.
-    name = video.download_name("-labelled.mp4") if kind == "labelled" else video.original_name
-    return ranged_file_response(request, field, "video/mp4", filename=name)
+    if kind == "original":
+        name, info = video.original_name, video.info()
+        container = info.container.split(",", 1)[0] if info else ""
+        content_type = ORIGINAL_TYPES.get(container, "video/mp4")
+    else:
+        name, content_type = video.download_name(f"-{kind}.mp4"), "video/mp4"
+    return ranged_file_response(request, field, content_type, filename=name)
 
 
 @require_GET
@@ -252,8 +266,11 @@ def review(request, uuid):
     video = selectors.video_for_viewer(request.user, uuid)
     editor = selectors.can_edit(request.user, video)
     members = list(video.group.members.all())
+    source, unplayable = selectors.player_source(video)
     context = {
         "video": video,
+        "live_source": source,
+        "unplayable": unplayable,
         "tracks": selectors.tracks_for_review(video),
         "members": members,
         "hotkeys": sorted((m for m in members if m.hotkey), key=lambda m: m.hotkey),

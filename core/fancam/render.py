@@ -74,14 +74,13 @@ class _HighlightsRenderer(_FancamRenderer):
 
     def plan(self, windows: np.ndarray, keep) -> None:
         super().plan(windows, keep)
-        fps = self.info.fps or 30.0
-        start = self.info.start_time
+        clock = self.info.clock()
         # Kept stretches in seconds of the source's clock, and the time left out before each.
         self.kept: list[tuple[float, float, float]] = []
         removed = 0.0
-        previous_end = start
+        previous_end = clock.first
         for first, last in keep:
-            t0, t1 = start + first / fps, start + last / fps
+            t0, t1 = clock.span(first, last)
             removed += t0 - previous_end
             self.kept.append((t0, t1, removed))
             previous_end = t1

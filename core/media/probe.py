@@ -5,6 +5,8 @@ input dump (the streams) and a framecrc listing of every packet (exact frame cou
 whether the rate varies). Conventions of the whole media package:
 - Frames are of the displayed frame: the stream's display matrix is applied.
 - Frame indices count from 0 over every decoded frame of the video stream.
+- A frame's time is on the player's clock (clock.py): its presentation timestamp, as PyAV's
+  frame.time and a browser's mediaTime give it, never index / fps.
 - Boxes are (left, top, right, bottom) in pixels of that displayed frame.
 """
 
@@ -20,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+
+from core.media.clock import Clock
 
 
 class MediaError(Exception):
@@ -43,7 +47,13 @@ class VideoInfo:
     vfr: bool  # frame durations vary (phone recordings, screen captures)
     stream_index: int = 0  # absolute index of the video stream (skips cover art)
     audio_index: int | None = None  # absolute index of the first audio stream
-    start_time: float = 0.0  # first video frame's time relative to the file's start
+    # When the first frame is shown, on the player's clock (None: probed before it was kept).
+    first_time: float | None = None
+    # Every frame's time, only when they are not first_time + i / fps (see clock.py).
+    frame_times: tuple[float, ...] | None = None
+    # The file's duration as a player shows it: every stream, the audio included.
+    media_duration: float | None = None
+    container: str = ""  # ffmpeg's names of the format: "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"
     sar: tuple[int, int] = (1, 1)  # sample (pixel) aspect ratio of the displayed frame
     # Colour tags as ffmpeg names them ("bt709", "smpte170m"...); "unknown" when untagged.
     color_matrix: str = "unknown"
@@ -61,7 +71,19 @@ class VideoInfo:
         values = {key: value for key, value in data.items() if key in known}
         if "sar" in values:
             values["sar"] = tuple(values["sar"])
+        if values.get("frame_times") is not None:
+            values["frame_times"] = tuple(values["frame_times"])
         return cls(**values)
+
+    def clock(self) -> Clock:
+        """When each frame is shown, on the player's clock."""
+        first = self.first_time or 0.0
+        if self.frame_times is not None:
+            return Clock(
+                first=first, fps=self.fps, frames=self.frames, end=first + self.duration,
+                times=self.frame_times,
+            )  # fmt: skip
+        return Clock(first=first, fps=self.fps, frames=self.frames, end=first + self.duration)
 
 
 @functools.cache
@@ -123,9 +145,10 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
     # One run does both jobs: the input dump on stderr gives the streams, and copying the first
     # real video stream (V skips cover art) to framecrc lists every packet's timestamps on
     # stdout, which gives the exact frame count, duration and whether the rate varies.
+    # -copyts keeps the timestamps the player sees (ffmpeg would move the file's start to 0).
     # level+info tags each stderr line with its level, so demuxer errors stand out.
     cmd = [
-        ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "level+info",
+        ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "level+info", "-copyts",
         "-i", str(path), "-map", "0:V:0", "-c", "copy", "-f", "framecrc", "-",
     ]  # fmt: skip
     run = subprocess.run(cmd, capture_output=True, check=False)
@@ -142,16 +165,27 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
     if rotation in (90, 270):
         sar = (sar[1], sar[0])  # autorotate's transpose swaps the pixel aspect too
 
-    frames, duration, start, vfr, measured_fps = _parse_packets(
-        run.stdout.decode("ascii", "replace")
-    )
+    times, duration, vfr = _parse_packets(run.stdout.decode("ascii", "replace"))
+    frames = len(times)
     if frames == 0:
         raise MediaError(f"{name}: video stream has no frames")
+    if len(set(times)) < frames:
+        raise MediaError(
+            f"{name}: several frames share one timestamp, so no player can show them in order; "
+            "export the video again (any editor or converter) and upload that"
+        )
     header_fps = _header_rate(video.rest)
+    media_duration = _clock(header[2])
     if duration <= 0:
         # A single frame without a duration: fall back to the nominal rate, then the header.
-        duration = 1 / header_fps if header_fps else _clock(header[2]) or 0.0
-    fps = measured_fps if vfr else _nominal_rate(header_fps, frames / duration if duration else 0)
+        duration = 1 / header_fps if header_fps else media_duration or 0.0
+    measured_fps = frames / duration if duration > 0 else 0.0
+    fps = measured_fps if vfr else _nominal_rate(header_fps, measured_fps)
+    clock = Clock.of(times, fps, times[0] + duration)
+    if clock.times is not None and not vfr:
+        # Even steps at another rate than the header's (a phone's 29.97 that is really 30).
+        clock = Clock.of(times, measured_fps, times[0] + duration)
+        fps, vfr = measured_fps, clock.times is not None
 
     audio = audios[0] if audios else None
     return VideoInfo(
@@ -168,7 +202,10 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         vfr=vfr,
         stream_index=video.index,
         audio_index=audio.index if audio else None,
-        start_time=start,
+        first_time=times[0],
+        frame_times=None if clock.times is None else tuple(round(t, 6) for t in clock.times),
+        media_duration=max(media_duration or 0.0, duration) if media_duration else duration,
+        container=header[0],
         sar=sar,
         color_matrix=colors[0],
         color_primaries=colors[1],
@@ -312,8 +349,9 @@ def _nominal_rate(header_fps: float, measured: float) -> float:
     return measured or header_fps
 
 
-def _parse_packets(text: str) -> tuple[int, float, float, bool, float]:
-    """Frames, duration, start, vfr and mean fps from framecrc packet lines."""
+def _parse_packets(text: str) -> tuple[list[float], float, bool]:
+    """Every frame's time (ascending), the duration and whether the rate varies, from
+    framecrc packet lines."""
     tb = Fraction(1, 1)
     pts_list: list[int] = []
     durations: dict[int, int] = {}
@@ -333,7 +371,7 @@ def _parse_packets(text: str) -> tuple[int, float, float, bool, float]:
         pts_list.append(pts)
         durations[pts] = dur
     if not pts_list:
-        return 0, 0.0, 0.0, False, 0.0
+        return [], 0.0, False
     pts_list.sort()
     deltas = [b - a for a, b in zip(pts_list, pts_list[1:], strict=False) if b > a]
     typical = sorted(deltas)[len(deltas) // 2] if deltas else 0
@@ -342,8 +380,7 @@ def _parse_packets(text: str) -> tuple[int, float, float, bool, float]:
     # Containers with coarse clocks (Matroska's 1 ms) jitter by a tick at constant rate.
     tolerance = max(1.5, 0.01 * typical)
     vfr = any(abs(d - typical) > tolerance for d in deltas)
-    fps = len(pts_list) / duration if duration > 0 else 0.0
-    return len(pts_list), duration, float(pts_list[0] * tb), vfr, fps
+    return [float(pts * tb) for pts in pts_list], duration, vfr
 
 
 def _clock(text: str | None) -> float | None:
@@ -351,3 +388,35 @@ def _clock(text: str | None) -> float | None:
         return None
     h, m, s = text.split(":")
     return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+# What browsers play in a <video> without help from the system (Chromium's own decoders):
+# containers by ffmpeg's first format name, video codecs with the pixel formats they decode,
+# audio codecs. HEVC plays only where the machine decodes it in hardware, and Chromium on
+# Linux shows its picture as nothing (videoWidth 0) while the sound plays on.
+_BROWSER_CONTAINERS = ("mov", "matroska", "ogg")
+_BROWSER_VIDEO = {
+    "h264": ("yuv420p", "yuvj420p"),
+    "vp8": ("yuv420p", "yuva420p"),
+    "vp9": ("yuv420p", "yuv420p10le", "yuva420p"),
+    "av1": ("yuv420p", "yuv420p10le"),
+    "theora": ("yuv420p",),
+}
+_BROWSER_AUDIO = frozenset({"aac", "mp3", "opus", "vorbis", "flac"})
+_CODEC_NAMES = {"hevc": "HEVC (H.265)", "h264": "H.264", "mpeg4": "MPEG-4 Part 2 (Xvid/DivX)"}
+
+
+def browsers_cannot_play(info: VideoInfo) -> str | None:
+    """Why browsers cannot play the file as it is, in a fan's words; None when they can."""
+    container = info.container.split(",", 1)[0]
+    if container not in _BROWSER_CONTAINERS:
+        return f"browsers do not play {container.upper()} files"
+    codec = _CODEC_NAMES.get(info.video_codec, info.video_codec.upper())
+    formats = _BROWSER_VIDEO.get(info.video_codec)
+    if formats is None:
+        return f"browsers do not play {codec} video"
+    if info.pix_fmt not in formats:
+        return f"browsers do not play {codec} video in {info.pix_fmt}"
+    if info.has_audio and info.audio_codec not in _BROWSER_AUDIO:
+        return f"browsers do not play its sound ({info.audio_codec})"
+    return None

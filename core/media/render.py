@@ -118,9 +118,10 @@ def join_parts(
         listing.write_text("".join(f"file {_concat_quoted(p)}\n" for p in parts))
         _ffmpeg(
             [
-                # The first frame keeps its place after the file's start (the audio may lead).
-                "-itsoffset", f"{info.start_time:.6f}", "-f", "concat", "-safe", "0",
-                "-i", listing, "-i", os.fspath(original), *maps, "-c:v", "copy",
+                # Every stream keeps the original's clock (-copyts: the file's start is not
+                # moved to 0), and the parts, timed from 0, start at the first frame's time.
+                "-copyts", "-itsoffset", f"{info.clock().first:.6f}", "-f", "concat",
+                "-safe", "0", "-i", listing, "-i", os.fspath(original), *maps, "-c:v", "copy",
                 "-movflags", "+faststart", "-f", "mp4", tmp,
             ],
             f"{Path(original).name}: joining the rendered parts failed",

@@ -1,8 +1,16 @@
 // Live boxes over a <video>: the stored detections (the predictions JSON) drawn on a canvas
 // above the picture, frame by frame. Shared by the watch page and the review page.
+//
+// The frame on screen is found on the player's clock, never as currentTime * fps: real files
+// start late (a video that starts after its sound, an edit list) and vary their frame rate.
+// Frame n is shown at first_frame_time + n / fps, or at frame_times[n] (predictions JSON).
+// While frames are presented, requestVideoFrameCallback says which one (its mediaTime is
+// the frame's own time); otherwise a paused player shows the last frame at or before
+// currentTime.
 window.twicesiteOverlay = function (video, canvas, options) {
   const members = options.members || {};
-  let byFrame = null, fps = 30, frameSize = [1, 1], loading = null, looping = false;
+  let byFrame = null, frameSize = [1, 1], loading = null, looping = false;
+  let clock = { first: 0, fps: 30, times: null, frames: 1 };
   // Labels changed on the page since the JSON was read: track number -> member slug or null.
   const relabelled = new Map();
 
@@ -10,7 +18,10 @@ window.twicesiteOverlay = function (video, canvas, options) {
     if (byFrame && !again) return Promise.resolve();
     if (loading && !again) return loading;
     loading = fetch(options.url, { credentials: "same-origin" }).then((r) => r.json()).then((data) => {
-      fps = data.video.fps || 30;
+      clock = {
+        first: data.video.first_frame_time || 0, fps: data.video.fps || 30,
+        times: data.video.frame_times || null, frames: Math.max(1, data.video.frames || 1),
+      };
       frameSize = [data.video.width, data.video.height];
       byFrame = new Map();
       relabelled.clear();
@@ -22,9 +33,48 @@ window.twicesiteOverlay = function (video, canvas, options) {
     return loading;
   }
 
-  // The frame on screen: frames start at n / fps.
-  function frame() { return Math.floor(video.currentTime * fps + 1e-3); }
-  function seek(number) { video.currentTime = (number + 0.5) / fps; }
+  // When frame n is shown (n = frames: when the last one ends).
+  function timeOf(n) {
+    if (clock.times) return n < clock.times.length ? clock.times[n] : clock.times[clock.times.length - 1] + 1 / clock.fps;
+    return clock.first + n / clock.fps;
+  }
+  const clamp = (n) => Math.max(0, Math.min(clock.frames - 1, n));
+  // The frame shown at t: the last one at or before it. A constant-rate clock is exact to a
+  // millisecond (WebM and Matroska round frame times to one), so a millisecond of slack.
+  function frameAt(t) {
+    if (!clock.times) return clamp(Math.floor((t - clock.first + 1e-3) * clock.fps));
+    let lo = 0, hi = clock.times.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (clock.times[mid] <= t + 1e-6) lo = mid; else hi = mid - 1;
+    }
+    return lo;
+  }
+  // The frame whose own time is t (a presented frame's mediaTime): the nearest.
+  function frameOf(t) {
+    const n = frameAt(t);
+    return n + 1 < clock.frames && Math.abs(timeOf(n + 1) - t) < Math.abs(timeOf(n) - t) ? n + 1 : n;
+  }
+  // mediaTime of the frame last presented since the last seek (null: none yet).
+  let presented = null, callback = null;
+  const presents = "requestVideoFrameCallback" in HTMLVideoElement.prototype;
+  function onPresented(now, meta) {
+    callback = null;
+    // A frame presented while a seek is under way may be the old one; a paused player's
+    // currentTime says which frame it shows until the next one is presented.
+    if (!video.seeking) { presented = meta.mediaTime; paint(); }
+    arm();
+  }
+  function arm() { if (presents && callback === null) callback = video.requestVideoFrameCallback(onPresented); }
+  function frame() {
+    if (presented !== null && !video.seeking) return frameOf(presented);
+    return frameAt(video.currentTime);
+  }
+  // To the middle of frame n, so the player shows that frame whatever it rounds.
+  function seek(number) {
+    const n = clamp(number);
+    video.currentTime = (timeOf(n) + timeOf(n + 1)) / 2;
+  }
 
   let placed = { scale: 1, ox: 0, oy: 0 };  // where the last paint put the picture
 
@@ -75,10 +125,12 @@ window.twicesiteOverlay = function (video, canvas, options) {
     for (const [x, y] of [[l, t], [r, t], [l, b], [r, b]]) ctx.fillRect(ox + x - 5, oy + y - 5, 10, 10);
   }
 
-  // One animation loop while playing, however often draw() is called.
+  // One animation loop while playing, however often draw() is called; where the browser says
+  // when each frame is presented, that paints instead.
   function draw() {
     paint();
-    if (video.paused || looping) return;
+    arm();
+    if (presents || video.paused || looping) return;
     looping = true;
     const step = () => {
       paint();
@@ -114,7 +166,7 @@ window.twicesiteOverlay = function (video, canvas, options) {
     const list = byFrame.get(at) || [], i = list.findIndex((d) => d.track === Number(track));
     if (box === null) { if (i >= 0) list.splice(i, 1); }
     else if (i >= 0) list[i].box = box.slice();
-    else list.push({ frame: at, time: at / fps, box: box.slice(), member, track: Number(track) });
+    else list.push({ frame: at, time: timeOf(at), box: box.slice(), member, track: Number(track) });
     byFrame.set(at, list);
     paint();
   }
@@ -193,11 +245,16 @@ window.twicesiteOverlay = function (video, canvas, options) {
   canvas.addEventListener("pointercancel", release);
 
   video.addEventListener("play", draw);
-  video.addEventListener("seeked", paint);
-  video.addEventListener("loadeddata", paint);
+  video.addEventListener("seeking", () => { presented = null; });
+  video.addEventListener("seeked", () => { paint(); arm(); });
+  // A new source drops the callbacks asked of the old one.
+  video.addEventListener("emptied", () => { presented = null; callback = null; });
+  video.addEventListener("loadeddata", () => { paint(); arm(); });
   window.addEventListener("resize", paint);
+  arm();
   return {
     load, draw, paint, frame, seek, relabel, trackAt, boxOf, setBox, edit, endEdit, edited, nudge,
-    get fps() { return fps; },
+    timeOf, frameAt,
+    get fps() { return clock.fps; },
   };
 };

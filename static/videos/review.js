@@ -176,6 +176,17 @@
       },
     });
     root.splitFrame = () => overlay.frame();
+    // A browser that cannot play the file says so, and the page works without the player.
+    const gone = () => {
+      if (playerBox.hidden) return;
+      playerBox.hidden = true;
+      document.getElementById("player-notice").hidden = false;
+      document.querySelector(".player-line").hidden = true;
+      if (boxTools) boxTools.hidden = true;
+      delete root.splitFrame;
+    };
+    video.addEventListener("error", gone);
+    video.addEventListener("loadedmetadata", () => { if (!video.videoWidth) gone(); });
     root.addEventListener("track-selected", (e) => {
       if (!e.detail.seek) { overlay.paint(); return; }
       video.pause();
@@ -214,7 +225,7 @@
     boxTools.querySelector(".box-editing").hidden = !on;
   }
   function boxStart(row) {
-    if (!overlay || !row) return;
+    if (!overlay || !row || playerBox.hidden) return;
     if (root.dataset.editor !== "1") { status.textContent = "Only the owner or a curator can fix boxes: suggest names instead."; return; }
     if (row.classList.contains("not-face")) { status.textContent = `Track ${row.dataset.track} is not a face: it has no boxes to fix.`; return; }
     overlay.load().then(() => {

@@ -13,17 +13,30 @@
     url: root.dataset.predictions, members, hideUnknown: root.dataset.showUnknown === "0",
   });
 
-  toggle.addEventListener("change", () => {
+  const notice = document.getElementById("live-notice");
+  // Both files are on the same clock, so the player keeps its time across the swap.
+  function swap(live) {
     const at = video.currentTime, playing = !video.paused;
-    video.src = toggle.checked ? root.dataset.original : root.dataset.labelled;
-    canvas.hidden = !toggle.checked;
+    video.src = live ? root.dataset.original : root.dataset.labelled;
+    canvas.hidden = !live;
     video.addEventListener("loadedmetadata", function once() {
       video.removeEventListener("loadedmetadata", once);
+      // A browser that cannot decode the picture plays the sound over nothing (videoWidth 0).
+      if (live && !video.videoWidth) { unplayable(); return; }
       video.currentTime = at;
       if (playing) video.play();
     });
-    if (toggle.checked) overlay.load().then(overlay.draw);
-  });
+    if (live) overlay.load().then(overlay.draw);
+  }
+  function unplayable() {
+    toggle.checked = false;
+    toggle.disabled = true;
+    notice.textContent = "This browser cannot play the original video, so boxes cannot be drawn live over it. The labelled video shows every name.";
+    notice.hidden = false;
+    swap(false);
+  }
+  video.addEventListener("error", () => { if (toggle.checked) unplayable(); });
+  toggle.addEventListener("change", () => swap(toggle.checked));
   video.addEventListener("timeupdate", () => {
     if (playhead && timeline) playhead.style.left = `calc(var(--name-width) + (100% - var(--name-width)) * ${video.currentTime / Number(timeline.dataset.duration)})`;
   });

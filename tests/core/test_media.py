@@ -382,7 +382,7 @@ def test_joined_parts_carry_the_original_audio_and_a_late_video_start(
     src = clips("late.mp4")
     out = _render_in_parts(src, tmp_path, [0, 20, COUNTER_FRAMES], lambda index: ())
     got = probe(out)
-    assert got.start_time == pytest.approx(0.4, abs=1e-3) and got.frames == COUNTER_FRAMES
+    assert got.first_time == pytest.approx(0.4, abs=1e-3) and got.frames == COUNTER_FRAMES
     assert audio_packets(out) == audio_packets(src)  # copied bit for bit
     assert [(i, counter_value(f)) for i, f in read_frames(out, got, start=19, end=22)] == [
         (19, 19), (20, 20), (21, 21)
@@ -505,9 +505,9 @@ def test_an_untagged_input_gives_an_untagged_output(clips: Clips, tmp_path: Path
 def test_it_keeps_a_late_video_start_in_sync_with_the_audio(clips: Clips, tmp_path: Path) -> None:
     src, out = clips("late.mp4"), tmp_path / "out.mp4"
     info = copy_render(src, out)
-    assert info.start_time == pytest.approx(0.4, abs=1e-3)
+    assert info.first_time == pytest.approx(0.4, abs=1e-3)
     got = probe(out)
-    assert got.start_time == pytest.approx(0.4, abs=1e-3) and got.frames == info.frames
+    assert got.first_time == pytest.approx(0.4, abs=1e-3) and got.frames == info.frames
     got_frames = read_frames(src, info, start=20, end=23)
     assert [(i, counter_value(f)) for i, f in got_frames] == [(20, 20), (21, 21), (22, 22)]
 

@@ -57,6 +57,8 @@ def test_the_export_follows_the_documented_format(processed_video):
         "width": 160,
         "height": 120,
         "duration": 1.0,
+        "first_frame_time": 0.0,
+        "frame_times": None,
     }
     assert data["model"] == {"version": None, "group": "twice"}
     assert len(data["detections"]) == 35
