@@ -55,8 +55,9 @@ window.twicesiteOverlay = function (video, canvas, options) {
     const n = frameAt(t);
     return n + 1 < clock.frames && Math.abs(timeOf(n + 1) - t) < Math.abs(timeOf(n) - t) ? n + 1 : n;
   }
-  // mediaTime of the frame last presented since the last seek (null: none yet).
-  let presented = null, callback = null;
+  // mediaTime of the frame last presented since the last seek (null: none yet), and the frame
+  // on screen when last asked: a seek under way has not changed the picture yet.
+  let presented = null, callback = null, shown = 0;
   const presents = "requestVideoFrameCallback" in HTMLVideoElement.prototype;
   function onPresented(now, meta) {
     callback = null;
@@ -67,14 +68,18 @@ window.twicesiteOverlay = function (video, canvas, options) {
   }
   function arm() { if (presents && callback === null) callback = video.requestVideoFrameCallback(onPresented); }
   function frame() {
-    if (presented !== null && !video.seeking) return frameOf(presented);
-    return frameAt(video.currentTime);
+    if (video.seeking) return shown;
+    shown = presented !== null ? frameOf(presented) : frameAt(video.currentTime);
+    return shown;
   }
   // To the middle of frame n, so the player shows that frame whatever it rounds.
+  let target = 0;
   function seek(number) {
-    const n = clamp(number);
-    video.currentTime = (timeOf(n) + timeOf(n + 1)) / 2;
+    target = clamp(number);
+    video.currentTime = (timeOf(target) + timeOf(target + 1)) / 2;
   }
+  // Where a step goes from: the frame a seek under way goes to, or the one on screen.
+  function goal() { return video.seeking ? target : frame(); }
 
   let placed = { scale: 1, ox: 0, oy: 0 };  // where the last paint put the picture
 
@@ -177,7 +182,8 @@ window.twicesiteOverlay = function (video, canvas, options) {
   const GRAB = 12;  // CSS pixels around a corner that take hold of it
   function edit(track) {
     video.pause();
-    editing = { track: Number(track), frame: frame(), box: boxOf(track, frame()), drag: null };
+    const at = goal();
+    editing = { track: Number(track), frame: at, box: boxOf(track, at), drag: null };
     canvas.classList.add("editing");
     paint();
     return { frame: editing.frame, box: editing.box };
@@ -254,7 +260,7 @@ window.twicesiteOverlay = function (video, canvas, options) {
   arm();
   return {
     load, draw, paint, frame, seek, relabel, trackAt, boxOf, setBox, edit, endEdit, edited, nudge,
-    timeOf, frameAt,
+    goal, timeOf, frameAt,
     get fps() { return clock.fps; },
   };
 };

@@ -175,7 +175,7 @@
           : `· track ${row.dataset.track} is frames ${first}–${last}`;
       },
     });
-    root.splitFrame = () => overlay.frame();
+    root.splitFrame = () => overlay.goal();
     // A browser that cannot play the file says so, and the page works without the player.
     const gone = () => {
       if (playerBox.hidden) return;
@@ -268,7 +268,7 @@
   function step(frames) {
     if (!overlay) return;
     video.pause();
-    overlay.seek(Math.max(0, overlay.frame() + frames));
+    overlay.seek(Math.max(0, overlay.goal() + frames));
   }
 
   root.addEventListener("click", (e) => {

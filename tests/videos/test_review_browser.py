@@ -105,8 +105,13 @@ def test_hotkeys_stay_with_their_member_when_one_is_added(page, processed_video,
 
 
 def frame_on_screen(page):
+    """The frame the paused player shows once any seek is over (the clip starts at 0, 25 fps)."""
     return page.evaluate(
-        "() => Math.floor(document.getElementById('player').currentTime * 25 + 1e-3)"
+        """async () => {
+          const video = document.getElementById('player');
+          if (video.seeking) await new Promise((done) => video.addEventListener('seeked', done, { once: true }));
+          return Math.floor(video.currentTime * 25 + 1e-3);
+        }"""
     )
 
 
