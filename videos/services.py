@@ -115,6 +115,11 @@ MEDIA_ERRORS = [
     ("is a still image", "This is a still image, not a video."),
     ("audio-only", "This file has sound but no picture: choose a video."),
     (
+        "share one timestamp",
+        "Several frames of this video share one timestamp, so no player can show them in "
+        "order. Export it again from any video editor or converter and upload that.",
+    ),
+    (
         "truncated or corrupt",
         "This file is cut short or damaged: part of it cannot be read. If the upload stopped "
         "early, try again.",

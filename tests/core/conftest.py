@@ -70,12 +70,27 @@ RECIPES = {
         "-f lavfi -i color=0xC83232:size=160x120:rate=25:duration=1,format=rgb24 "
         "-vf scale=out_range=pc,format=yuv420p -color_range pc -c:v libx264 -preset ultrafast"
     ),
+    # Both streams start 0.6 s into the file's clock (a cut from a longer recording).
+    "both_late.mp4": "-itsoffset 0.6 -i {clips}/av.mp4 -c copy",
+    # Every two frames share a timestamp: no player can show them in order.
+    "same_times.mkv": (
+        "-i {clips}/silent.mp4 -c copy -bsf:v setts=pts=floor(N/2)*512:dts=floor(N/2)*512"
+    ),
+    "hevc.mkv": (
+        f"{_TESTSRC} -c:v libx265 -preset ultrafast -x265-params log-level=error".format(s=1)
+    ),
+    "xvid.avi": f"{_TESTSRC} {_SINE} -c:v mpeg4 -c:a libmp3lame".format(s=1),
     "pcm.mov": f"{_TESTSRC} {_SINE} {_X264} -c:a pcm_s16le".format(s=1),
     "vorbis.mkv": f"{_TESTSRC} {_SINE} {_X264} -c:a libvorbis".format(s=1),
     "audio.m4a": f"{_SINE} -c:a aac".format(s=1),
 }
 # Clips other clips are made from.
-_NEEDS = {"rotated.mp4": "halves.mp4", "late.mp4": "counter.mp4"}
+_NEEDS = {
+    "rotated.mp4": "halves.mp4",
+    "late.mp4": "counter.mp4",
+    "both_late.mp4": "av.mp4",
+    "same_times.mkv": "silent.mp4",
+}
 
 
 def ffmpeg(args: list[str]) -> None:

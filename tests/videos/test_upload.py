@@ -91,6 +91,29 @@ def test_an_audio_file_is_refused_as_sound_without_picture(client, fan, group, t
     assert response.json()["error"] == "This file has sound but no picture: choose a video."
 
 
+def test_frames_sharing_a_timestamp_are_refused_before_anything_is_stored(
+    client, fan, group, trained, clip, tmp_path, media_root
+):
+    import subprocess
+
+    from core.media.probe import ffmpeg_exe
+
+    broken = tmp_path / "broken.mkv"
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(clip), "-an", "-c", "copy", "-bsf:v",
+         "setts=pts=floor(N/2)*512:dts=floor(N/2)*512", str(broken)],
+        check=True,
+    )  # fmt: skip
+    client.force_login(fan)
+    response = post(client, group, "broken.mkv", broken.read_bytes())
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(
+        "Several frames of this video share one timestamp, so no player can show them in order."
+    )
+    assert Video.objects.count() == 0
+    assert not (media_root / "videos").exists()
+
+
 def test_the_only_group_is_preselected_and_the_chooser_offers_videos(client, fan, group, trained):
     client.force_login(fan)
     page = client.get(reverse("videos:upload")).content.decode()
