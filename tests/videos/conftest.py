@@ -7,6 +7,7 @@ from django.core.management import call_command
 
 from core.media.probe import ffmpeg_exe
 from gallery import services as gallery_services
+from tests import footage
 from tests.conftest import FIXTURES
 from tests.core.stage import scene
 from videos.models import Detection, Track, Video
@@ -165,3 +166,27 @@ def stage_clip(tmp_path):
     ]  # fmt: skip
     subprocess.run(command, input=np.stack(one + two).tobytes(), check=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def footage_dir(tmp_path_factory):
+    """Where tests/footage.py's files are made, once per session."""
+    return tmp_path_factory.mktemp("footage")
+
+
+@pytest.fixture
+def footage_video(footage_dir, celebs, fan):
+    """footage_video(name): the file `name` of tests/footage.py uploaded by the fan to the
+    celebrity group and processed in this process."""
+    from videos import processing, services
+
+    def process(name):
+        path = footage.make(footage_dir, name)
+        video = services.video_submit(
+            source=path, name=name, group=celebs, owner=fan, enqueue=False
+        )
+        video = processing.video_process(video=video, fan_out=False)
+        assert video.state == Video.State.DONE, video.error
+        return video
+
+    return process

@@ -10,23 +10,9 @@ import pytest
 from base.storage import local_copy
 from core.media.probe import probe
 from tests import footage
-from videos import exports, processing, selectors, services
-from videos.models import Video
+from videos import exports, selectors
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(scope="session")
-def footage_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("footage")
-
-
-def processed(footage_dir, name, group, owner) -> Video:
-    path = footage.make(footage_dir, name)
-    video = services.video_submit(source=path, name=name, group=group, owner=owner, enqueue=False)
-    video = processing.video_process(video=video, fan_out=False)
-    assert video.state == Video.State.DONE, video.error
-    return video
 
 
 def audio_start(path) -> float | None:
@@ -39,9 +25,9 @@ def audio_start(path) -> float | None:
 
 
 @pytest.mark.parametrize("name", footage.FILES)
-def test_a_real_file_is_named_on_the_players_clock(footage_dir, name, celebs, fan):
+def test_a_real_file_is_named_on_the_players_clock(footage_dir, footage_video, name):
     recipe = footage.RECIPES[name]
-    video = processed(footage_dir, name, celebs, fan)
+    video = footage_video(name)
     source = footage.make(footage_dir, name)
     times = footage.frame_times(source)
     shows = footage.clip_frames(source, recipe.rotation)
@@ -106,8 +92,8 @@ def _stamp(seconds: float) -> str:
     return exports._stamp(seconds)
 
 
-def test_the_late_video_starts_where_a_player_shows_it(footage_dir, celebs, fan):
-    video = processed(footage_dir, "late_video.mp4", celebs, fan)
+def test_the_late_video_starts_where_a_player_shows_it(footage_video):
+    video = footage_video("late_video.mp4")
     data = json.loads(json.dumps(exports.predictions(video)))
     assert data["video"]["first_frame_time"] == pytest.approx(0.85, abs=1e-3)
     assert min(d["time"] for d in data["detections"]) == pytest.approx(0.85, abs=1e-3)
