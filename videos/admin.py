@@ -19,11 +19,15 @@ class VideoAdmin(JobAdminMixin, admin.ModelAdmin):
     list_filter = ["state", "group", "is_public"]
     search_fields = ["title", "original_name", "owner__username"]
     readonly_fields = [
-        "uuid", "original", "labelled", "size", "model_version", "fps", "frames", "width", "height",
+        "uuid", "original", "labelled", "preview", "size", "model_version", "fps", "frames", "width", "height",
         "duration", "rotation", "has_audio", "state", "stage", "progress", "error", "rq_job_id",
         "segments", "segments_done", "timings", "created", "started", "finished",
     ]  # fmt: skip
     fields = ["title", "owner", "group", "is_public", *readonly_fields]
+
+    def get_queryset(self, request):
+        # The probe facts hold every frame's time when the rate varies; no admin page shows them.
+        return super().get_queryset(request).defer("probe_facts")
 
     @admin.display(description="length", ordering="duration")
     def length(self, video):

@@ -19,6 +19,8 @@ def videos_visible_to(user):
     else:
         videos = Video.objects.filter(owner=user)
     pending = Q(suggestions__state=Suggestion.State.PENDING)
+    # A list never needs the probe facts, which hold every frame's time when the rate varies.
+    videos = videos.defer("probe_facts")
     return videos.annotate(pending_suggestions=Count("suggestions", filter=pending))
 
 
