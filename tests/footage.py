@@ -100,6 +100,12 @@ RECIPES: dict[str, Recipe] = {
         "-i {src} -c:v libx265 -preset ultrafast -crf 18 -x265-params log-level=error -c:a copy",
         browsers_play=False,
     ),
+    # Both at once: a late start in a file browsers cannot play.
+    "late_hevc.mkv": Recipe(
+        "-itsoffset 0.85 -i {src} -i {src} -map 0:v -map 1:a -c copy",
+        browsers_play=False,
+        source="hevc.mkv",
+    ),
     "fps60.mp4": Recipe(f"-i {{src}} -vf fps=60 {_X264} -c:a copy"),
     "fps25.mp4": Recipe("-i {src} -c copy"),
     "odd_size.mp4": Recipe(f"-i {{src}} -vf scale=638:358 {_X264} -c:a copy", size=(638, 358)),

@@ -367,6 +367,7 @@ def video_finish(*, video: Video, attempt: int) -> Video:
                     video=video, source=source, info=info,
                     progress=lambda p: progress(RENDER_FROM + (100 - RENDER_FROM) * p / 100),
                 )  # fmt: skip
+                _store_preview(video, attempt, source, info, progress)
         delete_tree(f"{video.storage_folder()}/work")
     video.refresh_from_db()
     return video

@@ -11,6 +11,7 @@ from rq import SimpleWorker
 from base.storage import local_copy
 from core.classifier.model import ClassifierError
 from core.media.probe import ffmpeg_exe, probe
+from tests import footage
 from tests.core.stage import frame_hashes
 from videos import exports, processing, services
 from videos.models import Video
@@ -95,6 +96,30 @@ def test_a_long_video_is_analysed_in_segments_on_any_worker(
     assert len(drawn) == len(one_pass) == 60
     assert max(_worst_block(a, b) for a, b in zip(drawn, one_pass, strict=True)) < 12
     assert _worst_block(drawn[40], one_pass[0]) > 12  # the check sees a frame out of place
+
+
+@pytest.mark.parametrize("part_seconds", [1, 100], ids=["render-parts", "one-render"])
+def test_segment_jobs_keep_the_players_clock_and_make_the_browser_copy(
+    footage_dir, celebs, fan, rq_queue, settings, part_seconds
+):
+    """A late HEVC file through segment jobs, drawn in parts or in one job: its times, its
+    labelled MP4 and the copy browsers play are all on the original's clock."""
+    settings.VIDEO_SEGMENT_SECONDS = 1
+    settings.VIDEO_SEGMENTS_AS_JOBS = True
+    settings.VIDEO_RENDER_PART_SECONDS = part_seconds
+    source = footage.make(footage_dir, "late_hevc.mkv")
+    times = footage.frame_times(source)
+    video = services.video_submit(source=source, name="late.mkv", group=celebs, owner=fan)
+    ran = work()
+    video.refresh_from_db()
+
+    assert video.state == Video.State.DONE, video.error
+    assert any(job.endswith("-join") for job in ran) is (part_seconds == 1)
+    detections = exports.predictions(video)["detections"]
+    assert detections and all(d["time"] == pytest.approx(times[d["frame"]]) for d in detections)
+    for field in (video.labelled, video.preview):
+        with local_copy(field) as made:
+            assert footage.frame_times(made) == pytest.approx(times, abs=1e-3)
 
 
 def _grey_frames(path):
