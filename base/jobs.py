@@ -10,11 +10,12 @@ A job writes to its row only while its attempt is current (`running`, `Progress`
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import time
 import traceback
+from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 
 import redis
@@ -24,7 +25,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from base.models import Job
-from base.storage import pid_alive
+from core.processes import pid_alive, process_token, token_process_gone
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def job_enqueue(row: Job, *, expect_attempt: int | None = None, reason: str = ""
 
 def job_send(
     model: type[Job],
-    function: str,
+    function: str | Callable,
     args: tuple,
     *,
     job_id: str,
@@ -120,6 +121,38 @@ def job_send(
             stage="waiting for the queue: it is not answering; this will be retried"
         )
         return None
+
+
+@dataclass(frozen=True)
+class JobCall:
+    """One RQ job of a row's work: the job function, its arguments, and the end of its id."""
+
+    function: Callable
+    args: tuple
+    name: str
+
+
+def job_fan_out(row: Job, attempt: int, parts: list[JobCall], then: JobCall) -> None:
+    """Queue `parts` to run side by side on any worker, and `then` to run once all of them
+    are done; the row follows `then` from here on (pages, the sweep). The jobs are named
+    after the row's attempt ("videos-video-7-1-seg0"), so a retry never mixes with them.
+    Raises if the queue stops answering meanwhile: the job fanning out fails, and the sweep
+    queues it again."""
+    model = type(row)
+    base = f"{model._meta.app_label}-{model._meta.model_name}-{row.pk}-{attempt}"
+
+    def send(call: JobCall, depends_on=None):
+        job_id = f"{base}-{call.name}"
+        job = job_send(
+            model, call.function, call.args, job_id=job_id, row_pk=row.pk, depends_on=depends_on
+        )
+        if job is None:
+            raise RuntimeError(f"the queue stopped answering while {call.name} was queued")
+        return job
+
+    queued = [send(call) for call in parts]
+    last = send(then, depends_on=queued)
+    Progress(row, attempt=attempt).update(rq_job_id=last.id)
 
 
 def job_retry(row: Job) -> bool:
@@ -177,7 +210,7 @@ def job_run_locally(row: Job) -> int:
     model = type(row)
     model.objects.filter(pk=row.pk).update(
         attempt=F("attempt") + 1,
-        rq_job_id=f"{LOCAL_PREFIX}{socket.gethostname()}:{os.getpid()}",
+        rq_job_id=f"{LOCAL_PREFIX}{process_token()}",
         enqueued=timezone.now(),
     )
     row.refresh_from_db(fields=["attempt", "rq_job_id", "enqueued"])
@@ -392,11 +425,8 @@ def on_failed_for_good(model: type[Job], tidy) -> None:
 
 
 def _local_verdict(row: Job) -> tuple[str, str] | None:
-    host, _, pid = row.rq_job_id[len(LOCAL_PREFIX) :].rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return None  # another machine's command: nothing here can tell
-    if pid_alive(int(pid)):
-        return None
+    if not token_process_gone(row.rq_job_id[len(LOCAL_PREFIX) :]):
+        return None  # alive, or another machine's command: nothing here can tell
     return FAILED, "the command that was processing it stopped"
 
 

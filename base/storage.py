@@ -16,6 +16,8 @@ from django.core.files import File
 from django.core.files.storage import Storage, default_storage
 from django.db import transaction
 
+from core.processes import pid_alive
+
 log = logging.getLogger(__name__)
 
 
@@ -133,17 +135,6 @@ def clean_work_dirs() -> int:
             shutil.rmtree(folder, ignore_errors=True)
             removed += 1
     return removed
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process of this machine is still there."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # there, but another user's
-    return True
 
 
 def local_path(name: str, storage: Storage = default_storage) -> Path | None:

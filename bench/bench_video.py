@@ -90,14 +90,19 @@ def _analyse_and_render(args, info, embedder, clf):
     """As process_video runs it: parts on one process per core, joined at the seams and named
     as they come, with the labelled video drawn behind the analysis. Returns the analysis and
     the seconds it all took."""
-    from core.tracking.overlap import analyze_and_render, part_bounds
+    from core.tracking.overlap import Naming, analyze_and_render, part_bounds
+    from core.tracking.segments import Source
 
     t = time.perf_counter()
     analysis = analyze_and_render(
-        args.video, args.out, info=info, bounds=part_bounds(info, args.processes),
-        processes=args.processes, classifier=clf, looks=_looks(clf), embedder=embedder,
-        preset=args.preset, niceness=args.render_niceness,
-    )  # fmt: skip
+        Source(args.video, info, embedder=embedder),
+        args.out,
+        part_bounds(info, args.processes),
+        args.processes,
+        Naming(clf, _looks(clf)),
+        preset=args.preset,
+        niceness=args.render_niceness,
+    )
     return analysis, time.perf_counter() - t
 
 
@@ -106,13 +111,11 @@ def _one_after_the_other(args, info, embedder, clf) -> tuple[float, float]:
     from core.media.render import render
     from core.tracking.naming import name_tracks
     from core.tracking.overlap import part_bounds, track_labels
-    from core.tracking.segments import analyze_parallel
+    from core.tracking.segments import Source, analyze_parallel
 
     t1 = time.perf_counter()
     bounds = part_bounds(info, args.processes)
-    analysis = analyze_parallel(
-        args.video, info=info, bounds=bounds, processes=args.processes, embedder=embedder
-    )
+    analysis = analyze_parallel(Source(args.video, info, embedder=embedder), bounds, args.processes)
     name_tracks(analysis.tracks, clf)
     t_analysis = time.perf_counter() - t1
     labels = track_labels(analysis.tracks, _looks(clf))

@@ -1,10 +1,12 @@
-"""Child processes that do not outlive their parent."""
+"""Processes: children that do not outlive their parent, and telling whether a process
+named in a row is still there."""
 
 from __future__ import annotations
 
 import ctypes
 import os
 import signal
+import socket
 
 
 def die_with_parent(parent: int | None = None) -> None:
@@ -34,3 +36,30 @@ def stop_child(child, grace: float = 5.0) -> None:
     if child.is_alive():
         child.kill()
         child.join()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this machine is still there."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # there, but another user's
+    return True
+
+
+def process_token() -> str:
+    """This process as a row can name it for others to check: "host:pid" (the host name cut
+    to 30 characters)."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}"
+
+
+def token_process_gone(token: str) -> bool | None:
+    """Whether the process a token starting with process_token() names is gone: True or False
+    for a process of this machine, None for another machine's (nothing here can tell)."""
+    host, _, rest = token.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname()[:30] or not pid.isdigit():
+        return None
+    return not pid_alive(int(pid))

@@ -55,10 +55,11 @@ def _warm(sender, **kwargs):
     import core.fancam.render  # noqa: F401
     import videos.fancams  # noqa: F401
     import videos.processing  # noqa: F401
+    import videos.rendering  # noqa: F401
 
 
 def _relabel(sender, version, **kwargs):
-    from videos.processing import group_relabel_request
+    from videos.relabel import group_relabel_request
 
     group_relabel_request(version=version)
 
@@ -70,12 +71,12 @@ def _harvest(sender, run, **kwargs):
 
 
 def _negatives(sender, group, classifier, **kwargs):
-    from videos.processing import negatives_violated
+    from videos.relabel import negatives_violated
 
     return negatives_violated(group=group, classifier=classifier)
 
 
 def _tidy(video):
-    from videos.processing import video_remove_unowned_files
+    from videos.folders import video_remove_unowned_files
 
     video_remove_unowned_files(video=video)

@@ -22,8 +22,9 @@ from core.images import encode_jpeg, encode_png, face_crop
 from core.media.decode import read_frames
 from gallery import services as gallery_services
 from gallery.models import GalleryImage, Member
+from videos.facts import video_info
 from videos.models import Correction, Detection, Suggestion, Track
-from videos.processing import video_info, video_render_request
+from videos.rendering import video_render_request
 from videos.selectors import can_edit
 
 log = logging.getLogger(__name__)

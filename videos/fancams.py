@@ -15,8 +15,9 @@ from base.jobs import job_enqueue, job_fence, running
 from base.storage import local_copy, save_local_file, work_dir
 from core.fancam import framing
 from core.fancam.render import render_fancam
+from videos.facts import video_info
 from videos.models import Correction, Detection, Fancam, Track, Video
-from videos.processing import labels_by_frame, video_info
+from videos.rendering import video_labels
 
 
 class FancamRefused(Exception):
@@ -77,7 +78,7 @@ def fancam_make(*, fancam: Fancam, attempt: int | None = None, echo=None) -> Fan
                 if fancam.highlights
                 else None
             )
-            drawn = labels_by_frame(video) if fancam.labels else {}
+            drawn = video_labels(video) if fancam.labels else {}
             total = max(info.frames, 1)
 
             def labels_at(index):

@@ -1,17 +1,27 @@
-"""RQ entry points for videos: take ids, load rows, call one service."""
+"""RQ entry points for videos: take ids, load rows, call one service. A step that hands work
+on to other jobs gets them queued here, so the services never name a job."""
 
-from base.jobs import job_entry
-from videos import fancams, processing
+from base.jobs import JobCall, job_entry, job_fan_out
+from videos import fancams, processing, relabel, rendering
 from videos.models import Fancam, RelabelRun, RenderRun, Video
 
 
 def process_video_job(video_id: int, attempt: int):
-    return job_entry(
-        Video,
-        video_id,
-        lambda video: processing.video_process(video=video, attempt=attempt).state,
-        related=("group",),
-    )
+    return job_entry(Video, video_id, lambda video: _process(video, attempt), related=("group",))
+
+
+def _process(video: Video, attempt: int) -> str:
+    """The whole video in this job, or (long, with other workers about) segment jobs and a
+    finishing job that waits for them."""
+    segments = processing.video_segments(video=video, attempt=attempt)
+    if segments is None:
+        return processing.video_process(video=video, attempt=attempt).state
+    parts = [
+        JobCall(analyze_segment_job, (video.pk, attempt, number, start, end), f"seg{number}")
+        for number, start, end in segments
+    ]
+    job_fan_out(video, attempt, parts, JobCall(finish_video_job, (video.pk, attempt), "finish"))
+    return f"analysed in {len(parts)} jobs"
 
 
 def analyze_segment_job(video_id: int, attempt: int, number: int, start: int, end: int):
@@ -25,19 +35,28 @@ def analyze_segment_job(video_id: int, attempt: int, number: int, start: int, en
 
 
 def finish_video_job(video_id: int, attempt: int):
-    return job_entry(
-        Video,
-        video_id,
-        lambda video: processing.video_finish(video=video, attempt=attempt).state,
-        related=("group",),
-    )
+    return job_entry(Video, video_id, lambda video: _finish(video, attempt), related=("group",))
+
+
+def _finish(video: Video, attempt: int) -> str:
+    """Join, name and store the segments; draw the labelled MP4 here, or in parts on any
+    worker and a job that joins them."""
+    pieces = processing.video_finish(video=video, attempt=attempt)
+    if pieces is None:
+        return Video.objects.get(pk=video.pk).state
+    parts = [
+        JobCall(render_part_job, (video.pk, attempt, number, start, end), f"render{number}")
+        for number, (start, end) in enumerate(pieces)
+    ]
+    job_fan_out(video, attempt, parts, JobCall(render_join_job, (video.pk, attempt), "join"))
+    return f"drawn in {len(parts)} jobs"
 
 
 def render_part_job(video_id: int, attempt: int, number: int, start: int, end: int):
     return job_entry(
         Video,
         video_id,
-        lambda video: processing.render_part_draw(
+        lambda video: rendering.video_render_part(
             video=video, attempt=attempt, number=number, start=start, end=end
         ),
     )
@@ -45,7 +64,9 @@ def render_part_job(video_id: int, attempt: int, number: int, start: int, end: i
 
 def render_join_job(video_id: int, attempt: int):
     return job_entry(
-        Video, video_id, lambda video: processing.render_join(video=video, attempt=attempt).state
+        Video,
+        video_id,
+        lambda video: rendering.video_render_join(video=video, attempt=attempt).state,
     )
 
 
@@ -53,7 +74,7 @@ def relabel_group_job(run_id: int, attempt: int):
     return job_entry(
         RelabelRun,
         run_id,
-        lambda run: processing.group_relabel(run=run, attempt=attempt),
+        lambda run: relabel.group_relabel(run=run, attempt=attempt),
         related=("version__group",),
     )
 
@@ -62,7 +83,7 @@ def render_video_job(run_id: int, attempt: int):
     return job_entry(
         RenderRun,
         run_id,
-        lambda run: processing.video_rerender(run=run, attempt=attempt),
+        lambda run: rendering.video_rerender(run=run, attempt=attempt),
         related=("video",),
     )
 

@@ -15,9 +15,10 @@ from base.db import row_lock
 from base.jobs import job_enqueue, job_retry
 from base.storage import delete_tree
 from base.units import size_label
-from core.media.probe import MediaError, VideoInfo, probe
+from core.media.probe import MediaError, probe
 from gallery.models import Group
 from recognition import selectors as recognition_selectors
+from videos.facts import video_facts_set
 from videos.models import Video
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def video_submit(
         is_public=is_public,
         stage="waiting for a worker",
     )
-    _set_probe_facts(video, info)
+    video_facts_set(video=video, info=info)
     # The file is stored first, outside the transaction, so the rate check and the insert
     # below hold the lock for milliseconds, not for the copy of a 2 GB file.
     with source.open("rb") as handle:
@@ -145,18 +146,6 @@ def video_update(*, video: Video, title: str, is_public: bool) -> Video:
     video.is_public = is_public
     video.save(update_fields=["title", "is_public"])
     return video
-
-
-def _set_probe_facts(video: Video, info: VideoInfo) -> None:
-    video.fps = info.fps
-    video.frames = info.frames
-    video.width = info.width
-    video.height = info.height
-    # The player's duration (every stream, as a browser shows it), not the video stream's.
-    video.duration = info.media_duration or info.duration
-    video.rotation = info.rotation
-    video.has_audio = info.has_audio
-    video.probe_facts = info.to_json()
 
 
 def video_retry(*, video: Video) -> bool:

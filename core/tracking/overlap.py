@@ -23,6 +23,7 @@ import threading
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from multiprocessing.connection import wait
 
 from core.media.draw import Label
@@ -30,8 +31,8 @@ from core.media.probe import VideoInfo
 from core.media.render import DEFAULT_CRF, DEFAULT_PRESET, render
 from core.processes import die_with_parent, stop_child
 from core.tracking.naming import name_tracks
-from core.tracking.segments import MIN_PART_SECONDS, Stitcher, parts_in_order, split
-from core.tracking.tracks import Analysis, Settings, Track
+from core.tracking.segments import MIN_PART_SECONDS, Source, Stitcher, parts_in_order, split
+from core.tracking.tracks import Analysis, Track
 
 # Parts of this long, and at least two per process: the render can start once the first parts
 # are in, and what is left to draw after the last one is short. Each part opens with a thorough
@@ -44,6 +45,14 @@ LAST = sys.maxsize  # "every frame is final"
 # Member slug -> (name, RGB) of her tag; None -> the tag of a face nobody was named for (left
 # out: unknown faces are not tagged).
 Looks = dict[str | None, tuple[str, tuple[int, int, int]]]
+
+
+@dataclass(frozen=True)
+class Naming:
+    """How final tracks are named (a FaceClassifier) and tagged (each member's look)."""
+
+    classifier: object
+    looks: Looks
 
 
 def part_bounds(info: VideoInfo, processes: int) -> list[tuple[int, int]]:
@@ -67,31 +76,27 @@ def track_labels(tracks: Iterable[Track], looks: Looks) -> dict[int, list[Label]
 
 
 def analyze_and_render(
-    path,
+    source: Source,
     target,
-    *,
-    info: VideoInfo,
     bounds: list[tuple[int, int]],
     processes: int,
-    classifier,
-    looks: Looks,
-    embedder=None,
-    settings: Settings | None = None,
+    naming: Naming,
+    *,
     preset: str = DEFAULT_PRESET,
     crf: int = DEFAULT_CRF,
-    progress: Callable[[float, float], None] | None = None,
     niceness: int | None = None,
+    progress: Callable[[float, float], None] | None = None,
     on_final: Callable[[list[Track]], None] | None = None,
 ) -> Analysis:
-    """Analyse the video at `path` in `bounds` parts on `processes` processes, name its tracks
-    with `classifier`, and render the labelled video to `target` meanwhile; returns the named
+    """Analyse the video in `bounds` parts on `processes` processes, name and tag its tracks
+    by `naming`, and render the labelled video to `target` meanwhile; returns the named
     analysis once both are done. progress(analysed %, rendered %) comes now and then.
 
     With `on_final`, each batch of final, named tracks goes there instead (in order of their
     numbers) and is let go: the analysis returned has no tracks, and memory stays flat however
     long the video."""
     niceness = RENDER_NICENESS if niceness is None else niceness
-    render_process = _RenderProcess(path, target, info, preset, crf, niceness)
+    render_process = _RenderProcess(source.path, target, source.info, preset, crf, niceness)
     frames_done = [0.0]
 
     def report(percent: float, _stage: str = "") -> None:
@@ -101,18 +106,14 @@ def analyze_and_render(
             progress(percent, render_process.percent())
 
     try:
-        stitcher = Stitcher(
-            [start for start, _ in bounds], settings=settings, keep=on_final is None
-        )
-        parts = parts_in_order(
-            path, info=info, bounds=bounds, processes=processes, settings=settings,
-            embedder=embedder, progress=report,
-        )  # fmt: skip
+        starts = [start for start, _ in bounds]
+        stitcher = Stitcher(starts, settings=source.settings, keep=on_final is None)
+        parts = parts_in_order(source, bounds, processes, progress=report)
         with contextlib.closing(parts):
             for part in parts:
                 final = stitcher.add(part)  # numbered, in order
-                name_tracks(final, classifier)
-                render_process.send(stitcher.final_before, track_labels(final, looks))
+                name_tracks(final, naming.classifier)
+                render_process.send(stitcher.final_before, track_labels(final, naming.looks))
                 if on_final is not None and final:
                     on_final(final)
         analysis = stitcher.result()

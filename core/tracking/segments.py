@@ -8,7 +8,7 @@ import multiprocessing
 import os
 import traceback
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import wait
 
 import numpy as np
@@ -37,78 +37,59 @@ def split_for_processes(info: VideoInfo, processes: int) -> list[tuple[int, int]
     return split(info.frames, processes, min_frames=int(MIN_PART_SECONDS * (info.fps or 30)))
 
 
-def analyze_segment(
-    path, info, start, end, number, *, settings=None, embedder=None, report=None
-) -> Analysis:
-    """analyze() segment `number` of a video, its track ids numbered for the join."""
+@dataclass(frozen=True)
+class Source:
+    """What an analysis reads: the video file, its probe facts, how to analyse it, and the
+    face model to embed with (None: the default one)."""
+
+    path: str | os.PathLike[str]
+    info: VideoInfo
+    settings: Settings = field(default_factory=Settings)
+    embedder: object | None = None
+
+
+def analyze_segment(source: Source, start: int, end: int, number: int, report=None) -> Analysis:
+    """analyze() frames [start, end) as segment `number`, its track ids numbered for the join."""
     return analyze(
-        path,
-        info=info,
+        source.path,
+        info=source.info,
         start=start,
         end=end,
-        settings=settings,
-        embedder=embedder,
+        settings=source.settings,
+        embedder=source.embedder,
         progress=report,
         first_track_id=1 + number * SEGMENT_IDS,
     )
 
 
 def analyze_parallel(
-    path,
-    *,
-    info: VideoInfo,
+    source: Source,
     bounds: list[tuple[int, int]],
     processes: int,
-    settings: Settings | None = None,
-    embedder=None,
     progress: Callable[[float, str], None] | None = None,
 ) -> Analysis:
-    """analyze() every [start, end) of bounds on up to `processes` forked processes, joined.
-
-    Each process decodes only its own frames, so memory per process stays as flat as analyze()'s
-    and the segments share the machine's cores.
-    """
-    parts = analyze_parts(
-        path, info=info, bounds=bounds, processes=processes, settings=settings,
-        embedder=embedder, progress=progress,
-    )  # fmt: skip
-    return join(parts, [start for start, _ in bounds], settings=settings)
-
-
-def analyze_parts(
-    path,
-    *,
-    info: VideoInfo,
-    bounds: list[tuple[int, int]],
-    processes: int,
-    settings: Settings | None = None,
-    embedder=None,
-    progress: Callable[[float, str], None] | None = None,
-    first_number: int = 0,
-) -> list[Analysis]:
-    """One analysis per [start, end) of bounds, not joined: segment first_number + i for the
-    i-th, so a job that analyses some of a video's segments numbers them as a whole-video run
-    does. Progress is over the frames of these bounds."""
-    return list(
-        parts_in_order(
-            path, info=info, bounds=bounds, processes=processes, settings=settings,
-            embedder=embedder, progress=progress, first_number=first_number,
-        )
-    )  # fmt: skip
+    """analyze() every [start, end) of bounds on up to `processes` forked processes, joined:
+    the analysis alone, without the render behind it (the benchmark's and the tests' way to
+    compare the overlapped run with)."""
+    parts = list(parts_in_order(source, bounds, processes, progress=progress))
+    return join(parts, [start for start, _ in bounds], settings=source.settings)
 
 
 def parts_in_order(
-    path,
-    *,
-    info: VideoInfo,
+    source: Source,
     bounds: list[tuple[int, int]],
     processes: int,
-    settings: Settings | None = None,
-    embedder=None,
+    *,
     progress: Callable[[float, str], None] | None = None,
     first_number: int = 0,
 ):
-    """analyze_parts(), each analysis yielded as soon as it and all before it are done."""
+    """One analysis per [start, end) of bounds on up to `processes` forked processes, each
+    yielded as soon as it and all before it are done; not joined. The i-th is segment
+    first_number + i, so a job that analyses some of a video's segments numbers them as a
+    whole-video run does. Progress is over the frames of these bounds.
+
+    Each process decodes only its own frames, so memory per process stays as flat as
+    analyze()'s and the segments share the machine's cores."""
     sizes = [end - start for start, end in bounds]
     total = max(sum(sizes), 1)
     if processes <= 1 or len(bounds) == 1:
@@ -119,26 +100,23 @@ def parts_in_order(
                 if progress:
                     progress(100 * before + span * p, stage)
 
-            yield analyze_segment(
-                path, info, start, end, number, settings=settings, embedder=embedder,
-                report=report,
-            )  # fmt: skip
+            yield analyze_segment(source, start, end, number, report)
             done += end - start
         return
     # Load the detector and the embedding model once here; the forked children share them,
     # and the tracker's assignment solver, which each child would import on first use (1 s).
-    embedder = (embedder or embed.embedder()).load()
+    embedder = (source.embedder or embed.embedder()).load()
     embed.detector()
     import scipy.optimize  # noqa: F401
 
     # A process per core keeps every core busy: decoder threads would only compete for them.
-    in_child = replace(settings or Settings(), decode_threads=1)
+    in_child = replace(
+        source, settings=replace(source.settings, decode_threads=1), embedder=embedder
+    )
     forked = _Forked(len(bounds))
     for number, (start, end) in enumerate(bounds, start=first_number):
         forked.add(
-            lambda report, n=number, a=start, b=end: analyze_segment(
-                path, info, a, b, n, settings=in_child, embedder=embedder, report=report
-            )
+            lambda report, n=number, a=start, b=end: analyze_segment(in_child, a, b, n, report)
         )
     early: dict[int, Analysis] = {}
     following = 0

@@ -10,8 +10,8 @@ from core.media.probe import probe
 from core.media.render import MediaError, render
 from core.tracking import segments
 from core.tracking.naming import name_tracks
-from core.tracking.overlap import analyze_and_render, part_bounds, track_labels
-from core.tracking.segments import Stitcher, analyze_parallel
+from core.tracking.overlap import Naming, analyze_and_render, part_bounds, track_labels
+from core.tracking.segments import Source, Stitcher, analyze_parallel
 from core.tracking.tracker import analyze
 from core.tracking.tracks import Settings
 from tests.core.stage import alive, children, encode, frame_hashes, scene
@@ -28,7 +28,7 @@ BOUNDS = [(0, 20), (20, 30), (30, 45), (45, 60)]
 def _parts(path, bounds):
     info = probe(path)
     return [
-        segments.analyze_segment(path, info, start, end, number)
+        segments.analyze_segment(Source(path, info), start, end, number)
         for number, (start, end) in enumerate(bounds)
     ]
 
@@ -66,10 +66,14 @@ def test_analysed_and_rendered_together_gives_the_tracks_names_and_pixels_of_one
     info = probe(path)
     seen = []
     together = analyze_and_render(
-        path, tmp_path / "together.mp4", info=info, bounds=BOUNDS, processes=2,
-        classifier=model, looks=LOOKS, progress=lambda a, r: seen.append((a, r)),
-    )  # fmt: skip
-    apart = analyze_parallel(path, info=info, bounds=BOUNDS, processes=2)
+        Source(path, info),
+        tmp_path / "together.mp4",
+        BOUNDS,
+        2,
+        Naming(model, LOOKS),
+        progress=lambda a, r: seen.append((a, r)),
+    )
+    apart = analyze_parallel(Source(path, info), BOUNDS, 2)
     name_tracks(apart.tracks, model)
     labels = track_labels(apart.tracks, LOOKS)
     render(path, tmp_path / "apart.mp4", info, lambda index: labels.get(index, ()))
@@ -91,9 +95,13 @@ def test_a_failed_render_fails_the_run_with_its_reason_and_leaves_no_process(cli
     before = children(os.getpid())
     with pytest.raises(MediaError, match="unknown x264 preset 'glacial'"):
         analyze_and_render(
-            path, tmp_path / "out.mp4", info=probe(path), bounds=BOUNDS, processes=2,
-            classifier=model, looks=LOOKS, preset="glacial",
-        )  # fmt: skip
+            Source(path, probe(path)),
+            tmp_path / "out.mp4",
+            BOUNDS,
+            2,
+            Naming(model, LOOKS),
+            preset="glacial",
+        )
     assert not (tmp_path / "out.mp4").exists()
     assert children(os.getpid()) - before == set()
 
@@ -128,9 +136,13 @@ def test_a_stopped_run_stops_its_analysis_and_render_processes_at_once(model, tm
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="stopped"):
         analyze_and_render(
-            path, tmp_path / "out.mp4", info=info, bounds=part_bounds(info, 2), processes=2,
-            classifier=model, looks=LOOKS, settings=slow, progress=stop,
-        )  # fmt: skip
+            Source(path, info, settings=slow),
+            tmp_path / "out.mp4",
+            part_bounds(info, 2),
+            2,
+            Naming(model, LOOKS),
+            progress=stop,
+        )
     assert time.monotonic() - started < 30
     deadline = time.monotonic() + 10
     while any(alive(p) for p in workers) and time.monotonic() < deadline:
@@ -162,9 +174,11 @@ def test_tracks_handed_out_as_they_become_final_are_the_tracks_kept_to_the_end(
     path, _ = clip
     info = probe(path)
     batches = []
-    run = {"info": info, "bounds": BOUNDS, "processes": 2, "classifier": model, "looks": LOOKS}
-    let_go = analyze_and_render(path, tmp_path / "a.mp4", **run, on_final=batches.append)
-    kept = analyze_and_render(path, tmp_path / "b.mp4", **run)
+    source, naming = Source(path, info), Naming(model, LOOKS)
+    let_go = analyze_and_render(
+        source, tmp_path / "a.mp4", BOUNDS, 2, naming, on_final=batches.append
+    )
+    kept = analyze_and_render(source, tmp_path / "b.mp4", BOUNDS, 2, naming)
 
     assert let_go.tracks == [] and len(batches) >= 2  # one batch per shot at least
     handed = [t for batch in batches for t in batch]

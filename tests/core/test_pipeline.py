@@ -12,7 +12,7 @@ from core.media.probe import ffmpeg_exe, probe
 from core.tracking import segments
 from core.tracking.naming import name_tracks
 from core.tracking.samples import identify
-from core.tracking.segments import analyze_parallel
+from core.tracking.segments import Source, analyze_parallel
 from core.tracking.tracker import analyze
 from core.tracking.tracks import Analysis, Settings, Track, crowded
 from tests.core.stage import FPS, alive, children, chip, encode, face, scene
@@ -89,10 +89,8 @@ def test_segments_analysed_on_two_processes_match_one_process(clip, model):
     info = probe(path)
     bounds = [(0, 20), (20, 60)]
     seen = []
-    both = analyze_parallel(
-        path, info=info, bounds=bounds, processes=2, progress=lambda p, s: seen.append(p)
-    )
-    alone = analyze_parallel(path, info=info, bounds=bounds, processes=1)
+    both = analyze_parallel(Source(path, info), bounds, 2, lambda p, s: seen.append(p))
+    alone = analyze_parallel(Source(path, info), bounds, 1)
     assert [sorted(t.boxes.items()) for t in both.tracks] == [
         sorted(t.boxes.items()) for t in alone.tracks
     ]
@@ -260,15 +258,13 @@ from core.media.probe import ffmpeg_exe, probe
 from core.tracking import segments
 from core.tracking.naming import name_tracks
 from core.tracking.samples import identify
-from core.tracking.segments import analyze_parallel
+from core.tracking.segments import Source, analyze_parallel
 from core.tracking.tracker import analyze
 from core.tracking.tracks import Analysis, Settings, Track, crowded
 info = probe(sys.argv[1])
 slow = Settings(keyframe_interval=1, deep_interval=1)
 while True:
-    analyze_parallel(
-        sys.argv[1], info=info, bounds=[(0, 30), (30, 60)], processes=2, settings=slow
-    )
+    analyze_parallel(Source(sys.argv[1], info, settings=slow), [(0, 30), (30, 60)], 2)
 """
 
 
@@ -312,7 +308,7 @@ def test_a_stopped_parallel_analysis_stops_its_segment_processes_at_once(tmp_pat
     info = probe(path)
     bounds = [(0, 600), (600, 1200)]
     started = time.monotonic()
-    analyze_parallel(path, info=info, bounds=bounds, processes=2, settings=slow)
+    analyze_parallel(Source(path, info, settings=slow), bounds, 2)
     whole = time.monotonic() - started
     workers: set[int] = set()
     before = children(os.getpid())  # a browser of another test, say
@@ -324,7 +320,7 @@ def test_a_stopped_parallel_analysis_stops_its_segment_processes_at_once(tmp_pat
 
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="stopped"):
-        analyze_parallel(path, info=info, bounds=bounds, processes=2, settings=slow, progress=stop)
+        analyze_parallel(Source(path, info, settings=slow), bounds, 2, stop)
     # It returned long before the segments could have finished, and they are gone.
     assert workers and time.monotonic() - started < whole / 2
     deadline = time.monotonic() + 10

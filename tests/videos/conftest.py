@@ -185,7 +185,7 @@ def footage_video(footage_dir, celebs, fan):
         video = services.video_submit(
             source=path, name=name, group=celebs, owner=fan, enqueue=False
         )
-        video = processing.video_process(video=video, fan_out=False)
+        video = processing.video_process(video=video)
         assert video.state == Video.State.DONE, video.error
         return video
 

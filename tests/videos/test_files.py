@@ -165,7 +165,7 @@ def test_a_split_tracks_strip_is_its_own_and_undo_keeps_the_original(fan, strips
 
 
 def test_strips_a_killed_attempt_left_are_removed_and_the_tracks_own_kept(strips):
-    from videos.processing import video_remove_unowned_files
+    from videos.folders import video_remove_unowned_files
 
     folder = Path(django_settings.MEDIA_ROOT) / strips.storage_folder()
     # A horse killed inside the transaction that stored its tracks: the rows rolled back,

@@ -232,10 +232,10 @@ def test_the_500_page_renders_with_no_context_at_all():
 def test_one_setting_decides_whether_unknown_faces_are_drawn_in_the_mp4_and_the_overlay(
     client, fan, processed_video, settings, show
 ):
-    from videos.processing import labels_by_frame
+    from videos.rendering import video_labels
 
     settings.VIDEO_SHOW_UNKNOWN = show
-    frame = labels_by_frame(processed_video)[15]  # Nayeon and the stranger are both on screen
+    frame = video_labels(processed_video)[15]  # Nayeon and the stranger are both on screen
     names = sorted(label.text for label in frame)
     assert names == (["Nayeon", "unknown"] if show else ["Nayeon"])
     client.force_login(fan)

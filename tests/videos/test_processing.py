@@ -13,7 +13,7 @@ from core.classifier.model import ClassifierError
 from core.media.probe import ffmpeg_exe, probe
 from tests import footage
 from tests.core.stage import frame_hashes
-from videos import exports, processing, services
+from videos import exports, processing, relabel, rendering, services
 from videos.models import Video
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -89,7 +89,7 @@ def test_a_long_video_is_analysed_in_segments_on_any_worker(
         drawn = _grey_frames(labelled)
     # Frame for frame what one pass draws from the stored tracks: every name tag in its place.
     with local_copy(video.original) as original:
-        processing.render_labelled(video=video, source=original, info=video.info())
+        rendering.video_labelled_render(video=video, source=original, info=video.info())
     video.refresh_from_db()
     with local_copy(video.labelled) as labelled:
         one_pass = _grey_frames(labelled)
@@ -158,7 +158,7 @@ def test_a_long_video_with_one_worker_is_one_job_that_renders_behind_its_analysi
         assert probe(labelled).frames == 60
         drawn = frame_hashes(labelled)
     with local_copy(video.original) as original:
-        processing.render_labelled(video=video, source=original, info=video.info())
+        rendering.video_labelled_render(video=video, source=original, info=video.info())
     video.refresh_from_db()
     with local_copy(video.labelled) as labelled:
         assert frame_hashes(labelled) == drawn
@@ -355,7 +355,7 @@ def test_a_video_is_probed_once_at_upload_and_every_job_reads_the_stored_facts(
     calls = []
     real = probing.probe
     monkeypatch.setattr(probing, "probe", lambda path: calls.append(path) or real(path))
-    for module in ("videos.services", "videos.processing"):
+    for module in ("videos.services", "videos.facts"):
         monkeypatch.setattr(f"{module}.probe", probing.probe)
     settings.VIDEO_SEGMENT_SECONDS = 1  # three segment jobs and a finishing job
     video = services.video_submit(source=stage_clip, name="stage.mp4", group=celebs, owner=fan)
@@ -363,9 +363,7 @@ def test_a_video_is_probed_once_at_upload_and_every_job_reads_the_stored_facts(
     work()
     video.refresh_from_db()
     assert video.state == Video.State.DONE, video.error
-    from videos import processing
-
-    processing.video_render_request(video=video, reason="test")
+    rendering.video_render_request(video=video, reason="test")
     work("default")
     assert len(calls) == 1  # segments, the finish and the re-render read the stored facts
     assert video.info() == real(stage_clip)
@@ -414,7 +412,7 @@ def test_a_not_this_member_negative_survives_a_retrain_and_is_counted_by_the_new
     from videos.models import RelabelRun
 
     late = RelabelRun.objects.create(version=ModelVersion.objects.get(group=celebs, number=1))
-    assert processing.group_relabel(run=late, attempt=late.attempt)["videos"] == 0
+    assert relabel.group_relabel(run=late, attempt=late.attempt)["videos"] == 0
     video.refresh_from_db()
     assert video.model_version == version
 
@@ -435,7 +433,7 @@ def test_a_render_part_that_fails_fails_the_video_with_its_reason(
     def out_of_disk(*args, **kwargs):
         raise MediaError("stage.mp4: rendering failed: No space left on device")
 
-    monkeypatch.setattr(processing, "render_part", out_of_disk)
+    monkeypatch.setattr(rendering, "render_part", out_of_disk)
     video = services.video_submit(source=stage_clip, name="stage.mp4", group=celebs, owner=fan)
     ran = work()
     video.refresh_from_db()

@@ -5,7 +5,7 @@ import json
 import pytest
 from django.urls import reverse
 
-from videos import exports, processing, selectors
+from videos import exports, rendering, selectors
 from videos.models import Correction, RenderRun, Track
 
 pytestmark = pytest.mark.django_db
@@ -312,7 +312,7 @@ def test_a_box_fix_moves_one_frames_box_and_undo_puts_it_back(client, fan, proce
     assert (correction.kind, correction.user, correction.box_frame) == ("box", fan, 5)
     assert (correction.before_box, correction.after_box) == ([10, 10, 50, 60], [20, 15, 62, 70])
     assert RenderRun.objects.get(video=processed_video).reason == "a box was fixed"
-    drawn = processing.labels_by_frame(processed_video)[5]  # what the re-render draws
+    drawn = rendering.video_labels(processed_video)[5]  # what the re-render draws
     assert [tuple(label.box) for label in drawn] == [(20, 15, 62, 70)]
     track = Track.objects.get(number=1)
     assert (track.member.slug, track.corrected) == ("nayeon", False)  # the label is untouched

@@ -48,7 +48,7 @@ class Command(BaseCommand):
                 last[:] = [row.progress, row.stage]
                 self.stderr.write(f"{row.progress:5.1f}% {row.stage}")
 
-        video = processing.video_process(video=video, fan_out=False, echo=report)
+        video = processing.video_process(video=video, echo=report)
         report(video)  # its last state, if not said yet
         if video.state != video.State.DONE:
             raise CommandError(f"processing failed: {video.error}")
