@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
 from base.admin import JobAdminMixin
-from videos import corrections
+from videos import harvest
 from videos.models import Correction, Fancam, Suggestion, Video
 
 
@@ -71,7 +71,7 @@ class CorrectionAdmin(admin.ModelAdmin):
         description="Approve: add the faces to the gallery and retrain", permissions=["change"]
     )
     def approve(self, request, queryset):
-        result = corrections.corrections_approve(
+        result = harvest.corrections_approve(
             corrections=list(queryset.select_related("track__member", "video__group")),
             by=request.user,
         )
@@ -84,7 +84,7 @@ class CorrectionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Reject: keep them out of training", permissions=["change"])
     def reject(self, request, queryset):
-        count = corrections.corrections_reject(corrections=list(queryset), by=request.user)
+        count = harvest.corrections_reject(corrections=list(queryset), by=request.user)
         self.message_user(request, f"Rejected {count} correction(s).", messages.SUCCESS)
 
 

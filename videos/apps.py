@@ -65,7 +65,7 @@ def _relabel(sender, version, **kwargs):
 
 
 def _harvest(sender, run, **kwargs):
-    from videos.corrections import corrections_harvest
+    from videos.harvest import corrections_harvest
 
     corrections_harvest(group=run.group)
 

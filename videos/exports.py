@@ -1,8 +1,11 @@
-"""The predictions export (ARCHITECTURE.md's public format), as JSON, CSV and WebVTT."""
+"""The predictions export (the public format in docs/architecture.md) and the files made
+from it. Every format is a row of FORMATS: a new one is a function and a row."""
 
 import csv
 import io
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 from videos.models import Detection, Video
 
@@ -96,6 +99,15 @@ def _stamp(seconds: float) -> str:
 
 def webvtt(video: Video) -> str:
     """A WebVTT track naming who is on screen, one cue per change, on the player's clock."""
+    lines = ["WEBVTT", ""]
+    for i, (begin, end, text) in enumerate(cues(video), start=1):
+        lines += [str(i), f"{_stamp(begin)} --> {_stamp(end)}", text, ""]
+    return "\n".join(lines)
+
+
+def cues(video: Video) -> list[tuple[float, float, str]]:
+    """Who is on screen, as (start, end, "Name, Name") with a new one at every change, in
+    seconds on the player's clock."""
     clock = video.clock()
     names = {}
     for track in video.tracks.select_related("member").exclude(member=None):
@@ -104,14 +116,31 @@ def webvtt(video: Video) -> str:
     for frame, _time, *_box, member, _confidence, number in _rows(video):
         if member is not None:
             on_screen.setdefault(frame, set()).add(names[number])
-    cues, current, start = [], frozenset(), 0
+    found, current, start = [], frozenset(), 0
     for frame in range((video.frames or 0) + 1):
         people = frozenset(on_screen.get(frame, ()))
         if people != current:
             if current:
-                cues.append((*clock.span(start, frame), ", ".join(sorted(current))))
+                found.append((*clock.span(start, frame), ", ".join(sorted(current))))
             current, start = people, frame
-    lines = ["WEBVTT", ""]
-    for i, (begin, end, text) in enumerate(cues, start=1):
-        lines += [str(i), f"{_stamp(begin)} --> {_stamp(end)}", text, ""]
-    return "\n".join(lines)
+    return found
+
+
+@dataclass(frozen=True)
+class Format:
+    """One export: what the downloads panel calls it, its media type, and write(video), its
+    text in one piece or (with `streamed`) in chunks, for a long video's rows."""
+
+    label: str
+    content_type: str
+    write: Callable[[Video], str | Iterable[str]]
+    streamed: bool = False
+
+
+FORMATS: dict[str, Format] = {
+    "json": Format(
+        "Predictions JSON", "application/json", lambda video: json.dumps(predictions(video))
+    ),
+    "csv": Format("CSV", "text/csv", predictions_csv, streamed=True),
+    "vtt": Format("WebVTT", "text/vtt; charset=utf-8", webvtt),
+}

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from videos import views
+from videos import exports, views
 
 app_name = "videos"
 urlpatterns = [
@@ -24,7 +24,7 @@ urlpatterns = [
         name="file",
     ),
     re_path(
-        r"^api/videos/(?P<uuid>[0-9a-f-]{36})/predictions\.(?P<fmt>json|csv|vtt)$",
+        rf"^api/videos/(?P<uuid>[0-9a-f-]{{36}})/predictions\.(?P<fmt>{'|'.join(exports.FORMATS)})$",
         views.predictions,
         name="predictions",
     ),

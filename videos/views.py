@@ -13,7 +13,7 @@ from base.api import BadRequest, json_endpoint, read_json, whole_number
 from base.jobs import job_reconcile
 from base.roles import is_curator
 from base.units import size_label
-from videos import corrections, exports, fancams, selectors, services, unknowns
+from videos import corrections, exports, fancams, selectors, services, suggestions, unknowns
 from videos.files import ranged_file_response
 from videos.forms import SignupForm, UploadForm, VideoEditForm
 from videos.models import Correction, Fancam
@@ -102,6 +102,7 @@ def watch(request, uuid):
             "members_data": {m.slug: {"name": m.name, "color": m.color} for m in members},
             "fancams": video.fancams.select_related("member").filter(state="done"),
             "aspects": Fancam.Aspect.choices,
+            "formats": exports.FORMATS,
         }
     return render(request, "videos/watch.html", context)
 
@@ -174,15 +175,13 @@ def media_file(request, uuid, kind):
 
 @require_GET
 def predictions(request, uuid, fmt):
+    """The predictions in one of exports.FORMATS."""
     video = selectors.video_for_viewer(request.user, uuid)
     if video.state != video.State.DONE:
         return JsonResponse({"error": f"the video is {video.state}, not processed yet"}, status=409)
-    if fmt == "json":
-        response = JsonResponse(exports.predictions(video))
-    elif fmt == "csv":
-        response = StreamingHttpResponse(exports.predictions_csv(video), content_type="text/csv")
-    else:
-        response = HttpResponse(exports.webvtt(video), content_type="text/vtt; charset=utf-8")
+    export = exports.FORMATS[fmt]
+    kind = StreamingHttpResponse if export.streamed else HttpResponse
+    response = kind(export.write(video), content_type=export.content_type)
     if request.GET.get("download"):
         response["Content-Disposition"] = content_disposition_header(
             True, video.download_name(f"-predictions.{fmt}")
@@ -310,12 +309,10 @@ def _suggestions_html(request, video) -> str:
     return render_to_string("videos/_suggestions.html", context, request=request)
 
 
-ACTIONS = ("undo", "split", "member", *Correction.Kind.values)
-
-
 @json_endpoint
 def correct(request, uuid):
-    """One correction, suggestion or undo on one track, as JSON in, JSON out."""
+    """One correction, suggestion or undo on one track (videos.corrections.ACTIONS), as JSON
+    in, JSON out."""
     if request.method != "POST":
         raise BadRequest("send the correction with POST", 405)
     video = _signed_in_viewer(request, uuid)
@@ -324,56 +321,18 @@ def correct(request, uuid):
     track = video.tracks.filter(number=number).first()
     if track is None:
         raise BadRequest(f"this video has no track {number}")
-    action = body.get("action")
-    if action not in ACTIONS:
-        raise BadRequest(f"action must be one of {', '.join(ACTIONS)}")
-    undo = member = frame = other = box = None
-    if action == Correction.Kind.BOX:
-        frame = whole_number(body, "frame")
-        box = _box(body)
-    elif action == "merge":
-        other_number = whole_number(body, "other")
-        other = video.tracks.filter(number=other_number, merged_into__isnull=True).first()
-        if other is None:
-            raise BadRequest(f"this video has no track {other_number} to merge with")
-    elif action == "undo" and "suggestion" in body:
-        suggestion_id = whole_number(body, "suggestion")
-        undo = video.suggestions.filter(pk=suggestion_id).first()
-        if undo is None:
-            raise BadRequest(f"this video has no suggestion {suggestion_id}")
-    elif action == "undo":
-        correction_id = whole_number(body, "correction")
-        undo = video.corrections.filter(pk=correction_id).first()
-        if undo is None:
-            raise BadRequest(f"this video has no correction {correction_id}")
-    elif action == "split":
-        frame = whole_number(body, "frame")
-    elif action == "member":
-        member_id = whole_number(body, "member")
-        member = video.group.members.filter(pk=member_id).first()
-        if member is None:
-            raise BadRequest(f"{video.group} has no member {member_id}")
+    name = body.get("action")
+    action = corrections.ACTIONS.get(name) if isinstance(name, str) else None
+    if action is None:
+        raise BadRequest(f"action must be one of {', '.join(corrections.ACTIONS)}")
     try:
+        arguments = action.read(video, body)
         outcome = corrections.change_request(
-            track=track, user=request.user, action=action, member=member, frame=frame,
-            undo=undo, other=other, box=box,
-        )  # fmt: skip
+            track=track, user=request.user, action=name, **arguments
+        )
     except corrections.CorrectionError as exc:
         raise BadRequest(str(exc) or "that correction is not possible") from None
     return JsonResponse(_outcome_json(request, video, track, outcome))
-
-
-def _box(body: dict) -> list[int] | None:
-    """A box fix's box: [left, top, right, bottom] in whole pixels of the picture, or null to
-    remove the track's box at that frame."""
-    if "box" not in body:
-        raise BadRequest("box is missing: [left, top, right, bottom], or null to remove it")
-    box = body["box"]
-    if box is None:
-        return None
-    if not isinstance(box, list) or len(box) != 4:
-        raise BadRequest("box must be [left, top, right, bottom], or null to remove it")
-    return [whole_number({"box values": value}, "box values") for value in box]
 
 
 def _outcome_json(request, video, track, outcome) -> dict:
@@ -425,7 +384,7 @@ def suggestion_decide(request, uuid, pk):
         if decision == "accept":
             outcome = corrections.suggestion_accept(suggestion=suggestion, by=request.user)
         else:
-            corrections.suggestion_reject(suggestion=suggestion, by=request.user)
+            suggestions.suggestion_reject(suggestion=suggestion, by=request.user)
             outcome = corrections.Outcome(suggestion=suggestion)
     except corrections.CorrectionError as exc:
         raise BadRequest(str(exc)) from None

@@ -152,10 +152,10 @@ def test_a_gallery_image_file_goes_with_its_row(gallery_image):
 
 
 def test_a_split_tracks_strip_is_its_own_and_undo_keeps_the_original(fan, strips):
-    from videos import corrections
+    from videos import corrections, track_edits
 
     track = strips.tracks.get(number=1)
-    correction = corrections.track_split(track=track, user=fan, frame=10)
+    correction = track_edits.track_split(track=track, user=fan, frame=10)
     tail = correction.new_track
     assert tail.thumbnail.name and tail.thumbnail.name != track.thumbnail.name
     corrections.correction_undo(correction=correction, user=fan)

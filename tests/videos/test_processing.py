@@ -13,7 +13,7 @@ from core.classifier.model import ClassifierError
 from core.media.probe import ffmpeg_exe, probe
 from tests import footage
 from tests.core.stage import frame_hashes
-from videos import exports, processing, relabel, rendering, services
+from videos import exports, relabel, rendering, services
 from videos.models import Video
 
 pytestmark = pytest.mark.django_db(transaction=True)

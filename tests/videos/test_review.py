@@ -5,7 +5,7 @@ import json
 import pytest
 from django.urls import reverse
 
-from videos import exports, rendering, selectors
+from videos import exports, harvest, rendering, selectors
 from videos.models import Correction, RenderRun, Track
 
 pytestmark = pytest.mark.django_db
@@ -194,7 +194,6 @@ def test_changes_that_change_nothing_are_not_recorded(client, fan, processed_vid
 
 
 def test_an_undone_correction_leaves_the_curators_queue(client, fan, processed_video, admin_user):
-    from videos import corrections
 
     client.force_login(fan)
     done = correct(client, processed_video, track=1, action="unknown").json()
@@ -204,7 +203,7 @@ def test_an_undone_correction_leaves_the_curators_queue(client, fan, processed_v
     assert undone.review == Correction.Review.UNDONE
     pending = Correction.objects.filter(review=Correction.Review.PENDING)
     assert list(pending.values_list("kind", flat=True)) == ["not_face"]
-    result = corrections.corrections_approve(corrections=list(pending), by=admin_user)
+    result = harvest.corrections_approve(corrections=list(pending), by=admin_user)
     assert result["approved"] == 1
     assert not Correction.objects.filter(review=Correction.Review.PENDING).exists(), list(
         Correction.objects.values_list("kind", "review")
@@ -438,7 +437,7 @@ def test_only_the_owner_or_a_curator_fixes_a_box(client, other_fan, processed_vi
 
 
 def test_gallery_crops_of_a_track_follow_its_box_fixes(client, fan, processed_video):
-    from videos.corrections import crop_boxes
+    from videos.harvest import crop_boxes
 
     track = Track.objects.get(number=1)
     track.sample_boxes = [[5, 10, 10, 50, 60], [8, 10, 10, 50, 60], [15, 10, 10, 50, 60]]
