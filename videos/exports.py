@@ -105,6 +105,15 @@ def webvtt(video: Video) -> str:
     return "\n".join(lines)
 
 
+def subrip(video: Video) -> str:
+    """The same cues as SubRip subtitles (.srt), which video editors and players take."""
+    blocks = []
+    for i, (begin, end, text) in enumerate(cues(video), start=1):
+        span = f"{_stamp(begin).replace('.', ',')} --> {_stamp(end).replace('.', ',')}"
+        blocks.append(f"{i}\n{span}\n{text}\n")
+    return "\n".join(blocks)
+
+
 def cues(video: Video) -> list[tuple[float, float, str]]:
     """Who is on screen, as (start, end, "Name, Name") with a new one at every change, in
     seconds on the player's clock."""
@@ -143,4 +152,5 @@ FORMATS: dict[str, Format] = {
     ),
     "csv": Format("CSV", "text/csv", predictions_csv, streamed=True),
     "vtt": Format("WebVTT", "text/vtt; charset=utf-8", webvtt),
+    "srt": Format("SubRip", "application/x-subrip; charset=utf-8", subrip),
 }

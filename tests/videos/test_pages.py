@@ -85,6 +85,18 @@ def test_csv_and_webvtt_say_the_same(client, fan, processed_video):
     assert "00:00:00.000 --> 00:00:01.000\nNayeon" in vtt
 
 
+def test_subrip_subtitles_say_what_the_webvtt_says_and_the_page_offers_them(
+    client, fan, processed_video
+):
+    client.force_login(fan)
+    url = reverse("videos:predictions", args=[processed_video.uuid, "srt"])
+    assert f'href="{url}?download=1"' in client.get(urls(processed_video)["watch"]).content.decode()
+    response = client.get(f"{url}?download=1")
+    assert response["Content-Type"] == "application/x-subrip; charset=utf-8"
+    assert 'filename="Stage-predictions.srt"' in response["Content-Disposition"]
+    assert response.content.decode() == "1\n00:00:00,000 --> 00:00:01,000\nNayeon\n"
+
+
 def test_video_files_answer_range_requests_so_players_can_seek(client, fan, processed_video):
     client.force_login(fan)
     size = processed_video.labelled.size
