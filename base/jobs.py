@@ -18,11 +18,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
+import django_rq
 import redis
 from django.apps import apps
+from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from redis.exceptions import RedisError
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job as RQJob
+from rq.job import JobStatus
+from rq.registry import StartedJobRegistry
+from rq.worker import Worker
 
 from base.models import Job
 from core.processes import pid_alive, process_token, token_process_gone
@@ -101,7 +110,6 @@ def job_send(
     depends_on: list | None = None,
 ):
     """Put one RQ job for a row of `model` on its queue now; None when Redis cannot take it."""
-    import django_rq
 
     try:
         queue = django_rq.get_queue(model.job_queue, commit_mode="auto")
@@ -185,11 +193,6 @@ def job_cancel(row: Job, *, by: str = "") -> bool:
 
 def _stop_rq_job(job_id: str) -> None:
     """Take an RQ job off its queue, or stop the work horse running it."""
-    import django_rq
-    from rq.command import send_stop_job_command
-    from rq.exceptions import InvalidJobOperation, NoSuchJobError
-    from rq.job import Job as RQJob
-    from rq.job import JobStatus
 
     try:
         conn = django_rq.get_connection("default")
@@ -330,15 +333,13 @@ def jobs_sweep() -> dict[str, int]:
 
     Run by every worker every few seconds (one at a time) and at its start, so a Redis restart
     or a worker killed under any name costs a job a few seconds, not the job."""
-    import django_rq
-    from rq.registry import StartedJobRegistry
 
     counts = {"checked": 0, "requeued": 0, "failed": 0}
     conn = django_rq.get_connection("default")
     try:
         # Jobs whose worker stopped sending heartbeats (another machine died) are failed by
         # RQ's own registry cleanup; the rows are then queued again below.
-        for name in ("default", "video"):
+        for name in settings.QUEUE_NAMES:
             StartedJobRegistry(name, connection=conn).cleanup()
         cutoff = timezone.now() - SEND_GRACE
         for model in job_models():
@@ -364,7 +365,6 @@ def job_reconcile(row: Job) -> bool:
         return False
     if row.enqueued and timezone.now() - row.enqueued < SEND_GRACE:
         return False
-    import django_rq
 
     try:
         changed = _settle(row, django_rq.get_connection("default")) is not None
@@ -376,7 +376,6 @@ def job_reconcile(row: Job) -> bool:
 
 def job_alive(row: Job) -> bool:
     """Whether the row's job is queued or running somewhere that is still alive."""
-    import django_rq
 
     if not row.is_active():
         return False
@@ -432,9 +431,6 @@ def _local_verdict(row: Job) -> tuple[str, str] | None:
 
 def _rq_verdict(job_id: str, conn, *, dependency: bool = False) -> tuple[str, str] | None:
     """None while the RQ job is on its way; (LOST, why) or (FAILED, why) when it is not."""
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job as RQJob
-    from rq.job import JobStatus
 
     try:
         job = RQJob.fetch(job_id, connection=conn)
@@ -470,9 +466,6 @@ def _rq_verdict(job_id: str, conn, *, dependency: bool = False) -> tuple[str, st
 def workers_listening(queue_name: str) -> int:
     """How many live workers, on any machine, take jobs from this queue (0 when the queue
     does not answer)."""
-    import django_rq
-    from redis.exceptions import RedisError
-    from rq.worker import Worker
 
     queue = django_rq.get_queue(queue_name)
     try:
@@ -485,7 +478,6 @@ def _worker_alive(name: str | None, conn) -> bool:
     """Whether the worker named is still there: gone from Redis or, on this machine, its
     process is gone. A worker on another machine that dies stops its job's heartbeat, and
     RQ's registry cleanup fails the job within about 90 seconds."""
-    from rq.worker import Worker
 
     if not name:
         return True  # nothing to go on; the heartbeat decides
@@ -499,8 +491,6 @@ def _worker_alive(name: str | None, conn) -> bool:
 
 def _discard(job_id: str, conn) -> None:
     """Remove a lost RQ job and its registry entries, so nothing runs it later."""
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job as RQJob
 
     try:
         RQJob.fetch(job_id, connection=conn).delete(delete_dependents=True)

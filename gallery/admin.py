@@ -102,6 +102,7 @@ class ScrapeForm(forms.Form):
     engine = forms.ChoiceField(choices=[])
 
     def __init__(self, *args, **kwargs):
+        # icrawler and all it pulls in load only when a curator opens the scraping form.
         from gallery.scraping import ENGINES
 
         super().__init__(*args, **kwargs)
@@ -214,7 +215,7 @@ class MemberAdmin(admin.ModelAdmin):
 
 
 def services_scrape_start(member, data, user):
-    from gallery.scraping import scrape_start
+    from gallery.scraping import scrape_start  # icrawler loads only to scrape
 
     return scrape_start(
         member=member,

@@ -27,8 +27,11 @@ def waiting_versions(groups=None):
     )
     if groups is not None:
         versions = versions.filter(group__in=groups)
-    return [v for v in versions if (a := selectors.active_version(v.group)) is None or
-            v.number > a.number]  # fmt: skip
+    return [
+        v
+        for v in versions
+        if (a := selectors.active_version(v.group)) is None or v.number > a.number
+    ]
 
 
 def waiting_line(version):
@@ -128,7 +131,6 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "status",
         "accuracy_col",
         "coverage",
-        "negatives",
         "faces",
         "created",
     ]
@@ -175,15 +177,6 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="coverage @ 99% precision")
     def coverage(self, version):
         return percent(version.metrics.get("coverage_at_99_precision"))
-
-    @admin.display(description="“not this member” broken")
-    def negatives(self, version):
-        """Corrections saying a track is not someone that this version, naming freely, would
-        break (relabels never do: they name the next best)."""
-        total = version.metrics.get("negatives")
-        if total is None:
-            return "—"
-        return f"{version.metrics.get('negatives_violated', 0)} of {total}"
 
     @admin.display(description="seed method accuracy")
     def seed_accuracy(self, version):

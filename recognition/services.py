@@ -23,11 +23,7 @@ from gallery.models import GalleryImage, Group
 from gallery.services import image_pixels
 from recognition import selectors
 from recognition.models import ModelVersion, TrainingRun
-from recognition.signals import (
-    model_version_activated,
-    model_version_measuring,
-    training_started,
-)
+from recognition.signals import model_version_activated
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +107,6 @@ def training_run(*, run: TrainingRun, attempt: int | None = None) -> ModelVersio
     lock = _group_training_lock(run)
     try:
         with running(run, attempt=attempt) as progress:
-            progress(0, "gathering new gallery faces", force=True)
-            training_started.send(sender=TrainingRun, run=run)
             progress(0, "encoding gallery faces", force=True)
             embeddings_encode(group=run.group, progress=lambda p: progress(0.3 * p))
             version = _train(run, progress)
@@ -169,10 +163,6 @@ def _train(run: TrainingRun, progress) -> ModelVersion:
         "max_distance": clf.thresholds.max_distance,
         "source": clf.thresholds.source,
     }
-    for _receiver, extra in model_version_measuring.send(
-        sender=TrainingRun, group=group, classifier=clf
-    ):
-        metrics.update(extra or {})
     counts = {slug: labels.count(slug) for slug in clf.members}
     progress(95, "saving", force=True)
     with tempfile.TemporaryDirectory() as tmp:

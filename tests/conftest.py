@@ -1,5 +1,9 @@
+"""What the test packages share: marks, the media folder, the queue, workers, polling until
+something holds, Redis servers of a test's own, and the browser."""
+
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -98,6 +102,64 @@ def admin_login(page):
     return login
 
 
+def wait_for(predicate, timeout: float, what: str, *, every: float = 0.1):
+    """predicate()'s first true value, asked every `every` seconds; fails saying what did not
+    come within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
+
+
+def reread(row):
+    """The row as the database has it now."""
+    row.refresh_from_db()
+    return row
+
+
+def under_way(row) -> bool:
+    """Whether a job row's run has got some way (past 5 %)."""
+    reread(row)
+    return row.state == "running" and row.progress > 5
+
+
+def work(queue_name: str = "video") -> list[str]:
+    """Run every job of a queue in this process (an RQ burst worker); returns the ids of the
+    jobs it ran, in order."""
+    import django_rq
+    from rq import SimpleWorker
+
+    queue = django_rq.get_queue(queue_name)
+    ran = []
+
+    class Recording(SimpleWorker):
+        def execute_job(self, job, queue):
+            ran.append(job.id)
+            return super().execute_job(job, queue)
+
+    Recording([queue], connection=queue.connection).work(burst=True)
+    return ran
+
+
+@pytest.fixture
+def shots(tmp_path):
+    """shots(page, name): a screenshot of the whole page for a person to look at, under this
+    test's own temporary folder (pytest keeps the last few runs')."""
+    folder = tmp_path / "shots"
+
+    def shoot(page, name: str) -> Path:
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return shoot
+
+
 def worker_env() -> dict[str, str]:
     """Environment for a real `manage.py rqworker` process on this test's database and media."""
     from django.conf import settings as django_settings
@@ -150,7 +212,6 @@ class RedisServer:
 
     def start(self) -> None:
         import subprocess
-        import time
 
         import redis
 
@@ -160,14 +221,14 @@ class RedisServer:
              "--save", "", "--appendonly", "no", "--dir", str(self.folder)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+
+        def answers() -> bool:
             try:
-                if redis.Redis(unix_socket_path=str(self.socket)).ping():
-                    return
+                return bool(redis.Redis(unix_socket_path=str(self.socket)).ping())
             except (redis.ConnectionError, OSError):
-                time.sleep(0.02)
-        raise RuntimeError(f"{self.executable} did not start")
+                return False
+
+        wait_for(answers, 10, f"{self.executable} to start", every=0.02)
 
     def crash(self) -> None:
         """Kill the server outright, as a crash or an OOM kill would."""

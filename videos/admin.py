@@ -1,7 +1,10 @@
 from django.contrib import admin, messages
 
 from base.admin import JobAdminMixin
-from videos import harvest
+from recognition.admin import ModelVersionAdmin
+from recognition.models import ModelVersion
+from recognition.services import model_version_load
+from videos import harvest, relabel
 from videos.models import Correction, Fancam, Suggestion, Video
 
 
@@ -77,8 +80,8 @@ class CorrectionAdmin(admin.ModelAdmin):
         )
         self.message_user(
             request,
-            f"Approved {result['approved']} correction(s); {result['retrains']} retraining run(s) "
-            "queued, which add their faces to the gallery first.",
+            f"Approved {result['approved']} correction(s): their faces go to the gallery, then "
+            f"the model is trained again ({result['retrains']} group(s)).",
             messages.SUCCESS,
         )
 
@@ -120,3 +123,28 @@ class FancamAdmin(JobAdminMixin, admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # fans ask for fancams on the watch page
+
+
+class VersionAdmin(ModelVersionAdmin):
+    """Recognition's model version page, with what the videos know of it: how the people who
+    said "this is not her" fare under it."""
+
+    fields = [*ModelVersionAdmin.fields, "negatives"]
+    readonly_fields = fields
+
+    @admin.display(description="“not this member” corrections")
+    def negatives(self, version):
+        counts = relabel.negatives_violated(
+            group=version.group, classifier=model_version_load(version)
+        )
+        if not counts["negatives"]:
+            return "None yet."
+        return (
+            f"People said {counts['negatives']} track(s) are not the member the model named. "
+            f"Naming freely, this version would name {counts['negatives_violated']} of them "
+            "that member again; relabelling never does (it takes the next best, or unknown)."
+        )
+
+
+admin.site.unregister(ModelVersion)
+admin.site.register(ModelVersion, VersionAdmin)

@@ -9,11 +9,7 @@ class VideosConfig(AppConfig):
     def ready(self):
         from base.jobs import on_failed_for_good
         from base.worker import worker_warm
-        from recognition.signals import (
-            model_version_activated,
-            model_version_measuring,
-            training_started,
-        )
+        from recognition.signals import model_version_activated
         from videos.models import Fancam, Track, Video
 
         # Signals rather than delete(): they also fire for admin bulk deletes and for the
@@ -22,8 +18,6 @@ class VideosConfig(AppConfig):
         post_delete.connect(_delete_track_files, sender=Track, dispatch_uid="track-files")
         post_delete.connect(_delete_fancam_file, sender=Fancam, dispatch_uid="fancam-files")
         model_version_activated.connect(_relabel, dispatch_uid="videos-relabel")
-        training_started.connect(_harvest, dispatch_uid="videos-harvest")
-        model_version_measuring.connect(_negatives, dispatch_uid="videos-negatives")
         on_failed_for_good(Video, _tidy)
         worker_warm.connect(_warm, dispatch_uid="videos-warm")
 
@@ -62,18 +56,6 @@ def _relabel(sender, version, **kwargs):
     from videos.relabel import group_relabel_request
 
     group_relabel_request(version=version)
-
-
-def _harvest(sender, run, **kwargs):
-    from videos.harvest import corrections_harvest
-
-    corrections_harvest(group=run.group)
-
-
-def _negatives(sender, group, classifier, **kwargs):
-    from videos.relabel import negatives_violated
-
-    return negatives_violated(group=group, classifier=classifier)
 
 
 def _tidy(video):

@@ -18,7 +18,9 @@ from django.utils import timezone
 
 from base.api import BadRequest, whole_number
 from base.roles import is_curator
-from gallery.models import Member
+from gallery import services as gallery_services
+from gallery.models import GalleryImage, Member
+from videos.harvest import SAMPLE_KINDS, group_harvest_request
 from videos.models import Correction, Suggestion, Track, Video
 from videos.rendering import video_render_request
 from videos.selectors import can_edit
@@ -259,11 +261,13 @@ def track_correct(
     # "Not this member" leaves the name open: the next relabel picks the next best, or unknown.
     track.corrected = kind != Correction.Kind.NOT_MEMBER
     track.save(update_fields=["member", "corrected", "is_face"])
-    # Curators' own corrections count as approved.
+    # Curators' own corrections count as approved: their faces go to the gallery at once.
     if is_curator(user):
         correction.review = Correction.Review.APPROVED
         correction.reviewed_by = user
         correction.reviewed = timezone.now()
+        if kind in SAMPLE_KINDS:
+            group_harvest_request(group=track.video.group, train=False, reason="a curator", by=user)
     correction.save()
     return correction
 
@@ -303,12 +307,13 @@ def correction_undo(*, correction: Correction, user) -> None:
         if before is not None and not _still_said_not(track, before, correction):
             track.not_members.remove(before)
     track.save()
+    if correction.sample_images:
+        # Its faces went to the gallery: they are no longer what a person says.
+        images = GalleryImage.objects.filter(pk__in=correction.sample_images)
+        gallery_services.images_reject(images=list(images), reason="its correction was undone")
     correction.undone = timezone.now()
-    fields = ["undone"]
-    if correction.samples_added is None:
-        correction.review = Correction.Review.UNDONE
-        fields.append("review")
-    correction.save(update_fields=fields)
+    correction.review = Correction.Review.UNDONE  # nothing to review, nothing to learn from
+    correction.save(update_fields=["undone", "review"])
 
 
 def _still_said_not(track: Track, member: Member, undoing: Correction) -> bool:

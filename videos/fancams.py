@@ -25,9 +25,15 @@ class FancamRefused(Exception):
 
 
 def fancam_request(
-    *, video: Video, member, aspect: str = framing.DEFAULT_ASPECT, highlights=False, labels=False,
-    user=None, enqueue: bool = True,
-) -> Fancam:  # fmt: skip
+    *,
+    video: Video,
+    member,
+    aspect: str = framing.DEFAULT_ASPECT,
+    highlights=False,
+    labels=False,
+    user=None,
+    enqueue: bool = True,
+) -> Fancam:
     """The fancam of `member` with these settings: the stored one when it is still right,
     otherwise queued (again); with enqueue=False the caller makes it (the command)."""
     if video.state != Video.State.DONE:
@@ -44,9 +50,13 @@ def fancam_request(
     with transaction.atomic():
         row_lock(Video, video.pk)  # one row per setting, even for two requests at once
         fancam, created = Fancam.objects.get_or_create(
-            video=video, member=member, aspect=aspect, highlights=highlights, labels=labels,
+            video=video,
+            member=member,
+            aspect=aspect,
+            highlights=highlights,
+            labels=labels,
             defaults={"requested_by": user if user and user.is_authenticated else None},
-        )  # fmt: skip
+        )
         if not created and (
             fancam.is_active() or (fancam.state == Fancam.State.DONE and fancam.source_key == key)
         ):
@@ -70,9 +80,13 @@ def fancam_make(*, fancam: Fancam, attempt: int | None = None, echo=None) -> Fan
             info = video_info(video, source)
             cuts = video.cuts if video.cuts is not None else _track_edges(video, member)
             plan = framing.plan(
-                boxes, frames=info.frames, frame=(info.width, info.height), fps=info.fps,
-                cuts=cuts, aspect=fancam.aspect,
-            )  # fmt: skip
+                boxes,
+                frames=info.frames,
+                frame=(info.width, info.height),
+                fps=info.fps,
+                cuts=cuts,
+                aspect=fancam.aspect,
+            )
             keep = (
                 framing.highlight_ranges(list(boxes), frames=info.frames, cuts=cuts)
                 if fancam.highlights
@@ -88,9 +102,15 @@ def fancam_make(*, fancam: Fancam, attempt: int | None = None, echo=None) -> Fan
 
             target = folder / "fancam.mp4"
             written = render_fancam(
-                source, target, info, plan.windows, plan.output, keep=keep, labels=labels_at,
+                source,
+                target,
+                info,
+                plan.windows,
+                plan.output,
+                keep=keep,
+                labels=labels_at,
                 preset=settings.VIDEO_RENDER_PRESET,
-            )  # fmt: skip
+            )
             job_fence(Fancam, fancam.pk, attempt or fancam.attempt)
             old = fancam.file.name
             name = save_local_file(f"{video.storage_folder()}/fancams/{fancam.pk}.mp4", target)

@@ -1,14 +1,26 @@
-"""The curators' review of corrections, and approved corrections' faces as gallery samples."""
+"""The curators' review of corrections, and approved corrections' faces as gallery samples.
 
+A correction that says who a track is teaches the model once it is approved: by a curator in
+the queue, or at once when a curator made it. Approving queues a harvest job (HarvestRun) that
+cuts the track's best faces from the video into the gallery and then, for approvals, asks for
+a retrain. So the flow runs one way: videos feeds the gallery and asks recognition to train;
+training never calls back up.
+"""
+
+from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
+from base.db import row_lock
+from base.jobs import job_enqueue, running
 from base.storage import local_copy
 from core.images import encode_png, face_crop
 from core.media.decode import read_frames
 from gallery import services as gallery_services
-from gallery.models import GalleryImage
+from gallery.models import GalleryImage, Group
+from recognition.services import training_request
 from videos.facts import video_info
-from videos.models import Correction, Track
+from videos.models import Correction, HarvestRun, Track
 
 # Face crops taken from an approved correction's track; a few varied ones are worth more than many.
 CROPS_PER_CORRECTION = 3
@@ -18,10 +30,8 @@ SAMPLE_KINDS = (Correction.Kind.MEMBER, Correction.Kind.CONFIRM)
 
 
 def corrections_approve(*, corrections, by) -> dict[str, int]:
-    """Approve corrections and queue a retrain; the training job takes their tracks' faces
-    into the gallery first (decoding video frames is no work for a web request)."""
-    from recognition.services import training_request
-
+    """Approve corrections; a job per group takes their tracks' faces into the gallery and
+    then retrains (decoding video frames is no work for a web request)."""
     approved = 0
     groups = set()
     for correction in corrections:
@@ -35,8 +45,41 @@ def corrections_approve(*, corrections, by) -> dict[str, int]:
         if correction.kind in SAMPLE_KINDS:
             groups.add(correction.video.group)
     for group in groups:
-        training_request(group=group, reason="approved corrections", requested_by=by)
+        group_harvest_request(group=group, train=True, reason="approved corrections", by=by)
     return {"approved": approved, "retrains": len(groups)}
+
+
+def group_harvest_request(*, group: Group, train: bool, reason: str = "", by=None) -> HarvestRun:
+    """Queue taking the group's approved corrections' faces into its gallery, and with `train`
+    a retrain after; a request made while one waits joins it."""
+    with transaction.atomic():
+        row_lock(Group, group.pk)
+        waiting = HarvestRun.objects.filter(group=group, state=HarvestRun.State.QUEUED).first()
+        if waiting:
+            joined = {"requests": F("requests") + 1}
+            if train and not waiting.train:
+                joined |= {"train": True, "reason": reason[:200], "requested_by": by}
+            HarvestRun.objects.filter(pk=waiting.pk).update(**joined)
+            return waiting
+        run = HarvestRun.objects.create(
+            group=group, train=train, reason=reason[:200], requested_by=by
+        )
+        job_enqueue(run)
+    return run
+
+
+def group_harvest(*, run: HarvestRun, attempt: int) -> int:
+    """The job: the faces in, then the retrain if asked for. Returns the faces added."""
+    with running(run, attempt=attempt) as progress:
+        progress(0, "cutting the corrected faces from their videos", force=True)
+        added = corrections_harvest(group=run.group)
+        progress.update(faces_added=added)
+        run.refresh_from_db(fields=["train", "reason", "requested_by"])
+        if run.train:
+            progress(99, "asking for a retrain", force=True)
+            reason = run.reason or "approved corrections"
+            training_request(group=run.group, reason=reason, requested_by=run.requested_by)
+    return added
 
 
 def corrections_reject(*, corrections, by) -> int:
@@ -52,9 +95,9 @@ def corrections_reject(*, corrections, by) -> int:
 
 
 def corrections_harvest(*, group) -> int:
-    """Add the faces of approved corrections not yet taken into the group's gallery (run by the
-    training job before it encodes); returns how many faces were added. They are approved
-    unless the flags (refreshed once, at the end) call them duplicates."""
+    """Add the faces of approved corrections not yet taken into the group's gallery; returns
+    how many faces were added. They are approved unless the flags (refreshed once, at the end)
+    call them duplicates."""
     waiting = Correction.objects.filter(
         video__group=group,
         review=Correction.Review.APPROVED,
@@ -65,7 +108,9 @@ def corrections_harvest(*, group) -> int:
     with gallery_services.flags_refreshed_once():
         for correction in waiting:
             images = correction_add_samples(correction=correction)
-            Correction.objects.filter(pk=correction.pk).update(samples_added=len(images))
+            Correction.objects.filter(pk=correction.pk).update(
+                samples_added=len(images), sample_images=[image.pk for image in images]
+            )
             added += images
     gallery_services.images_approve_unless_duplicate(images=added)
     return len(added)

@@ -2,8 +2,8 @@
 on to other jobs gets them queued here, so the services never name a job."""
 
 from base.jobs import JobCall, job_entry, job_fan_out
-from videos import fancams, processing, relabel, rendering
-from videos.models import Fancam, RelabelRun, RenderRun, Video
+from videos import fancams, harvest, processing, relabel, rendering
+from videos.models import Fancam, HarvestRun, RelabelRun, RenderRun, Video
 
 
 def process_video_job(video_id: int, attempt: int):
@@ -94,4 +94,13 @@ def fancam_job(fancam_id: int, attempt: int):
         fancam_id,
         lambda fancam: fancams.fancam_make(fancam=fancam, attempt=attempt).state,
         related=("video", "member"),
+    )
+
+
+def harvest_job(run_id: int, attempt: int):
+    return job_entry(
+        HarvestRun,
+        run_id,
+        lambda run: harvest.group_harvest(run=run, attempt=attempt),
+        related=("group",),
     )

@@ -242,6 +242,8 @@ class Correction(models.Model):
     reviewed = models.DateTimeField(null=True, blank=True)
     # Faces the training job took from the track into the gallery; None until it ran.
     samples_added = models.PositiveIntegerField(null=True, blank=True)
+    # The gallery images its faces became (videos.harvest), rejected again if it is undone.
+    sample_images = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created"]
@@ -376,6 +378,28 @@ class RelabelRun(Job):
 
     def __str__(self):
         return f"relabel with {self.version}"
+
+
+class HarvestRun(Job):
+    """The faces of a group's approved corrections cut from their videos into its gallery,
+    then, when asked, a retrain; requests made while one waits join it."""
+
+    job_function = "videos.jobs.harvest_job"
+
+    group = models.ForeignKey("gallery.Group", on_delete=models.CASCADE, related_name="+")
+    train = models.BooleanField(default=False, help_text="retrain once the faces are in")
+    requests = models.PositiveIntegerField(default=1, help_text="requests coalesced into this run")
+    reason = models.CharField(max_length=200, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    faces_added = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return f"faces from corrections for {self.group}"
 
 
 def fancam_upload_to(instance, filename):

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from videos import exports, views
+from videos import exports, review_views, views
 
 app_name = "videos"
 urlpatterns = [
@@ -11,10 +11,14 @@ urlpatterns = [
     path("videos/<uuid:uuid>/retry/", views.retry, name="retry"),
     path("videos/<uuid:uuid>/delete/", views.delete, name="delete"),
     path("videos/<uuid:uuid>/edit/", views.edit, name="edit"),
-    path("videos/<uuid:uuid>/review/", views.review, name="review"),
-    path("videos/<uuid:uuid>/corrections/", views.correct, name="correct"),
-    path("videos/<uuid:uuid>/suggestions/<int:pk>/", views.suggestion_decide, name="suggestion"),
-    path("videos/<uuid:uuid>/tracks/<int:number>.jpg", views.thumbnail, name="thumbnail"),
+    path("videos/<uuid:uuid>/review/", review_views.review, name="review"),
+    path("videos/<uuid:uuid>/corrections/", review_views.correct, name="correct"),
+    path(
+        "videos/<uuid:uuid>/suggestions/<int:pk>/",
+        review_views.suggestion_decide,
+        name="suggestion",
+    ),
+    path("videos/<uuid:uuid>/tracks/<int:number>.jpg", review_views.thumbnail, name="thumbnail"),
     path("videos/<uuid:uuid>/fancams/", views.fancam_create, name="fancams"),
     path("videos/<uuid:uuid>/fancams/<int:pk>.json", views.fancam_status, name="fancam_status"),
     path("videos/<uuid:uuid>/fancams/<int:pk>.mp4", views.fancam_file, name="fancam_file"),
@@ -28,7 +32,7 @@ urlpatterns = [
         views.predictions,
         name="predictions",
     ),
-    path("curate/unknown-faces/", views.unknown_faces_any, name="unknowns_any"),
-    path("curate/<slug:slug>/unknown-faces/", views.unknown_faces, name="unknowns"),
+    path("curate/unknown-faces/", review_views.unknown_faces_any, name="unknowns_any"),
+    path("curate/<slug:slug>/unknown-faces/", review_views.unknown_faces, name="unknowns"),
     path("accounts/signup/", views.signup, name="signup"),
 ]

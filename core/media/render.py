@@ -96,7 +96,7 @@ def render_part(
     return encode_with(
         path_in, path_out,
         lambda source, output: _PartRenderer(source, output, info, preset, crf, labels, start, end),
-    )  # fmt: skip
+    )
 
 
 def join_parts(

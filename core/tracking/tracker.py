@@ -87,9 +87,13 @@ class Tracker:
         # Frames come as YUV (half the bytes of RGB, no conversion in ffmpeg); only the frames
         # that are looked at become RGB.
         frames = read_frames(
-            path, self.info, start=self.start, end=self.end, pixel_format="yuv420p",
+            path,
+            self.info,
+            start=self.start,
+            end=self.end,
+            pixel_format="yuv420p",
             threads=self.cfg.decode_threads,
-        )  # fmt: skip
+        )
         for index, planes in frames:
             since = index - self.start
             cut = self.is_cut(planes)
@@ -177,9 +181,11 @@ class Tracker:
         matched = _assign(
             self.active,
             boxes,
-            lambda t, b: max(iou(t.last_box, b), iou(_expected(t, index), b), _near(t.last_box, b, cfg)),
+            lambda t, b: max(
+                iou(t.last_box, b), iou(_expected(t, index), b), _near(t.last_box, b, cfg)
+            ),
             cfg.match_iou,
-        )  # fmt: skip
+        )
         # Tracks still without a detection are followed to this frame by their correlation
         # tracker (started only now, from where the face was last detected); a detection where
         # the tracker went continues the track too.
@@ -194,9 +200,11 @@ class Tracker:
         waiting = [t for t in self.active if t.id in followed]
         if free and waiting:
             later = _assign(
-                waiting, [boxes[j] for j in free], lambda t, b: iou(followed[t.id], b),
+                waiting,
+                [boxes[j] for j in free],
+                lambda t, b: iou(followed[t.id], b),
                 cfg.match_iou,
-            )  # fmt: skip
+            )
             matched.update({free[j]: track for j, track in later.items()})
         return matched, followed
 

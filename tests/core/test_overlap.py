@@ -14,6 +14,7 @@ from core.tracking.overlap import Naming, analyze_and_render, part_bounds, track
 from core.tracking.segments import Source, Stitcher, analyze_parallel
 from core.tracking.tracker import analyze
 from core.tracking.tracks import Settings
+from tests.conftest import wait_for
 from tests.core.stage import alive, children, encode, frame_hashes, scene
 
 LOOKS = {
@@ -144,10 +145,7 @@ def test_a_stopped_run_stops_its_analysis_and_render_processes_at_once(model, tm
             progress=stop,
         )
     assert time.monotonic() - started < 30
-    deadline = time.monotonic() + 10
-    while any(alive(p) for p in workers) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not any(alive(p) for p in workers)
+    wait_for(lambda: not any(alive(p) for p in workers), 10, "the segment processes to end")
     assert not (tmp_path / "out.mp4").exists()
 
 

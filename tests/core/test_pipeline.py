@@ -15,6 +15,7 @@ from core.tracking.samples import identify
 from core.tracking.segments import Source, analyze_parallel
 from core.tracking.tracker import analyze
 from core.tracking.tracks import Analysis, Settings, Track, crowded
+from tests.conftest import wait_for
 from tests.core.stage import FPS, alive, children, chip, encode, face, scene
 
 
@@ -274,23 +275,19 @@ def test_segment_processes_die_when_the_job_process_is_killed(clip):
     import os
     import signal
     import sys
-    import time
 
     root = Path(__file__).resolve().parents[2]
     job = subprocess.Popen([sys.executable, "-c", JOB_SCRIPT, str(clip[0]), str(root)])
     try:
-        workers: set[int] = set()
-        deadline = time.monotonic() + 60
-        while len(workers) < 2 and time.monotonic() < deadline:
-            workers = children(job.pid)
-            time.sleep(0.05)
-        assert len(workers) >= 2, "the segment processes never started"
+        workers = wait_for(
+            lambda: found if len(found := children(job.pid)) >= 2 else None,
+            60,
+            "the segment processes to start",
+            every=0.05,
+        )
         os.kill(job.pid, signal.SIGKILL)
         job.wait()
-        deadline = time.monotonic() + 10
-        while any(alive(p) for p in workers) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not any(alive(p) for p in workers)
+        wait_for(lambda: not any(alive(p) for p in workers), 10, "the segment processes to end")
     finally:
         job.kill()
         job.wait()
@@ -323,7 +320,4 @@ def test_a_stopped_parallel_analysis_stops_its_segment_processes_at_once(tmp_pat
         analyze_parallel(Source(path, info, settings=slow), bounds, 2, stop)
     # It returned long before the segments could have finished, and they are gone.
     assert workers and time.monotonic() - started < whole / 2
-    deadline = time.monotonic() + 10
-    while any(alive(p) for p in workers) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not any(alive(p) for p in workers)
+    wait_for(lambda: not any(alive(p) for p in workers), 10, "the segment processes to end")

@@ -1,12 +1,10 @@
 """A curator at work in a real browser: upload by file picker, pick a face on a group photo."""
 
-import time
-
 import pytest
 
 from gallery.models import GalleryImage, ImageUpload
 from tests import imagefactory as make
-from tests.conftest import run_worker
+from tests.conftest import run_worker, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -26,9 +24,7 @@ def test_curator_uploads_images_and_picks_a_face(page, admin_login, curator, tom
     page.goto(f"/admin/gallery/member/{tom.pk}/upload/")
     page.set_input_files("#file-input", paths)
     # Each file is stored and queued at once; a worker cleans it and the page follows.
-    deadline = time.monotonic() + 30
-    while ImageUpload.objects.count() < 3 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: ImageUpload.objects.count() >= 3, 30, "three stored uploads")
     run_worker("default")
     page.wait_for_function(
         "() => document.querySelectorAll('#upload-list li progress').length === 0"

@@ -5,7 +5,6 @@ import threading
 import pytest
 from django.core.files.base import ContentFile
 from django.db import connection
-from rq import SimpleWorker
 
 from core.classifier.model import ClassifierError
 from gallery import services as gallery_services
@@ -13,16 +12,13 @@ from gallery.models import GalleryImage
 from recognition import selectors, services
 from recognition.models import ModelVersion, TrainingRun
 from tests import imagefactory as make
-
-
-def work(queue):
-    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+from tests.conftest import work
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_train_job_makes_an_active_version_with_metrics(gallery, rq_queue):
     run = services.training_request(group=gallery, reason="test")
-    work(rq_queue)
+    work("default")
 
     run.refresh_from_db()
     assert run.state == TrainingRun.State.DONE, run.error
@@ -49,7 +45,7 @@ def test_requests_made_while_one_waits_join_it(gallery, rq_queue):
     assert third.requests == 3
     assert rq_queue.count == 1
 
-    work(rq_queue)
+    work("default")
     assert ModelVersion.objects.count() == 1
 
     # Once the run has started, a new request is a new follow-up run.
@@ -84,14 +80,14 @@ def test_concurrent_requests_from_several_threads_make_one_run(gallery, rq_queue
 @pytest.mark.django_db(transaction=True)
 def test_a_worse_version_waits_for_a_curator_and_rollback_works(gallery, rq_queue):
     services.training_request(group=gallery)
-    work(rq_queue)
+    work("default")
     v1 = ModelVersion.objects.get()
     per_member = v1.metrics["per_member"]
     per_member["tom-hanks"]["recall"] = 1.5  # a figure no new version can reach
     ModelVersion.objects.filter(pk=v1.pk).update(metrics={**v1.metrics, "per_member": per_member})
 
     services.training_request(group=gallery)
-    work(rq_queue)
+    work("default")
     v2 = ModelVersion.objects.get(number=2)
     assert not v2.is_active
     assert v2.needs_review
@@ -109,12 +105,12 @@ def test_a_worse_version_waits_for_a_curator_and_rollback_works(gallery, rq_queu
 @pytest.mark.django_db(transaction=True)
 def test_a_failed_training_keeps_the_active_version_and_shows_its_error(gallery, rq_queue):
     services.training_request(group=gallery)
-    work(rq_queue)
+    work("default")
     v1 = ModelVersion.objects.get()
 
     GalleryImage.objects.update(status=GalleryImage.Status.REJECTED)
     run = services.training_request(group=gallery)
-    work(rq_queue)
+    work("default")
 
     run.refresh_from_db()
     assert run.state == TrainingRun.State.FAILED
@@ -211,7 +207,7 @@ def test_a_version_that_adds_a_member_is_activated_though_its_accuracy_is_lower(
     miley = GalleryImage.objects.filter(member__slug="miley-cyrus")
     miley.update(status=GalleryImage.Status.PENDING)
     services.training_request(group=gallery)
-    work(rq_queue)
+    work("default")
     v1 = ModelVersion.objects.get()
     assert "miley-cyrus" not in v1.members
     # Overall accuracy over other members is no test: make v1's unbeatable.
@@ -219,7 +215,7 @@ def test_a_version_that_adds_a_member_is_activated_though_its_accuracy_is_lower(
 
     miley.update(status=GalleryImage.Status.APPROVED)
     services.training_request(group=gallery)
-    work(rq_queue)
+    work("default")
     v2 = ModelVersion.objects.get(number=2)
     assert v2.is_active, v2.note
     assert v2.note == "activated: adds Miley Cyrus; no member got worse than v1"

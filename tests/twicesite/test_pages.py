@@ -11,7 +11,7 @@ def test_home_page_explains_the_site(client):
 
 
 @pytest.mark.browser
-def test_home_page_renders_and_admin_login_works(page, django_user_model):
+def test_home_page_renders_and_admin_login_works(page, django_user_model, shots):
     django_user_model.objects.create_superuser("curator", "c@example.org", "s3cret-pass!")
     page.goto("/")
     assert page.locator("h1").inner_text() == "Who is that?"
@@ -25,7 +25,7 @@ def test_home_page_renders_and_admin_login_works(page, django_user_model):
     # One clear error, not Django's and the template's both.
     errors = page.locator(".errorlist li, p.error")
     assert errors.count() == 1 and "correct username and password" in errors.inner_text()
-    page.screenshot(path="/tmp/shots-site/login-error-laptop.png")
+    shots(page, "login-error-laptop")
 
     page.fill("#id_username", "curator")
     page.fill("#id_password", "s3cret-pass!")

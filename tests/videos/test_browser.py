@@ -95,9 +95,11 @@ def test_curator_approves_a_correction_and_sees_the_retrain_and_the_relabel(
     page.check("#result_list tbody input.action-select")
     page.select_option("select[name=action]", "approve")
     page.click("button[name=index]")
-    assert "retraining run(s) queued" in page.locator(".messagelist").inner_text()
+    assert "their faces go to the gallery, then the model is trained again" in (
+        page.locator(".messagelist").inner_text()
+    )
 
-    run_worker("default", "video")  # train, activate, relabel, re-render
+    run_worker("default", "video")  # harvest, train, activate, relabel, re-render
     page.goto("/admin/recognition/modelversion/")
     assert "Celebs v2" in page.locator("#result_list").inner_text()
     version = ModelVersion.objects.get(group=celebs, number=2)

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,22 +12,14 @@ import pytest
 from django.core.files import File
 from django.core.management import call_command
 from django.urls import reverse
-from rq import SimpleWorker
 
 from base.storage import local_copy
 from core.media.probe import probe
-from tests.conftest import ROOT, worker_env
+from tests.conftest import ROOT, reread, under_way, wait_for, work, worker_env
 from tests.videos.conftest import make_clip
 from videos.models import Detection, Fancam, Track, Video
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def work():
-    import django_rq
-
-    queue = django_rq.get_queue("video")
-    SimpleWorker([queue], connection=queue.connection).work(burst=True)
 
 
 def ask(client, video, member, **options):
@@ -190,25 +181,15 @@ def test_a_killed_fancam_job_leaves_no_half_written_file(client, fan, members, s
     )  # fmt: skip
     folder = Path(settings.MEDIA_ROOT) / stage.storage_folder() / "fancams"
     try:
-        deadline = time.monotonic() + 60
         fancam = Fancam.objects.get(pk=job["id"])
-        while time.monotonic() < deadline and not (
-            fancam.state == "running" and fancam.progress > 5
-        ):
-            time.sleep(0.02)
-            fancam.refresh_from_db()
-        assert fancam.state == "running"
+        wait_for(lambda: under_way(fancam), 60, "the fancam's job to be under way", every=0.02)
         out = subprocess.run(
             ["ps", "-o", "pid=", "--ppid", str(worker.pid)], capture_output=True, text=True
         )
         for pid in out.stdout.split():
             os.kill(int(pid), signal.SIGKILL)
         assert not folder.exists() or not any(folder.iterdir())  # nothing half-written in place
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and fancam.state != "done":
-            time.sleep(0.2)
-            fancam.refresh_from_db()
-        assert fancam.state == "done", (fancam.state, fancam.error)  # made again, whole
+        wait_for(lambda: reread(fancam).state == "done", 90, "the fancam to be made again")
         assert [p.name for p in folder.iterdir()] == [f"{fancam.pk}.mp4"]
     finally:
         worker.send_signal(signal.SIGINT)

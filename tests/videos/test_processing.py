@@ -6,32 +6,17 @@ import subprocess
 import numpy as np
 import pytest
 from django.core.management import call_command
-from rq import SimpleWorker
 
 from base.storage import local_copy
 from core.classifier.model import ClassifierError
 from core.media.probe import ffmpeg_exe, probe
 from tests import footage
+from tests.conftest import work
 from tests.core.stage import frame_hashes
 from videos import exports, relabel, rendering, services
 from videos.models import Video
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def work(queue_name="video"):
-    import django_rq
-
-    queue = django_rq.get_queue(queue_name)
-    ran = []
-
-    class Recording(SimpleWorker):
-        def execute_job(self, job, queue):
-            ran.append(job.id)
-            return super().execute_job(job, queue)
-
-    Recording([queue], connection=queue.connection).work(burst=True)
-    return ran  # the ids of the jobs it ran, in order
 
 
 def members_named(video):
@@ -217,7 +202,7 @@ def test_a_curator_approving_a_correction_queues_a_retrain_that_adds_its_faces(
     from gallery.models import GalleryImage
     from recognition.models import TrainingRun
     from videos import corrections
-    from videos.models import Correction
+    from videos.models import Correction, HarvestRun
 
     video = services.video_submit(source=stage_clip, name="stage.mp4", group=celebs, owner=fan)
     work()
@@ -235,13 +220,14 @@ def test_a_curator_approving_a_correction_queues_a_retrain_that_adds_its_faces(
         {"action": "approve", "_selected_action": [correction.pk]},
         follow=True,
     )
-    assert b"retraining run(s) queued" in response.content
+    assert b"their faces go to the gallery, then the model is trained again" in response.content
     correction.refresh_from_db()
     assert correction.review == Correction.Review.APPROVED
-    # Approving is quick: the faces are cut from the video by the training job.
+    # Approving is quick: a job cuts the faces from the video, then asks for training.
     assert correction.samples_added is None
     assert GalleryImage.objects.filter(source="correction").count() == 0
-    assert TrainingRun.objects.filter(state="queued", reason="approved corrections").count() == 1
+    assert HarvestRun.objects.get(state="queued").train
+    assert not TrainingRun.objects.filter(reason="approved corrections").exists()
 
     work("default")
     correction.refresh_from_db()
@@ -254,6 +240,37 @@ def test_a_curator_approving_a_correction_queues_a_retrain_that_adds_its_faces(
     assert not added.filter(duplicate_of__isnull=False, status="approved").exists()
     run = TrainingRun.objects.get(reason="approved corrections")
     assert run.state == "done" and run.version.training_counts["miley-cyrus"] >= added.count()
+
+
+def test_a_curators_own_correction_feeds_the_gallery_and_undoing_it_takes_the_faces_back(
+    celebs, stage_clip, fan, rq_queue, django_user_model
+):
+    from gallery.models import GalleryImage
+    from recognition.models import TrainingRun
+    from videos import corrections
+    from videos.models import Correction, HarvestRun
+
+    video = services.video_submit(source=stage_clip, name="stage.mp4", group=celebs, owner=fan)
+    work()
+    boss = django_user_model.objects.create_superuser("boss", "b@example.org", "pw-boss-123")
+    stranger = video.tracks.filter(member=None).first()
+    miley = celebs.members.get(slug="miley-cyrus")
+    correction = corrections.track_correct(track=stranger, user=boss, kind="member", member=miley)
+    assert correction.review == Correction.Review.APPROVED  # a curator's own
+    assert not HarvestRun.objects.get(state="queued").train  # her faces in; no retrain asked
+
+    work("default")
+    correction.refresh_from_db()
+    added = GalleryImage.objects.filter(pk__in=correction.sample_images, member=miley)
+    assert added.count() == correction.samples_added >= 1
+    assert added.filter(status="approved").exists()
+    trainings = TrainingRun.objects.count()
+
+    corrections.correction_undo(correction=correction, user=boss)
+    correction.refresh_from_db()
+    assert correction.review == Correction.Review.UNDONE
+    assert set(added.values_list("status", flat=True)) == {"rejected"}
+    assert TrainingRun.objects.count() == trainings
 
 
 def test_a_new_model_relabels_stored_tracks_except_corrected_ones_and_rerenders(
@@ -383,7 +400,7 @@ def test_a_video_stored_before_facts_were_kept_is_probed_once_then_never_again(
 def test_a_not_this_member_negative_survives_a_retrain_and_is_counted_by_the_new_version(
     celebs, stage_clip, fan, rq_queue
 ):
-    from recognition.services import training_request
+    from recognition.services import model_version_load, training_request
     from videos import corrections
 
     video = services.video_submit(source=stage_clip, name="stage.mp4", group=celebs, owner=fan)
@@ -402,7 +419,8 @@ def test_a_not_this_member_negative_survives_a_retrain_and_is_counted_by_the_new
     version = video.model_version
     assert version.number == 2
     # Named freely, v2 would call the track Keanu again (his gallery is unchanged) ...
-    assert (version.metrics["negatives"], version.metrics["negatives_violated"]) == (1, 1)
+    counts = relabel.negatives_violated(group=celebs, classifier=model_version_load(version))
+    assert counts == {"negatives": 1, "negatives_violated": 1}
     # ... but the relabel names it the next best, or unknown.
     assert keanu.member is None or keanu.member.slug != "keanu-reeves"
     assert "keanu-reeves" not in members_named(video)

@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from tests.conftest import ROOT, worker_env
+from tests.conftest import ROOT, wait_for, worker_env
 from videos import jobs
 from videos.models import Correction, RenderRun, Video
 
@@ -24,15 +24,6 @@ def correct(client, video, **body):
     assert response.status_code == 200, response.content
     assert not response.json()["unchanged"]
     return response
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_ten_corrections_in_a_burst_cause_one_rerender(

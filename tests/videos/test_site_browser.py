@@ -1,7 +1,5 @@
 """The site as fans and curators see it, in a real browser at a phone's and a laptop's size."""
 
-from pathlib import Path
-
 import pytest
 from django.urls import reverse
 
@@ -10,7 +8,6 @@ from videos.models import Video
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SHOTS = Path("/tmp/shots-site")
 SIZES = {"phone": (390, 844), "laptop": (1366, 768)}
 
 
@@ -29,11 +26,10 @@ def overflow(page) -> int:
     )
 
 
-def check_fits(page, url, name, size):
+def check_fits(page, url, name, size, shots):
     page.goto(url)
     page.wait_for_load_state("load")
-    SHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}-{size}.png"), full_page=True)
+    shots(page, f"{name}-{size}")
     assert overflow(page) == 0, f"{url} is {overflow(page)} px too wide at {size}"
 
 
@@ -62,7 +58,7 @@ def versions(group, members):
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_every_fan_page_fits_the_window(page, size, fan, processed_video, versions):
+def test_every_fan_page_fits_the_window(page, size, fan, processed_video, versions, shots):
     width, height = SIZES[size]
     page.set_viewport_size({"width": width, "height": height})
     for url, name in [
@@ -71,7 +67,7 @@ def test_every_fan_page_fits_the_window(page, size, fan, processed_video, versio
         ("/accounts/signup/", "signup"),
         ("/no/such/page/", "404-anonymous"),
     ]:
-        check_fits(page, url, name, size)  # fmt: skip
+        check_fits(page, url, name, size, shots)
     login(page, "fan", "pw-fan-123")
     Video.objects.filter(pk=processed_video.pk).update(
         title="A very long title that a fan typed for her favourite stage performance video"
@@ -83,20 +79,21 @@ def test_every_fan_page_fits_the_window(page, size, fan, processed_video, versio
         (reverse("videos:watch", args=[uuid]), "watch"),
         ("/no/such/page/", "404"),
     ]:
-        check_fits(page, url, name, size)
+        check_fits(page, url, name, size, shots)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_the_review_page_fits_the_window(page, size, fan, processed_video):
+def test_the_review_page_fits_the_window(page, size, fan, processed_video, shots):
     width, height = SIZES[size]
     page.set_viewport_size({"width": width, "height": height})
     login(page, "fan", "pw-fan-123")
-    check_fits(page, reverse("videos:review", args=[processed_video.uuid]), "review", size)
+    url = reverse("videos:review", args=[processed_video.uuid])
+    check_fits(page, url, "review", size, shots)
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_every_main_admin_page_fits_the_window(
-    page, size, django_user_model, processed_video, versions
+    page, size, django_user_model, processed_video, versions, shots
 ):
     django_user_model.objects.create_superuser("boss", "b@example.org", "pw-boss-123")
     width, height = SIZES[size]
@@ -114,7 +111,7 @@ def test_every_main_admin_page_fits_the_window(
         ("/admin/recognition/modelversion/", "admin-versions"),
         ("/admin/jobs/", "admin-jobs"),
     ]:
-        check_fits(page, url, name, size)
+        check_fits(page, url, name, size, shots)
         if size == "laptop":
             # A list is not clipped: its table fits its box, no sideways scrolling inside.
             clipped = page.evaluate(

@@ -73,9 +73,16 @@ class Command(BaseCommand):
                 if (source / slug).is_dir():
                     (Path(tmp) / slug).symlink_to(source / slug)
             call_command(
-                "import_gallery", tmp, "--group", "demo", "--group-name", "Demo (celebrities)",
-                "--first", "30", stdout=self.stdout,
-            )  # fmt: skip
+                "import_gallery",
+                tmp,
+                "--group",
+                "demo",
+                "--group-name",
+                "Demo (celebrities)",
+                "--first",
+                "30",
+                stdout=self.stdout,
+            )
         self.stdout.write("Training the demo model ...")
         call_command("train", "--group", "demo", "--cv", "5", stdout=open("/dev/null", "w"))
 

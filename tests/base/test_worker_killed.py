@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
-from tests.conftest import ROOT, worker_env
+from tests.conftest import ROOT, reread, under_way, wait_for, worker_env
 from videos import services
 from videos.models import Video
 
@@ -31,13 +31,7 @@ def test_a_killed_work_horse_is_retried_and_the_output_appears_only_when_complet
         cwd=ROOT, env=worker_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            video.refresh_from_db()
-            if video.state == Video.State.RUNNING and video.progress > 5:
-                break
-            time.sleep(0.05)
-        assert video.state == Video.State.RUNNING
+        wait_for(lambda: under_way(video), 60, "the video's job to be under way", every=0.05)
         horses = children(worker.pid)
         assert horses, "the worker runs jobs in a forked work horse"
         for pid in horses:
@@ -45,13 +39,7 @@ def test_a_killed_work_horse_is_retried_and_the_output_appears_only_when_complet
         labelled = Path(django_settings.MEDIA_ROOT) / f"videos/{video.uuid.hex}/labelled.mp4"
         assert not labelled.exists()  # nothing half-written in place
 
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            video.refresh_from_db()
-            if video.state == Video.State.DONE:
-                break
-            time.sleep(0.2)
-        assert video.state == Video.State.DONE, (video.state, video.error)
+        wait_for(lambda: reread(video).state == Video.State.DONE, 120, "the video to be done")
         assert labelled.exists()
         assert not list(labelled.parent.glob(".*tmp*"))  # no temp file left behind
     finally:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,19 +15,13 @@ import pytest
 from django.conf import settings as django_settings
 from django.urls import reverse
 from django.utils import timezone
-from rq import SimpleWorker
 
 from base import jobs
-from tests.conftest import ROOT, worker_env
+from tests.conftest import ROOT, wait_for, work, worker_env
 from videos import services
 from videos.models import Detection, Track, Video
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def work(queue_name="video"):
-    queue = django_rq.get_queue(queue_name)
-    SimpleWorker([queue], connection=queue.connection).work(burst=True)
 
 
 def age(rows):
@@ -50,16 +43,6 @@ def stop(worker: subprocess.Popen) -> None:
             worker.wait(timeout=20)
         except subprocess.TimeoutExpired:
             worker.kill()
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def children(pid: int) -> list[int]:

@@ -9,7 +9,7 @@ from django.urls import reverse
 from base.jobs import JobGone, job_cancel, job_enqueue, running
 from gallery.models import ScrapeRun
 from gallery.scraping import scrape_run, scrape_start
-from tests.gallery.test_scraping import image_search  # noqa: F401  (a fixture)
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -92,18 +92,15 @@ def test_a_cancelled_run_stops_at_its_next_progress_report(tom):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_cancelled_scrape_stops_even_while_icrawler_downloads(image_search, tom):  # noqa: F811
+def test_a_cancelled_scrape_stops_even_while_icrawler_downloads(image_search, tom):
     run = scrape_start(member=tom, count=6, engine="bing", enqueue=False)
     job_enqueue(run)
     run.refresh_from_db()
 
     def cancel_when_running():
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if ScrapeRun.objects.filter(pk=run.pk, state="running").exists():
-                job_cancel(ScrapeRun.objects.get(pk=run.pk), by="curie")
-                return
-            time.sleep(0.01)
+        running = ScrapeRun.objects.filter(pk=run.pk, state="running")
+        wait_for(running.exists, 20, "the scrape to run", every=0.01)
+        job_cancel(ScrapeRun.objects.get(pk=run.pk), by="curie")
 
     canceller = threading.Thread(target=cancel_when_running)
     canceller.start()
@@ -117,7 +114,7 @@ def test_a_cancelled_scrape_stops_even_while_icrawler_downloads(image_search, to
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_the_jobs_page_follows_progress_live_shows_why_a_scrape_failed_and_acts(
-    page, admin_login, curator, tom, settings, rq_queue
+    page, admin_login, curator, tom, settings, rq_queue, shots
 ):
     from django.utils import timezone
 
@@ -142,7 +139,7 @@ def test_the_jobs_page_follows_progress_live_shows_why_a_scrape_failed_and_acts(
         failed_row.locator(".detail").inner_text()
     )
     assert failed_row.locator(".state").inner_text() == "failed"
-    page.screenshot(path="/tmp/shots-site/admin-jobs-failed-scrape-laptop.png", full_page=True)
+    shots(page, "admin-jobs-failed-scrape-laptop")
 
     # The page polls: progress written by the job shows without a reload.
     ScrapeRun.objects.filter(pk=live.pk).update(progress=60, stage="cleaning 3 images")
@@ -180,11 +177,8 @@ def test_a_running_worker_is_listed_with_its_queues_and_the_banner_goes(client, 
         cwd=ROOT, env=worker_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if any(w.name == name for w in Worker.all(connection=rq_queue.connection)):
-                break
-            time.sleep(0.2)
+        listening = lambda: any(w.name == name for w in Worker.all(connection=rq_queue.connection))  # noqa: E731
+        wait_for(listening, 60, f"worker {name} to listen", every=0.2)
         client.force_login(curator)
         data = client.get(reverse("admin-jobs-data")).json()
         listed = [w for w in data["workers"] if w["name"] == name]
