@@ -47,6 +47,9 @@ def predictions(video: Video) -> dict:
             # first_frame_time + n / fps, or at frame_times[n] when the rate varies.
             "first_frame_time": round(clock.first, 6),
             "frame_times": clock.to_json()["frame_times"],
+            # While it is processed: every face before named_until (seconds) is named.
+            "named_until": video.named_until,
+            "names_ready": video.all_named,
         },
         "model": {"version": version.number if version else None, "group": video.group.slug},
         "detections": [

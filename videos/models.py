@@ -78,6 +78,10 @@ class Video(Job):
     # part jobs and joined again: how many parts the stage under way has, and how many are done.
     segments = models.PositiveIntegerField(default=0)
     segments_done = models.PositiveIntegerField(default=0)
+    # How far the names reach while it is processed: every face up to this second of the
+    # player's clock is named for good (None: not yet); names_ready once all of it is.
+    named_until = models.FloatField(null=True, blank=True)
+    names_ready = models.BooleanField(default=False)
     # Seconds the analysis and the render took, for the curious and for benchmarks.
     timings = models.JSONField(default=dict, blank=True)
     # The lease of the one worker drawing the labelled MP4 now (a token and until when), so
@@ -109,6 +113,21 @@ class Video(Job):
         if info is not None and info.first_time is not None:
             return info.clock()
         return Clock.regular(0.0, self.fps or 30.0, self.frames or 0)
+
+    @property
+    def all_named(self) -> bool:
+        """Whether every face of the video is named (a processed video always is)."""
+        return self.names_ready or self.state == self.State.DONE
+
+    def job_progress(self) -> dict:
+        """The progress pages poll, with how far the names reach (seconds on the player's
+        clock) and whether the whole video is named."""
+        return {
+            **super().job_progress(),
+            "named_until": self.named_until,
+            "names_ready": self.all_named,
+            "labelled_ready": self.state == self.State.DONE,
+        }
 
     def download_name(self, suffix: str) -> str:
         """A download's file name from the title the fan gave ("Stage-labelled.mp4"), made safe:

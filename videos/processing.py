@@ -10,28 +10,24 @@ are to do.
 
 import logging
 
-import numpy as np
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
 from django.utils import timezone
 
 from base.jobs import Progress, job_fence, running, workers_listening
 from base.storage import delete_tree, local_copy, save_local_file, work_dir
 from core.faces import embed
-from core.images import encode_jpeg, shrunk
 from core.media.probe import VideoInfo
 from core.tracking import segments
 from core.tracking.naming import name_tracks
 from core.tracking.overlap import Naming, analyze_and_render, part_bounds
 from core.tracking.segments import Source, parts_in_order
-from core.tracking.tracks import Analysis
 from recognition import selectors as recognition_selectors
 from recognition.services import model_version_load
 from videos.facts import video_info, video_info_here
 from videos.folders import forgotten_if_deleted, video_remove_unowned_files, work_name
-from videos.models import Detection, Track, Video
+from videos.models import Video
+from videos.names import NamesPublisher
 from videos.progress import (
     ANALYSIS,
     OVERLAP_ANALYSIS,
@@ -44,6 +40,7 @@ from videos.progress import (
 from videos.rendering import (
     group_looks,
     render_pieces,
+    video_corrections_drawn,
     video_labelled_render,
     video_labelled_store,
     video_preview_store,
@@ -51,9 +48,6 @@ from videos.rendering import (
 )
 
 log = logging.getLogger(__name__)
-
-# Rows written in one go while storing a long video's detections.
-DETECTION_BATCH = 5000
 
 
 def segment_bounds(frames: int, fps: float) -> list[tuple[int, int]]:
@@ -74,6 +68,7 @@ def video_process(*, video: Video, attempt: int | None = None, echo=None) -> Vid
             with running(video, attempt=attempt, echo=echo) as progress:
                 progress(0, "finding faces", force=True)
                 _analyze_and_render(video, attempt, source, info, progress)
+    video_corrections_drawn(video=video)
     video.refresh_from_db()
     return video
 
@@ -125,9 +120,10 @@ def _analyze_and_render(video: Video, attempt: int, source, info: VideoInfo, pro
         stage = "finding faces" if analysed < 100 else "drawing the labelled video"
         progress(OVERLAP_ANALYSIS * analysed / 100 + OVERLAP_RENDER * rendered / 100, stage)
 
+    publisher = NamesPublisher(video, attempt, version, info)
+    publisher.start()
     with work_dir() as folder:
         target = folder / "labelled.mp4"
-        aside = _TracksAside(folder)
         analysis = analyze_and_render(
             Source(source, info, embedder=_embedder(video)),
             target,
@@ -136,39 +132,13 @@ def _analyze_and_render(video: Video, attempt: int, source, info: VideoInfo, pro
             Naming(model_version_load(version), group_looks(video.group)),
             preset=settings.VIDEO_RENDER_PRESET,
             progress=report,
-            on_final=aside.add,
+            on_final=publisher.add,
         )
-        progress(OVERLAP_ANALYSIS + OVERLAP_RENDER, "saving predictions", force=True)
-        video_analysis_store(
-            video=video,
-            attempt=attempt,
-            analysis=analysis,
-            version=version,
-            info=info,
-            tracks=aside.tracks(),
-        )
+        publisher.finish(analysis)
+        progress(OVERLAP_ANALYSIS + OVERLAP_RENDER, "storing the labelled video", force=True)
         video_labelled_store(video=video, path=target)
     video_preview_store(video=video, attempt=attempt, source=source, info=info, progress=progress)
-    progress.update(timings={**analysis.timings, "tracks": aside.count})
-
-
-class _TracksAside:
-    """Named tracks put in files as they become final, and read back one batch at a time to
-    be stored: a long video's tracks (strips, boxes, samples) never all sit in memory."""
-
-    def __init__(self, folder) -> None:
-        self.folder, self.batches, self.count = folder, 0, 0
-
-    def add(self, tracks: list) -> None:
-        if not tracks:
-            return
-        segments.save(Analysis(tracks, 0, [], {}), self.folder / f"named-{self.batches}.npz")
-        self.batches += 1
-        self.count += len(tracks)
-
-    def tracks(self):
-        for number in range(self.batches):
-            yield from segments.load(self.folder / f"named-{number}.npz").tracks
+    progress.update(timings={**analysis.timings, "tracks": publisher.count})
 
 
 def _naming_version(video: Video):
@@ -223,7 +193,7 @@ def segment_analyze(*, video: Video, attempt: int, number: int, start: int, end:
 
 def video_finish(*, video: Video, attempt: int) -> list[tuple[int, int]] | None:
     """Join the segments' tracks at the seams, then name, store and render (after segment
-    jobs). Segments are read one at a time and their final tracks put aside, so memory stays
+    jobs). Segments are read one at a time and their final tracks stored at once, so memory stays
     flat. With other workers about, the render is spread over them too: the frame ranges of
     its parts are returned for the jobs layer to queue (None: drawn here, done)."""
     with forgotten_if_deleted(video):
@@ -247,6 +217,7 @@ def video_finish(*, video: Video, attempt: int) -> list[tuple[int, int]] | None:
                     video=video, attempt=attempt, source=source, info=info, progress=progress
                 )
         delete_tree(f"{video.storage_folder()}/work")
+    video_corrections_drawn(video=video)
     return None
 
 
@@ -256,89 +227,13 @@ def _join_segments(video: Video, attempt: int, info: VideoInfo, progress) -> Non
     version = _naming_version(video)
     classifier = model_version_load(version)
     stitcher = segments.Stitcher([start for start, _ in bounds], keep=False)
-    with work_dir() as folder:
-        aside = _TracksAside(folder)
-        for n in range(len(bounds)):
-            with default_storage.open(work_name(video, attempt, f"segment-{n}.npz")) as f:
-                final = stitcher.add(segments.load(f))
-            name_tracks(final, classifier)
-            aside.add(final)
-        analysis = stitcher.result()
-        progress(ANALYSIS.high, "saving predictions", force=True)
-        video_analysis_store(
-            video=video,
-            attempt=attempt,
-            analysis=analysis,
-            version=version,
-            info=info,
-            tracks=aside.tracks(),
-        )
-    progress.update(timings={**analysis.timings, "tracks": aside.count})
-
-
-def video_analysis_store(
-    *, video: Video, attempt: int | None = None, analysis: Analysis, version, info, tracks=None
-) -> None:
-    """Replace the video's tracks and detections with the analysis's (or `tracks`, an
-    iterable of them read as they are stored); a retried job starts clean."""
-    saved: list[str] = []
-    try:
-        with transaction.atomic():
-            if attempt is not None:
-                job_fence(Video, video.pk, attempt, lock=True)  # no delete until this commits
-            _store(video, analysis.tracks if tracks is None else tracks, version, info, saved)
-            Video.objects.filter(pk=video.pk).update(
-                model_version=version, cuts=list(analysis.cuts)
-            )
-    except BaseException:
-        for name in saved:  # the rows are gone with the rollback; so go their strips
-            default_storage.delete(name)
-        raise
-
-
-def _store(video, tracks, version, info, saved: list[str]) -> None:
-    video.tracks.all().delete()  # their strips go when this commits
-    members = {m.slug: m for m in video.group.members.all()}
-    embedder_id = version.embedding_model  # the analysis used the version's model
-    clock = info.clock()
-    rows = []
-    for track in tracks:
-        samples = np.asarray(track.samples, dtype=np.float32)
-        row = Track.objects.create(
-            video=video,
-            number=track.id,
-            member=members.get(track.label),
-            candidate=members.get(track.candidate),
-            confidence=track.confidence,
-            first_frame=track.first_frame,
-            last_frame=track.last_frame,
-            embedding=samples.mean(axis=0).astype(np.float32).tobytes(),
-            samples=samples.tobytes(),
-            embedding_model=embedder_id,
-            sample_boxes=[[f, *map(int, b)] for f, b in track.sample_boxes],
-        )
-        if track.thumbnail is not None:
-            # The strip has a slot per possible sample; keep the filled ones.
-            used = max(1, len(track.sample_boxes)) * track.thumbnail.shape[0]
-            strip = shrunk(track.thumbnail[:, :used], height=72)
-            row.thumbnail.save(
-                f"{track.id}.jpg", ContentFile(encode_jpeg(strip, quality=88)), save=True
-            )
-            saved.append(row.thumbnail.name)
-        rows += [
-            Detection(
-                video=video,
-                track=row,
-                frame=f,
-                time=clock.time(f),
-                left=b[0],
-                top=b[1],
-                right=b[2],
-                bottom=b[3],
-            )
-            for f, b in sorted(track.boxes.items())
-        ]
-        if len(rows) >= DETECTION_BATCH:  # a long video's rows need not all be in memory
-            Detection.objects.bulk_create(rows)
-            rows = []
-    Detection.objects.bulk_create(rows)
+    publisher = NamesPublisher(video, attempt, version, info)
+    publisher.start()
+    for n in range(len(bounds)):
+        with default_storage.open(work_name(video, attempt, f"segment-{n}.npz")) as f:
+            final = stitcher.add(segments.load(f))
+        name_tracks(final, classifier)
+        publisher.add(final, stitcher.final_before)
+    analysis = stitcher.result()
+    publisher.finish(analysis)
+    progress.update(timings={**analysis.timings, "tracks": publisher.count})

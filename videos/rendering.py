@@ -201,6 +201,7 @@ def video_render_join(*, video: Video, attempt: int) -> Video:
                     video=video, attempt=attempt, source=source, info=info, progress=progress
                 )
         delete_tree(f"{video.storage_folder()}/work")
+    video_corrections_drawn(video=video)
     video.refresh_from_db()
     return video
 
@@ -241,7 +242,8 @@ def video_rerender(*, run: RenderRun, attempt: int) -> None:
 
     with render_lease(video, on_wait=waiting) as lease, running(run, attempt=attempt) as progress:
         if video.state != Video.State.DONE:
-            # Still processing: its own render at the end draws the current labels.
+            # Still processing: its own render at the end draws the current labels, and asks
+            # for another if a correction came after it read them (video_corrections_drawn).
             progress(100, "nothing to do: the video is still being processed", force=True)
             return
         with local_copy(video.original) as source:
@@ -249,6 +251,13 @@ def video_rerender(*, run: RenderRun, attempt: int) -> None:
             video_labelled_render(
                 video=video, source=source, info=info, progress=progress, lease=lease
             )
+
+
+def video_corrections_drawn(*, video: Video) -> None:
+    """Once a video is processed: its names could be corrected as soon as they were all there,
+    maybe after its render read them; then it is drawn again."""
+    if video.corrections.exists():
+        video_render_request(video=video, reason="corrected while it was drawn")
 
 
 def _wait_for_quiet(run: RenderRun, attempt: int) -> None:

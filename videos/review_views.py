@@ -85,6 +85,8 @@ def correct(request, uuid):
     track = video.tracks.filter(number=number).first()
     if track is None:
         raise BadRequest(f"this video has no track {number}")
+    if not video.all_named:
+        raise BadRequest("this video is still being named: review opens once every face is", 409)
     name = body.get("action")
     action = corrections.ACTIONS.get(name) if isinstance(name, str) else None
     if action is None:

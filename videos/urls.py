@@ -8,6 +8,7 @@ urlpatterns = [
     path("videos/upload/", views.upload, name="upload"),
     path("videos/<uuid:uuid>/", views.watch, name="watch"),
     path("videos/<uuid:uuid>/progress.json", views.progress, name="progress"),
+    path("videos/<uuid:uuid>/panels/", views.panels, name="panels"),
     path("videos/<uuid:uuid>/retry/", views.retry, name="retry"),
     path("videos/<uuid:uuid>/delete/", views.delete, name="delete"),
     path("videos/<uuid:uuid>/edit/", views.edit, name="edit"),

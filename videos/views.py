@@ -86,26 +86,49 @@ def watch(request, uuid):
         "share_url": request.build_absolute_uri(video.get_absolute_url()),
         "labelled_name": video.download_name("-labelled.mp4"),
     }
-    if video.state == video.State.DONE:
+    if video.state != video.State.FAILED:
         members = list(video.group.members.all())
-        length = selectors.timeline_length(video)
         source, unplayable = selectors.player_source(video)
         context |= {
             "live_source": source,
             "unplayable": unplayable,
-            "screen_time": selectors.screen_time(video),
-            "timeline": selectors.timeline(video),
-            "timeline_length": length,
-            "ticks": selectors.time_ticks(length),
             "show_unknown": settings.VIDEO_SHOW_UNKNOWN,
             "members": members,
             # Rendered with json_script: a name is data, never markup.
             "members_data": {m.slug: {"name": m.name, "color": m.color} for m in members},
-            "fancams": video.fancams.select_related("member").filter(state="done"),
-            "aspects": Fancam.Aspect.choices,
-            "formats": exports.FORMATS,
+            **_panels_context(video),
         }
     return render(request, "videos/watch.html", context)
+
+
+def _panels_context(video) -> dict:
+    """Who is on screen when, screen time, and (once the labelled video is ready) fancams and
+    downloads: what the watch page shows below the player, and fills in while it is named."""
+    length = selectors.timeline_length(video)
+    # Where the stretch still being named starts, as a share of the timeline (None: none).
+    if video.all_named:
+        pending = None
+    else:
+        pending = min(1.0, (video.named_until or 0.0) / length)
+    return {
+        "video": video,
+        "screen_time": selectors.screen_time(video),
+        "timeline": selectors.timeline(video),
+        "timeline_length": length,
+        "ticks": selectors.time_ticks(length),
+        "pending_from": pending,
+        "fancams": video.fancams.select_related("member").filter(state="done"),
+        "aspects": Fancam.Aspect.choices,
+        "formats": exports.FORMATS,
+        "labelled_name": video.download_name("-labelled.mp4"),
+    }
+
+
+@require_GET
+def panels(request, uuid):
+    """The watch page's panels, for the page to swap in as names arrive."""
+    video = selectors.video_for_viewer(request.user, uuid)
+    return render(request, "videos/_panels.html", _panels_context(video))
 
 
 @require_GET
@@ -178,8 +201,10 @@ def media_file(request, uuid, kind):
 def predictions(request, uuid, fmt):
     """The predictions in one of exports.FORMATS."""
     video = selectors.video_for_viewer(request.user, uuid)
-    if video.state != video.State.DONE:
-        return JsonResponse({"error": f"the video is {video.state}, not processed yet"}, status=409)
+    # The JSON (the live overlay's) as soon as the first names are in; the rest once all are.
+    ready = video.all_named or (fmt == "json" and video.named_until is not None)
+    if not ready:
+        return JsonResponse({"error": f"the video is {video.state}, not named yet"}, status=409)
     export = exports.FORMATS[fmt]
     kind = StreamingHttpResponse if export.streamed else HttpResponse
     response = kind(export.write(video), content_type=export.content_type)

@@ -86,15 +86,16 @@ def analyze_and_render(
     crf: int = DEFAULT_CRF,
     niceness: int | None = None,
     progress: Callable[[float, float], None] | None = None,
-    on_final: Callable[[list[Track]], None] | None = None,
+    on_final: Callable[[list[Track], int], None] | None = None,
 ) -> Analysis:
     """Analyse the video in `bounds` parts on `processes` processes, name and tag its tracks
     by `naming`, and render the labelled video to `target` meanwhile; returns the named
     analysis once both are done. progress(analysed %, rendered %) comes now and then.
 
     With `on_final`, each batch of final, named tracks goes there instead (in order of their
-    numbers) and is let go: the analysis returned has no tracks, and memory stays flat however
-    long the video."""
+    numbers), with the frame before which every track is final now: on_final(tracks,
+    final_before), once per part, so what is named can be shown at once. The tracks are let
+    go: the analysis returned has none, and memory stays flat however long the video."""
     niceness = RENDER_NICENESS if niceness is None else niceness
     render_process = _RenderProcess(source.path, target, source.info, preset, crf, niceness)
     frames_done = [0.0]
@@ -114,8 +115,8 @@ def analyze_and_render(
                 final = stitcher.add(part)  # numbered, in order
                 name_tracks(final, naming.classifier)
                 render_process.send(stitcher.final_before, track_labels(final, naming.looks))
-                if on_final is not None and final:
-                    on_final(final)
+                if on_final is not None:
+                    on_final(final, stitcher.final_before)
         analysis = stitcher.result()
         render_process.send(LAST, {})
         render_process.join(lambda: report(100.0))

@@ -171,11 +171,16 @@ def test_tracks_handed_out_as_they_become_final_are_the_tracks_kept_to_the_end(
     analysis a run that keeps them returns."""
     path, _ = clip
     info = probe(path)
-    batches = []
+    batches, reach = [], []
+
+    def on_final(tracks, final_before):
+        reach.append(final_before)
+        assert all(t.last_frame < final_before for t in tracks)
+        if tracks:
+            batches.append(tracks)
+
     source, naming = Source(path, info), Naming(model, LOOKS)
-    let_go = analyze_and_render(
-        source, tmp_path / "a.mp4", BOUNDS, 2, naming, on_final=batches.append
-    )
+    let_go = analyze_and_render(source, tmp_path / "a.mp4", BOUNDS, 2, naming, on_final=on_final)
     kept = analyze_and_render(source, tmp_path / "b.mp4", BOUNDS, 2, naming)
 
     assert let_go.tracks == [] and len(batches) >= 2  # one batch per shot at least
@@ -185,3 +190,5 @@ def test_tracks_handed_out_as_they_become_final_are_the_tracks_kept_to_the_end(
     ]
     assert [t.id for t in handed] == list(range(1, len(handed) + 1))
     assert let_go.cuts == kept.cuts and let_go.frames == kept.frames == 60
+    # Once per part, how far every track is final: on, never back, to the last frame.
+    assert len(reach) == len(BOUNDS) and reach == sorted(reach) and reach[-1] == 60

@@ -78,6 +78,8 @@ def processed_video(group, members, fan, clip):
         duration=1.0,
         has_audio=True,
         state=Video.State.DONE,
+        named_until=1.0,
+        names_ready=True,
     )
     with clip.open("rb") as handle:
         video.original.save("clip.mp4", File(handle), save=False)

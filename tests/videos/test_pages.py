@@ -59,6 +59,8 @@ def test_the_export_follows_the_documented_format(processed_video):
         "duration": 1.0,
         "first_frame_time": 0.0,
         "frame_times": None,
+        "named_until": 1.0,
+        "names_ready": True,
     }
     assert data["model"] == {"version": None, "group": "twice"}
     assert len(data["detections"]) == 35
@@ -115,11 +117,34 @@ def test_video_files_answer_range_requests_so_players_can_seek(client, fan, proc
 
 def test_exports_of_an_unfinished_video_say_so(client, fan, processed_video):
     processed_video.state = processed_video.State.RUNNING
+    processed_video.named_until, processed_video.names_ready = None, False
     processed_video.save()
     client.force_login(fan)
     response = client.get(urls(processed_video)["json"])
     assert response.status_code == 409
-    assert "not processed yet" in response.json()["error"]
+    assert "not named yet" in response.json()["error"]
+
+
+def test_while_a_video_is_named_the_json_has_the_names_so_far_and_the_files_wait(
+    client, fan, processed_video
+):
+    processed_video.state = processed_video.State.RUNNING
+    processed_video.named_until, processed_video.names_ready = 0.4, False
+    processed_video.save()
+    client.force_login(fan)
+    data = client.get(urls(processed_video)["json"]).json()
+    assert (data["video"]["named_until"], data["video"]["names_ready"]) == (0.4, False)
+    assert data["detections"]  # what is stored so far, for the live boxes
+    for fmt in ("csv", "vtt"):
+        assert client.get(urls(processed_video)[fmt]).status_code == 409
+    progress = client.get(reverse("videos:progress", args=[processed_video.uuid])).json()
+    assert (progress["named_until"], progress["names_ready"]) == (0.4, False)
+    assert not progress["labelled_ready"]
+    panels = client.get(reverse("videos:panels", args=[processed_video.uuid])).content.decode()
+    assert "Nayeon" in panels and "still being named" in panels
+    assert "Downloads" not in panels and "Fancams" not in panels
+    review = client.get(reverse("videos:review", args=[processed_video.uuid])).content.decode()
+    assert "still being named: review opens once every face in it is named" in review
 
 
 def test_signup_logs_the_new_fan_in(client):
