@@ -63,6 +63,14 @@ def envpath(name: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
+def envurlprefix(name: str) -> str:
+    """A URL path that starts and ends with a slash ("/_media/"), or "" when unset."""
+    value = os.environ.get(name, "").strip()
+    if value and not (value.startswith("/") and value.endswith("/") and len(value) > 1):
+        raise ConfigError(f"{name} must be a path that starts and ends with /, got {value!r}")
+    return value
+
+
 def envdatabase(name: str, default: str) -> dict:
     """Parse a database URL into Django's DATABASES entry."""
     url = os.environ.get(name) or default

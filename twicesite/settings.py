@@ -18,6 +18,7 @@ from twicesite.env import (
     envredis,
     envs3storage,
     envstr,
+    envurlprefix,
     load_dotenv,
 )
 
@@ -119,6 +120,10 @@ if DEBUG:
     warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 # Media files are never served by URL: every one goes through a view that checks access.
 MEDIA_ROOT = envpath("MEDIA_ROOT", BASE_DIR / "media")
+# Behind nginx: the access-checked file views hand files on the local disk to nginx with
+# X-Accel-Redirect to this internal location (mapped to MEDIA_ROOT, docs/deploy.md), so no web
+# process streams a video. Empty: the views stream the files themselves (and always on S3).
+MEDIA_ACCEL_REDIRECT = envurlprefix("MEDIA_ACCEL_REDIRECT")
 # Local scratch space for work in progress (decoding copies, renders before they are stored);
 # folders of processes that died are removed by the workers.
 WORK_DIR = envpath("WORK_DIR", VAR_DIR / "work")

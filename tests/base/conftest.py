@@ -7,8 +7,17 @@ from dataclasses import dataclass
 
 import pytest
 
-# The videos' fixtures (a trained group, a clip with faces, a fan), for the S3 tests here.
-from tests.videos.conftest import celebs, fan, group, members, other_fan, stage_clip  # noqa: F401
+# The videos' fixtures (a trained group, clips, a processed video, fans), for the tests here.
+from tests.videos.conftest import (  # noqa: F401
+    celebs,
+    clip,
+    fan,
+    group,
+    members,
+    other_fan,
+    processed_video,
+    stage_clip,
+)
 
 S3_REGION = "us-east-1"
 S3_KEYS = {"MEDIA_S3_ACCESS_KEY_ID": "testing", "MEDIA_S3_SECRET_ACCESS_KEY": "testing"}
