@@ -42,6 +42,9 @@ class UploadForm(PlainErrors, forms.Form):
 class VideoEditForm(PlainErrors, forms.Form):
     title = forms.CharField(max_length=200, strip=True)
     is_public = forms.BooleanField(required=False, label="Anyone with the link can watch")
+    allow_original_download = forms.BooleanField(
+        required=False, label="Anyone who can watch may download the original"
+    )
 
 
 class SignupForm(UserCreationForm):

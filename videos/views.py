@@ -83,12 +83,14 @@ def watch(request, uuid):
         "can_edit": selectors.can_edit(request.user, video),
         "can_delete": selectors.can_delete(request.user, video),
         "share_url": request.build_absolute_uri(video.get_absolute_url()),
+        "sharing": selectors.sharing_words(request.user, video),
+        "can_download_original": selectors.can_download_original(request.user, video),
         "labelled_name": video.download_name("-labelled.mp4"),
     }
     if video.state == video.State.DONE:
         members = list(video.group.members.all())
         length = selectors.timeline_length(video)
-        source, unplayable = selectors.player_source(video)
+        source, unplayable = selectors.player_source(video, request.user)
         context |= {
             "live_source": source,
             "unplayable": unplayable,
@@ -100,7 +102,9 @@ def watch(request, uuid):
             "members": members,
             # Rendered with json_script: a name is data, never markup.
             "members_data": {m.slug: {"name": m.name, "color": m.color} for m in members},
-            "fancams": video.fancams.select_related("member").filter(state="done"),
+            "fancams": video.fancams.select_related("member")
+            .prefetch_related("requests__user")
+            .filter(state="done"),
             "aspects": Fancam.Aspect.choices,
         }
     return render(request, "videos/watch.html", context)
@@ -136,8 +140,7 @@ def edit(request, uuid):
         messages.error(request, form.error_sentence())
         return redirect(video)
     services.video_update(video=video, **form.cleaned_data)
-    sharing = "anyone with the link can watch it" if video.is_public else "only you can watch it"
-    messages.success(request, f"Saved “{video}”: {sharing}.")
+    messages.success(request, f"Saved “{video}”: {selectors.sharing_words(request.user, video)}.")
     return redirect(video)
 
 
@@ -160,6 +163,9 @@ ORIGINAL_TYPES = {"matroska": "video/webm", "ogg": "video/ogg", "avi": "video/x-
 def media_file(request, uuid, kind):
     video = selectors.video_for_viewer(request.user, uuid)
     field = {"labelled": video.labelled, "original": video.original, "preview": video.preview}[kind]
+    # The preview is the original's pictures: it goes to those who may download the original.
+    if kind != "labelled" and not selectors.can_download_original(request.user, video):
+        raise Http404("No such file")
     if not field:
         raise Http404("not there yet")
     # The original keeps the name it was uploaded under; what is made from it is named by title.
@@ -266,7 +272,7 @@ def review(request, uuid):
     video = selectors.video_for_viewer(request.user, uuid)
     editor = selectors.can_edit(request.user, video)
     members = list(video.group.members.all())
-    source, unplayable = selectors.player_source(video)
+    source, unplayable = selectors.player_source(video, request.user)
     context = {
         "video": video,
         "live_source": source,

@@ -209,7 +209,7 @@ def test_the_owner_renames_a_video_and_shares_it_by_link(client, fan, other_fan,
     processed_video.refresh_from_db()
     assert processed_video.is_public is False
     page = client.get(reverse("videos:watch", args=[processed_video.uuid])).content.decode()
-    assert "Private: only you" in page and 'id="copy-link"' not in page
+    assert "Only you and the curators can watch it." in page and 'id="copy-link"' not in page
 
 
 def test_the_site_has_real_error_pages_and_a_favicon(client):
