@@ -12,6 +12,7 @@ from twicesite.env import (
     ConfigError,
     envbool,
     envdatabase,
+    envemail,
     envint,
     envlist,
     envpath,
@@ -106,6 +107,21 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "videos:list"
 LOGOUT_REDIRECT_URL = "home"
+
+# Mail (password resets): EMAIL_URL, smtp://user:password@host:587 or smtp+tls:// or smtps://;
+# without it mail is printed by the process that sends it (the demo's web server).
+_EMAIL = envemail("EMAIL_URL", "console:")
+EMAIL_BACKEND = _EMAIL["EMAIL_BACKEND"]
+EMAIL_HOST = _EMAIL["EMAIL_HOST"]
+EMAIL_PORT = _EMAIL["EMAIL_PORT"]
+EMAIL_HOST_USER = _EMAIL["EMAIL_HOST_USER"]
+EMAIL_HOST_PASSWORD = _EMAIL["EMAIL_HOST_PASSWORD"]
+EMAIL_USE_TLS = _EMAIL["EMAIL_USE_TLS"]
+EMAIL_USE_SSL = _EMAIL["EMAIL_USE_SSL"]
+EMAIL_TIMEOUT = 30
+DEFAULT_FROM_EMAIL = envstr("EMAIL_FROM", "twicesite <noreply@localhost>")
+# A reset link works for this long (Django's default is three days).
+PASSWORD_RESET_TIMEOUT = envint("PASSWORD_RESET_SECONDS", 3 * 3600)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = envstr("TIME_ZONE", "UTC")

@@ -48,4 +48,9 @@ class VideoEditForm(PlainErrors, forms.Form):
 
 
 class SignupForm(UserCreationForm):
-    pass
+    email = forms.EmailField(
+        help_text="Only to send you a link if you forget your password.", required=True
+    )
+
+    class Meta(UserCreationForm.Meta):
+        fields = ("username", "email")

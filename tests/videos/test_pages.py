@@ -113,7 +113,12 @@ def test_exports_of_an_unfinished_video_say_so(client, fan, processed_video):
 def test_signup_logs_the_new_fan_in(client):
     response = client.post(
         reverse("videos:signup"),
-        {"username": "newfan", "password1": "a-Long-pass-9876", "password2": "a-Long-pass-9876"},
+        {
+            "username": "newfan",
+            "email": "newfan@example.org",
+            "password1": "a-Long-pass-9876",
+            "password2": "a-Long-pass-9876",
+        },
     )
     assert response.status_code == 302
     assert client.get(reverse("videos:list")).status_code == 200
