@@ -121,6 +121,32 @@ admin.site.unregister(Member)
 admin.site.register(Member, MemberAdmin)
 
 
+class ActiveFilter(admin.SimpleListFilter):
+    title = "use"
+    parameter_name = "active"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "the active version"), ("no", "the others")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(is_active=self.value() == "yes")
+        return queryset
+
+
+class ReviewFilter(admin.SimpleListFilter):
+    title = "review"
+    parameter_name = "review"
+
+    def lookups(self, request, model_admin):
+        return [("waiting", "waiting for a curator"), ("no", "not waiting")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("waiting", "no"):
+            return queryset.filter(needs_review=self.value() == "waiting")
+        return queryset
+
+
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = [
@@ -132,7 +158,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "faces",
         "created",
     ]
-    list_filter = ["group", "is_active", "needs_review"]
+    list_filter = ["group", ActiveFilter, ReviewFilter]
     actions = ["activate"]
     fields = [
         "group",
@@ -176,14 +202,15 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def coverage(self, version):
         return percent(version.metrics.get("coverage_at_99_precision"))
 
-    @admin.display(description="“not this member” broken")
+    @admin.display(description="goes against “not her” corrections")
     def negatives(self, version):
         """Corrections saying a track is not someone that this version, naming freely, would
         break (relabels never do: they name the next best)."""
         total = version.metrics.get("negatives")
-        if total is None:
-            return "—"
-        return f"{version.metrics.get('negatives_violated', 0)} of {total}"
+        if not total:
+            return "—"  # no such correction to go against yet
+        broken = version.metrics.get("negatives_violated", 0)
+        return f"none of {total}" if not broken else f"{broken} of {total}"
 
     @admin.display(description="seed method accuracy")
     def seed_accuracy(self, version):

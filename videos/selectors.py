@@ -10,9 +10,10 @@ from core.media.probe import browsers_cannot_play
 from videos.models import Detection, Suggestion, Video
 
 
-def videos_visible_to(user):
-    """The videos on a person's list, each with how many suggestions wait for a decision."""
-    if is_curator(user):
+def videos_visible_to(user, *, everyone: bool = False):
+    """The videos on a person's list (their own; everyone's for a curator who asks), each
+    with how many suggestions wait for a decision."""
+    if everyone and is_curator(user):
         videos = Video.objects.all()
     elif not user.is_authenticated:
         return Video.objects.none()

@@ -96,7 +96,7 @@ def video_submit(
     video = Video(
         owner=owner,
         group=group,
-        title=title[:200] or PurePosixPath(name).stem[:200],
+        title=title[:200] or title_from_name(PurePosixPath(name).name),
         original_name=name[:255],
         size=size,
         is_public=is_public,
@@ -152,6 +152,14 @@ def plain_media_error(message: str, *, head: bytes = b"") -> str:
     if "moov atom not found" in message and head[4:8] == b"ftyp":
         return CUT_SHORT
     return next(plain for needle, plain in MEDIA_ERRORS if needle in message)
+
+
+def title_from_name(name: str) -> str:
+    """The title a file's name gives a video: the name as typed, less its extension (markup
+    and slashes included: titles are escaped wherever they are shown)."""
+    stem, dot, suffix = name.strip().rpartition(".")
+    title = stem if dot and stem and "/" not in suffix else name.strip()
+    return title[:200]
 
 
 def video_update(

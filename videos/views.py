@@ -31,8 +31,15 @@ def signup(request):
 
 @login_required
 def video_list(request):
-    videos = selectors.videos_visible_to(request.user).select_related("group", "owner")[:200]
-    return render(request, "videos/list.html", {"videos": videos})
+    curator = is_curator(request.user)
+    everyone = curator and bool(request.GET.get("all"))
+    videos = selectors.videos_visible_to(request.user, everyone=everyone)
+    context = {
+        "videos": videos.select_related("group", "owner")[:200],
+        "everyone": everyone,
+        "curator": curator,
+    }
+    return render(request, "videos/list.html", context)
 
 
 @login_required
@@ -60,7 +67,8 @@ def upload(request):
             upload=form.cleaned_data["file"],
             group=form.cleaned_data["group"],
             owner=request.user,
-            title=form.cleaned_data["title"],
+            title=form.cleaned_data["title"]
+            or services.title_from_name(form.cleaned_data["file_name"]),
             is_public=form.cleaned_data["is_public"],
         )
     except services.VideoRejected as exc:
