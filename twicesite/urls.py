@@ -7,7 +7,6 @@ from twicesite import views
 # Django's admin says "Django administration" unless told; curators work in twicesite's.
 admin.site.site_header = "twicesite admin"
 admin.site.site_title = "twicesite admin"
-admin.site.index_title = "Galleries, models and jobs"
 
 urlpatterns = [
     path("", views.home, name="home"),
