@@ -212,3 +212,15 @@ def test_a_1_gb_upload_goes_through_the_proxy_to_the_site(site, tmp_path, fan, g
         source.unlink()  # two gigabytes the test's folder need not keep
         for video in Video.objects.all():
             (Path(django_settings.MEDIA_ROOT) / video.original.name).unlink(missing_ok=True)
+
+
+def test_the_nginx_config_in_the_deploy_guide_is_the_tested_one():
+    from tests.servers import NGINX_CONF, ROOT
+
+    guide = (ROOT / "docs" / "deploy.md").read_text()
+    block = guide.split("```nginx\n", 1)[1].split("```", 1)[0]
+    directives = [
+        line.split("#", 1)[0].rstrip() for line in NGINX_CONF.read_text().splitlines()
+    ]
+    shown = [line.split("#", 1)[0].rstrip() for line in block.splitlines()]
+    assert [d for d in directives if d.strip()] == [s for s in shown if s.strip()]
