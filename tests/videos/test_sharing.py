@@ -155,3 +155,19 @@ def test_the_owner_sees_who_had_fancams_made_of_their_video(
     client.force_login(other_fan)  # the list is the owner's to see
     page = client.get(stage.get_absolute_url()).content.decode()
     assert "made for" not in page and "fancam-play" in page
+
+
+@pytest.mark.browser
+def test_a_stranger_sees_live_boxes_painted_over_the_labelled_video_in_chromium(page, public):
+    page.goto(public.get_absolute_url())
+    page.check("#live-boxes")
+    page.wait_for_function("() => document.getElementById('overlay').width > 0")
+    assert page.locator("#player").evaluate("v => v.src").endswith("/labelled.mp4")
+    painted = page.wait_for_function(
+        "(() => { const c = document.getElementById('overlay');"
+        " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n > 100 && n; })",
+        timeout=10_000,
+    ).json_value()
+    assert painted > 100
+    assert page.evaluate("() => document.getElementById('player').error") is None
