@@ -219,8 +219,6 @@ def test_the_nginx_config_in_the_deploy_guide_is_the_tested_one():
 
     guide = (ROOT / "docs" / "deploy.md").read_text()
     block = guide.split("```nginx\n", 1)[1].split("```", 1)[0]
-    directives = [
-        line.split("#", 1)[0].rstrip() for line in NGINX_CONF.read_text().splitlines()
-    ]
+    directives = [line.split("#", 1)[0].rstrip() for line in NGINX_CONF.read_text().splitlines()]
     shown = [line.split("#", 1)[0].rstrip() for line in block.splitlines()]
     assert [d for d in directives if d.strip()] == [s for s in shown if s.strip()]
