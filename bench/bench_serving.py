@@ -165,18 +165,25 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         folder = Path(tmp)
-        env, path, session = _site(folder, int(args.size_gb * 1e9))
-        print(
-            f"{args.downloads} parallel downloads of a {args.size_gb:g} GB labelled MP4 at "
-            f"{args.rate}B/s each; gunicorn: 1 process, 2 threads",
-            flush=True,
-        )
-        for mode in args.modes.split(","):
-            run(folder, env, path, session, accel=mode == "accel", downloads=args.downloads,
-                rate=args.rate)  # fmt: skip
-        from twicesite import embedded_redis
+        try:
+            _bench(folder, args)
+        finally:
+            # Before the folder goes: the bundled Redis's socket and pid file are in it.
+            from twicesite import embedded_redis
 
-        embedded_redis.stop(folder / "var")
+            embedded_redis.stop(folder / "var")
+
+
+def _bench(folder: Path, args) -> None:
+    env, path, session = _site(folder, int(args.size_gb * 1e9))
+    print(
+        f"{args.downloads} parallel downloads of a {args.size_gb:g} GB labelled MP4 at "
+        f"{args.rate}B/s each; gunicorn: 1 process, 2 threads",
+        flush=True,
+    )
+    for mode in args.modes.split(","):
+        run(folder, env, path, session, accel=mode == "accel", downloads=args.downloads,
+            rate=args.rate)  # fmt: skip
 
 
 if __name__ == "__main__":

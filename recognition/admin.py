@@ -202,7 +202,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def coverage(self, version):
         return percent(version.metrics.get("coverage_at_99_precision"))
 
-    @admin.display(description="goes against “not her” corrections")
+    @admin.display(description="goes against fixes")
     def negatives(self, version):
         """Corrections saying a track is not someone that this version, naming freely, would
         break (relabels never do: they name the next best)."""

@@ -33,7 +33,8 @@ stop_all() {
   for pid in "${groups[@]}"; do kill -KILL -- "-$pid" 2>/dev/null; done
   wait 2>/dev/null
   if [ -z "${REDIS_URL:-}" ]; then
-    $PY manage.py embedded_redis stop >/dev/null 2>&1
+    # Stopped, unless another process of this checkout (a test run) still uses it.
+    $PY manage.py embedded_redis release >/dev/null 2>&1
   fi
   echo "Stopped."
   exit "${1:-0}"

@@ -130,6 +130,16 @@ def keep(var_dir: Path, kept: bool = True) -> None:
         (var_dir / "redis.kept").unlink(missing_ok=True)
 
 
+def release(var_dir: Path) -> bool:
+    """No longer keep the server for `embedded_redis start`: stop it now unless processes use
+    it (then the last of them stops it). Returns whether it was stopped."""
+    with _locked(var_dir):
+        keep(var_dir, False)
+        if users(var_dir):
+            return False
+        return stop(var_dir)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -166,3 +166,16 @@ def test_started_by_the_command_it_runs_until_stopped_by_it(var_dir):
     assert "used by 0 processes, kept until `embedded_redis stop`" in status
     run_manage("embedded_redis", "stop", var_dir=var_dir)
     assert redis_servers_of(var_dir) == []
+
+
+def test_released_it_stops_now_or_with_the_last_process_using_it(var_dir):
+    run_manage("embedded_redis", "start", var_dir=var_dir)
+    user = holder(var_dir)
+    released = run_manage("embedded_redis", "release", var_dir=var_dir)
+    assert released.stdout.strip() == "left to the processes using it"
+    assert embedded_redis.is_running(var_dir)
+    user.communicate(timeout=30)
+    assert redis_servers_of(var_dir) == []
+    run_manage("embedded_redis", "start", var_dir=var_dir)
+    assert run_manage("embedded_redis", "release", var_dir=var_dir).stdout.strip() == "stopped"
+    assert redis_servers_of(var_dir) == []

@@ -7,14 +7,14 @@ from twicesite import embedded_redis
 class Command(BaseCommand):
     help = (
         "Show, start or stop this checkout's bundled Redis server (used when REDIS_URL is unset). "
-        "Started here, it runs until stopped here; started by any other process, it stops when "
-        "the last process using it ends."
+        "Started here, it runs until stopped (or released: stopped once no process uses it) "
+        "here; started by any other process, it stops when the last process using it ends."
     )
     requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "action", choices=["status", "start", "stop"], nargs="?", default="status"
+            "action", choices=["status", "start", "stop", "release"], nargs="?", default="status"
         )
 
     def handle(self, *args, action, **options):
@@ -24,6 +24,10 @@ class Command(BaseCommand):
         if action == "start":
             embedded_redis.keep(var_dir)  # until `stop`, whoever else comes and goes
             embedded_redis.ensure_running(var_dir)
+        elif action == "release":
+            stopped = embedded_redis.release(var_dir)
+            self.stdout.write("stopped" if stopped else "left to the processes using it")
+            return
         elif action == "stop":
             embedded_redis.keep(var_dir, False)
             stopped = embedded_redis.stop(var_dir)
