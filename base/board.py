@@ -69,7 +69,8 @@ def _row_json(row: Job, now) -> dict:
         "title": str(row),
         "url": url,
         "state": row.state,
-        "stage": row.stage,
+        # A finished row's stage often just repeats its state ("done"): said once is enough.
+        "stage": "" if row.stage.strip().lower() == row.state else row.stage,
         "progress": round(row.progress, 1),
         "error": row.error,
         "created": time_ago(row.created, now=now),

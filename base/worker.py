@@ -14,6 +14,7 @@ from django.db import connections
 from django.dispatch import Signal
 from redis.exceptions import LockError
 from rq import Worker as RQWorker
+from rq.exceptions import StopRequested
 
 from base import jobs
 from base.storage import clean_work_dirs
@@ -36,6 +37,8 @@ class Worker(RQWorker):
     def warm(self) -> None:
         try:
             for receiver, outcome in worker_warm.send_robust(sender=type(self)):
+                if isinstance(outcome, StopRequested):
+                    raise outcome  # stopped (Ctrl-C) while loading: stop, not "failed"
                 if isinstance(outcome, Exception):  # a job that needs it fails with the reason
                     log.error("warming up with %s failed: %s", receiver.__name__, outcome)
         finally:
@@ -56,6 +59,8 @@ class Worker(RQWorker):
                 if counts["requeued"] or counts["failed"]:
                     log.warning("job sweep: %s", counts)
                 clean_work_dirs()  # what killed horses left in the local scratch space
+            except StopRequested:
+                raise  # stopped mid-sweep: the loop ends, the next worker sweeps again
             except Exception:  # the sweep must never take the worker down
                 log.exception("job sweep failed")
             finally:

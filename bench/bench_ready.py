@@ -11,6 +11,12 @@ plain ffmpeg transcode of the same file timed in the same run, their ratio, fram
 second, seconds to the first progress update a fan sees, and the workers' peak memory (PSS of
 each worker with its horse and children, the largest one).
 
+And what a fan who presses play at once sees of the names: seconds from the upload to the
+first names (`named_until` > 0) and to the first five seconds of them (`named_until` >= 5),
+to `names_ready` (and its ratio to the transcode), and `names_lead_min_s`: from the first
+names on, the least that `named_until` stood ahead of a player started then (its playhead at
+first_names_at + seconds since; under 0 means the player caught up with the names).
+
 `--cores-per-worker 1` stands in for workers on machines of their own on a machine too small
 to have them: each worker is pinned to a core (its jobs' processes too) and analyses on one
 process, so `--workers 2` against `--workers 1` shows what a second machine buys.
@@ -139,12 +145,24 @@ def _one_run(video_path: str, workers, site: Path) -> dict:
     video = services.video_submit(
         source=source, name=source.name, group=Group.objects.get(slug="demo")
     )
-    first_progress = None
+    first_progress = first_names = five_s = names_ready = None
+    lead = None  # the least named_until - playhead of a player started at the first names
+    fields = ("state", "progress", "error", "named_until", "names_ready")
     while True:
-        row = Video.objects.filter(pk=video.pk).values("state", "progress", "error").get()
+        row = Video.objects.filter(pk=video.pk).values(*fields).get()
         now = time.perf_counter() - t0
         if first_progress is None and row["progress"] > 0:
             first_progress = now
+        named = row["named_until"]
+        if named is not None and names_ready is None:
+            if first_names is None:
+                first_names = now
+            if five_s is None and named >= 5:
+                five_s = now
+            playhead = info.clock().first + (now - first_names)
+            lead = min(lead, named - playhead) if lead is not None else named - playhead
+        if names_ready is None and row["names_ready"]:
+            names_ready = now
         if row["state"] in (Video.State.DONE, Video.State.FAILED):
             break
         time.sleep(0.05)
@@ -161,9 +179,18 @@ def _one_run(video_path: str, workers, site: Path) -> dict:
         "ratio": round(ready_s / transcode_s, 2),
         "fps": round(info.frames / ready_s, 1),
         "first_progress_s": round(first_progress or ready_s, 2),
+        "first_names_s": _rounded(first_names),
+        "first_5s_of_names_s": _rounded(five_s),
+        "names_ready_s": _rounded(names_ready),
+        "names_ratio": _rounded(names_ready and names_ready / transcode_s),
+        "names_lead_min_s": _rounded(lead),
         "peak_mb_worker": peak_mb,
         "jobs": _timeline(video, submitted),
     }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 def _timeline(video, submitted: float) -> list[str]:

@@ -9,6 +9,7 @@ from django.views.decorators.cache import cache_control
 
 from base.api import BadRequest, json_endpoint
 from base.jobs import job_reconcile
+from base.serving import accel_response
 from base.storage import open_for_reading
 from core.images import encode_jpeg, face_crop, shrunk
 from gallery import selectors, services
@@ -28,6 +29,9 @@ def _image(uuid) -> GalleryImage:
 @cache_control(private=True, max_age=3600)
 def image_file(request, uuid):
     image = _image(uuid)
+    accel = accel_response(image.file, None, image.original_name or None)
+    if accel is not None:
+        return accel
     handle = open_for_reading(image.file.name, image.file.storage)  # streamed, also on S3
     return FileResponse(handle, filename=image.original_name or None)
 

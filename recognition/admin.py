@@ -124,6 +124,32 @@ admin.site.unregister(Member)
 admin.site.register(Member, MemberAdmin)
 
 
+class ActiveFilter(admin.SimpleListFilter):
+    title = "use"
+    parameter_name = "active"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "the active version"), ("no", "the others")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(is_active=self.value() == "yes")
+        return queryset
+
+
+class ReviewFilter(admin.SimpleListFilter):
+    title = "review"
+    parameter_name = "review"
+
+    def lookups(self, request, model_admin):
+        return [("waiting", "waiting for a curator"), ("no", "not waiting")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("waiting", "no"):
+            return queryset.filter(needs_review=self.value() == "waiting")
+        return queryset
+
+
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = [
@@ -134,7 +160,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "faces",
         "created",
     ]
-    list_filter = ["group", "is_active", "needs_review"]
+    list_filter = ["group", ActiveFilter, ReviewFilter]
     actions = ["activate"]
     fields = [
         "group",

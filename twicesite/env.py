@@ -63,6 +63,14 @@ def envpath(name: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
+def envurlprefix(name: str) -> str:
+    """A URL path that starts and ends with a slash ("/_media/"), or "" when unset."""
+    value = os.environ.get(name, "").strip()
+    if value and not (value.startswith("/") and value.endswith("/") and len(value) > 1):
+        raise ConfigError(f"{name} must be a path that starts and ends with /, got {value!r}")
+    return value
+
+
 def envdatabase(name: str, default: str) -> dict:
     """Parse a database URL into Django's DATABASES entry."""
     url = os.environ.get(name) or default
@@ -83,6 +91,42 @@ def envredis(name: str) -> str | None:
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"{name} must start with redis://, rediss:// or unix://: {redact(url)}")
     return url
+
+
+def envemail(name: str, default: str) -> dict:
+    """Django's EMAIL_* settings from one URL: `smtp://user:password@host:587` (STARTTLS with
+    `smtp+tls://`, TLS from the start with `smtps://`), or `console:` to print mail instead."""
+    from urllib.parse import unquote, urlsplit
+
+    url = os.environ.get(name, "").strip() or default
+    scheme = url.split(":", 1)[0]
+    if scheme == "console":
+        return {
+            "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
+            "EMAIL_HOST": "localhost", "EMAIL_PORT": 25, "EMAIL_HOST_USER": "",
+            "EMAIL_HOST_PASSWORD": "", "EMAIL_USE_TLS": False, "EMAIL_USE_SSL": False,
+        }  # fmt: skip
+    if scheme not in ("smtp", "smtp+tls", "smtps"):
+        raise ConfigError(
+            f"{name} must start with smtp://, smtp+tls://, smtps:// or be console:, "
+            f"got {redact(url)}"
+        )
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"{name} has a port that is not a number: {redact(url)}") from None
+    if not parts.hostname:
+        raise ConfigError(f"{name} names no mail server: {redact(url)}")
+    return {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": parts.hostname,
+        "EMAIL_PORT": port or {"smtp": 25, "smtp+tls": 587, "smtps": 465}[scheme],
+        "EMAIL_HOST_USER": unquote(parts.username or ""),
+        "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
+        "EMAIL_USE_TLS": scheme == "smtp+tls",
+        "EMAIL_USE_SSL": scheme == "smtps",
+    }
 
 
 def redact(url: str) -> str:

@@ -12,12 +12,14 @@ from twicesite.env import (
     ConfigError,
     envbool,
     envdatabase,
+    envemail,
     envint,
     envlist,
     envpath,
     envredis,
     envs3storage,
     envstr,
+    envurlprefix,
     load_dotenv,
 )
 
@@ -106,6 +108,21 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "videos:list"
 LOGOUT_REDIRECT_URL = "home"
 
+# Mail (password resets): EMAIL_URL, smtp://user:password@host:587 or smtp+tls:// or smtps://;
+# without it mail is printed by the process that sends it (the demo's web server).
+_EMAIL = envemail("EMAIL_URL", "console:")
+EMAIL_BACKEND = _EMAIL["EMAIL_BACKEND"]
+EMAIL_HOST = _EMAIL["EMAIL_HOST"]
+EMAIL_PORT = _EMAIL["EMAIL_PORT"]
+EMAIL_HOST_USER = _EMAIL["EMAIL_HOST_USER"]
+EMAIL_HOST_PASSWORD = _EMAIL["EMAIL_HOST_PASSWORD"]
+EMAIL_USE_TLS = _EMAIL["EMAIL_USE_TLS"]
+EMAIL_USE_SSL = _EMAIL["EMAIL_USE_SSL"]
+EMAIL_TIMEOUT = 30
+DEFAULT_FROM_EMAIL = envstr("EMAIL_FROM", "twicesite <noreply@localhost>")
+# A reset link works for this long (Django's default is three days).
+PASSWORD_RESET_TIMEOUT = envint("PASSWORD_RESET_SECONDS", 3 * 3600)
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = envstr("TIME_ZONE", "UTC")
 USE_I18N = True
@@ -119,6 +136,10 @@ if DEBUG:
     warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 # Media files are never served by URL: every one goes through a view that checks access.
 MEDIA_ROOT = envpath("MEDIA_ROOT", BASE_DIR / "media")
+# Behind nginx: the access-checked file views hand files on the local disk to nginx with
+# X-Accel-Redirect to this internal location (mapped to MEDIA_ROOT, docs/deploy.md), so no web
+# process streams a video. Empty: the views stream the files themselves (and always on S3).
+MEDIA_ACCEL_REDIRECT = envurlprefix("MEDIA_ACCEL_REDIRECT")
 # Local scratch space for work in progress (decoding copies, renders before they are stored);
 # folders of processes that died are removed by the workers.
 WORK_DIR = envpath("WORK_DIR", VAR_DIR / "work")

@@ -4,6 +4,10 @@ from django.urls import include, path
 from base import views as base_views
 from twicesite import views
 
+# Django's admin says "Django administration" unless told; curators work in twicesite's.
+admin.site.site_header = "twicesite admin"
+admin.site.site_title = "twicesite admin"
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("favicon.ico", views.favicon, name="favicon"),

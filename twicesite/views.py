@@ -1,11 +1,16 @@
+from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.http import FileResponse, Http404
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from base.units import size_label
+
 
 def home(request):
-    return render(request, "twicesite/home.html")
+    return render(
+        request, "twicesite/home.html", {"max_size": size_label(settings.VIDEO_MAX_BYTES)}
+    )
 
 
 @require_GET

@@ -8,15 +8,18 @@ included), plans the window (core.fancam.framing) and renders it in one pass wit
 import hashlib
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from base.db import row_lock
 from base.jobs import job_enqueue, job_fence, running
+from base.roles import is_curator
 from base.storage import local_copy, save_local_file, work_dir
 from core.fancam import framing
 from core.fancam.render import render_fancam
+from videos import services
 from videos.facts import video_info
-from videos.models import Correction, Detection, Fancam, Track, Video
+from videos.models import Correction, Detection, Fancam, FancamRequest, Track, Video
 from videos.rendering import video_labels
 
 
@@ -35,7 +38,11 @@ def fancam_request(
     enqueue: bool = True,
 ) -> Fancam:
     """The fancam of `member` with these settings: the stored one when it is still right,
-    otherwise queued (again); with enqueue=False the caller makes it (the command)."""
+    otherwise queued (again); with enqueue=False the caller makes it (the command).
+
+    `user` is who asks (None: a command on the server). Making one costs the owner's machine:
+    a fancam of someone else's video needs a signed-in fan and counts against their hourly
+    limit, and every request that makes one is recorded for the owner to see."""
     if video.state != Video.State.DONE:
         raise FancamRefused("the video is not processed yet")
     if aspect not in framing.ASPECTS:
@@ -47,6 +54,7 @@ def fancam_request(
             f"{member} is not recognised anywhere in this video, so there is no fancam to make"
         )
     key = _source_key(video, member, labels)
+    asker = user if user is not None and user.is_authenticated else None
     with transaction.atomic():
         row_lock(Video, video.pk)  # one row per setting, even for two requests at once
         fancam, created = Fancam.objects.get_or_create(
@@ -55,16 +63,33 @@ def fancam_request(
             aspect=aspect,
             highlights=highlights,
             labels=labels,
-            defaults={"requested_by": user if user and user.is_authenticated else None},
+            defaults={"requested_by": asker},
         )
         if not created and (
             fancam.is_active() or (fancam.state == Fancam.State.DONE and fancam.source_key == key)
         ):
             return fancam
+        _check_asker(video, user)  # refused: the row made above is rolled back
+        if asker is not None:
+            FancamRequest.objects.create(fancam=fancam, user=asker)
         if enqueue:
             job_enqueue(fancam, reason="" if created else "made again")
     fancam.refresh_from_db()
     return fancam
+
+
+def _check_asker(video: Video, user) -> None:
+    """Refuse a new fancam to someone not signed in, and to a fan over their hourly limit
+    when the video is someone else's (the owner and curators are not counted)."""
+    if user is None:
+        return  # a command run on the server
+    if not user.is_authenticated:
+        raise FancamRefused("sign in to have a new fancam made")
+    if user.pk == video.owner_id or user.is_staff or is_curator(user):
+        return
+    row_lock(get_user_model(), user.pk)  # one fan's requests and uploads counted one at a time
+    if services.asked_last_hour(user) >= settings.VIDEO_UPLOADS_PER_HOUR:
+        raise FancamRefused(services.hourly_limit_message())
 
 
 def fancam_make(*, fancam: Fancam, attempt: int | None = None, echo=None) -> Fancam:

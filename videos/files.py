@@ -6,6 +6,7 @@ import re
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
+from base.serving import accel_response
 from base.storage import open_for_reading
 
 RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
@@ -16,7 +17,11 @@ def ranged_file_response(request, field, content_type: str, filename: str | None
     """A FileResponse for `field` (a FieldFile), answering Range requests with 206.
 
     The bytes are streamed from the storage (ranged GETs on S3), so every request passes the
-    view's access check and gets this response's headers; no URL to the file is handed out."""
+    view's access check and gets this response's headers; no URL to the file is handed out.
+    Behind nginx with MEDIA_ACCEL_REDIRECT, nginx sends a file on the local disk instead."""
+    accel = accel_response(field, content_type, filename)
+    if accel is not None:
+        return accel
     handle = open_for_reading(field.name, field.storage)
     size = handle.seek(0, os.SEEK_END)
     handle.seek(0)

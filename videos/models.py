@@ -5,6 +5,7 @@ import numpy as np
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
 from base.models import Job
 from base.names import safe_filename
@@ -55,6 +56,11 @@ class Video(Job):
     # (HEVC, AVI, sound browsers cannot play): the live boxes and the review page play it.
     preview = models.FileField(upload_to=preview_upload_to, blank=True, max_length=200)
     is_public = models.BooleanField("public by link", default=False)
+    # The original may carry what a phone wrote into it (where it was filmed): only its owner
+    # and curators download it, unless the owner lets everyone who can watch do so.
+    allow_original_download = models.BooleanField(
+        "anyone who can watch may download the original", default=False
+    )
     model_version = models.ForeignKey(
         "recognition.ModelVersion",
         null=True,
@@ -471,7 +477,29 @@ class Fancam(Job):
             parts.append("labels")
         return " · ".join(parts)
 
+    def asked_by(self) -> list[str]:
+        """Who had it made, by name, first asker first (from prefetched `requests__user`)."""
+        names = [r.user.username for r in sorted(self.requests.all(), key=lambda r: r.created)]
+        return list(dict.fromkeys(names))
+
     def download_name(self) -> str:
         extra = "-highlights" if self.highlights else ""
         aspect = self.aspect.replace(":", "x")
         return self.video.download_name(f"-{self.member.slug}-fancam-{aspect}{extra}.mp4")
+
+
+class FancamRequest(models.Model):
+    """A fancam someone's request had made (or made again): who asked, and when. A person's
+    requests on videos of others count against their hourly limit, as uploads do."""
+
+    fancam = models.ForeignKey(Fancam, on_delete=models.CASCADE, related_name="requests")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="fancam_requests"
+    )
+    created = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return f"{self.user} asked for the {self.fancam}"

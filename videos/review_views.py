@@ -29,7 +29,7 @@ def review(request, uuid):
     video = selectors.video_for_viewer(request.user, uuid)
     editor = selectors.can_edit(request.user, video)
     members = list(video.group.members.all())
-    source, unplayable = selectors.player_source(video)
+    source, unplayable = selectors.player_source(video, request.user)
     context = {
         "video": video,
         "live_source": source,

@@ -10,9 +10,10 @@ from core.media.probe import browsers_cannot_play
 from videos.models import Detection, Suggestion, Video
 
 
-def videos_visible_to(user):
-    """The videos on a person's list, each with how many suggestions wait for a decision."""
-    if is_curator(user):
+def videos_visible_to(user, *, everyone: bool = False):
+    """The videos on a person's list (their own; everyone's for a curator who asks), each
+    with how many suggestions wait for a decision."""
+    if everyone and is_curator(user):
         videos = Video.objects.all()
     elif not user.is_authenticated:
         return Video.objects.none()
@@ -48,6 +49,22 @@ def video_for_viewer(user, uuid) -> Video:
 
 def can_edit(user, video: Video) -> bool:
     return bool(user.is_authenticated and (video.owner_id == user.pk or is_curator(user)))
+
+
+def can_download_original(user, video: Video) -> bool:
+    """The original file (which may say where it was filmed): its owner and curators, or
+    anyone who can watch when the owner allows it."""
+    return video.allow_original_download or can_edit(user, video)
+
+
+def sharing_words(user, video: Video) -> str:
+    """Who can watch a video and download its original, as its owner (or a curator) reads it."""
+    who = "you and the curators" if user.pk == video.owner_id else "its owner and the curators"
+    if not video.is_public:
+        return f"only {who} can watch it"
+    if video.allow_original_download:
+        return "anyone with the link can watch it and download the original"
+    return f"anyone with the link can watch it; only {who} can download the original"
 
 
 def can_delete(user, video: Video) -> bool:
@@ -106,9 +123,15 @@ def timeline_length(video: Video) -> float:
     return max(video.duration or 0.0, video.clock().end, 1e-6)
 
 
-def player_source(video: Video) -> tuple[str | None, str]:
+def player_source(video: Video, user=None) -> tuple[str | None, str]:
     """Which file boxes are drawn live over ("original", or "preview": the copy browsers play,
-    on the same clock), or None and why browsers cannot play the original."""
+    on the same clock), or None and why browsers cannot play the original.
+
+    Someone who may not download the original gets the labelled video, which they may: playing
+    a file in a browser is downloading it. It is on the original's clock, so the live boxes
+    land on the drawn ones, and corrections made since it was drawn show at once."""
+    if user is not None and not can_download_original(user, video):
+        return "labelled", ""
     info = video.info()
     reason = browsers_cannot_play(info) if info is not None else None
     if reason is None:

@@ -48,12 +48,27 @@ def video_check_upload(*, name: str, size: int, owner=None) -> None:
 def _check_upload_rate(owner) -> None:
     if owner is None or owner.is_staff:
         return
+    if asked_last_hour(owner) >= settings.VIDEO_UPLOADS_PER_HOUR:
+        raise VideoRejected(hourly_limit_message())
+
+
+def asked_last_hour(user) -> int:
+    """The work a fan had the site do in the last hour: uploads, and fancams made on videos
+    of others (on their own videos the cost is theirs already). VIDEO_UPLOADS_PER_HOUR
+    limits the sum."""
+    from videos.models import FancamRequest
+
     hour_ago = timezone.now() - timedelta(hours=1)
-    recent = Video.objects.filter(owner=owner, created__gte=hour_ago).count()
-    if recent >= settings.VIDEO_UPLOADS_PER_HOUR:
-        raise VideoRejected(
-            f"you have uploaded {recent} videos in the last hour; please wait a little"
-        )
+    uploads = Video.objects.filter(owner=user, created__gte=hour_ago).count()
+    fancams = FancamRequest.objects.filter(user=user, created__gte=hour_ago)
+    return uploads + fancams.exclude(fancam__video__owner=user).count()
+
+
+def hourly_limit_message() -> str:
+    return (
+        f"You have reached the limit of {settings.VIDEO_UPLOADS_PER_HOUR} uploads and fancams "
+        "of other people's videos in the last hour. Please try again a little later."
+    )
 
 
 def video_submit(
@@ -82,7 +97,7 @@ def video_submit(
     video = Video(
         owner=owner,
         group=group,
-        title=title[:200] or PurePosixPath(name).stem[:200],
+        title=title[:200] or title_from_name(PurePosixPath(name).name),
         original_name=name[:255],
         size=size,
         is_public=is_public,
@@ -140,11 +155,22 @@ def plain_media_error(message: str, *, head: bytes = b"") -> str:
     return next(plain for needle, plain in MEDIA_ERRORS if needle in message)
 
 
-def video_update(*, video: Video, title: str, is_public: bool) -> Video:
-    """Rename a video or change who can watch it."""
+def title_from_name(name: str) -> str:
+    """The title a file's name gives a video: the name as typed, less its extension (markup
+    and slashes included: titles are escaped wherever they are shown)."""
+    stem, dot, suffix = name.strip().rpartition(".")
+    title = stem if dot and stem and "/" not in suffix else name.strip()
+    return title[:200]
+
+
+def video_update(
+    *, video: Video, title: str, is_public: bool, allow_original_download: bool = False
+) -> Video:
+    """Rename a video or change who can watch it and download its original."""
     video.title = title[:200] or video.title
     video.is_public = is_public
-    video.save(update_fields=["title", "is_public"])
+    video.allow_original_download = allow_original_download
+    video.save(update_fields=["title", "is_public", "allow_original_download"])
     return video
 
 

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from base.api import BadRequest, json_endpoint, read_json
 from base.jobs import job_reconcile
+from base.roles import is_curator
 from base.units import size_label
 from videos import exports, fancams, selectors, services
 from videos.files import ranged_file_response
@@ -32,8 +33,15 @@ def signup(request):
 
 @login_required
 def video_list(request):
-    videos = selectors.videos_visible_to(request.user).select_related("group", "owner")[:200]
-    return render(request, "videos/list.html", {"videos": videos})
+    curator = is_curator(request.user)
+    everyone = curator and bool(request.GET.get("all"))
+    videos = selectors.videos_visible_to(request.user, everyone=everyone)
+    context = {
+        "videos": videos.select_related("group", "owner")[:200],
+        "everyone": everyone,
+        "curator": curator,
+    }
+    return render(request, "videos/list.html", context)
 
 
 @login_required
@@ -61,7 +69,8 @@ def upload(request):
             upload=form.cleaned_data["file"],
             group=form.cleaned_data["group"],
             owner=request.user,
-            title=form.cleaned_data["title"],
+            title=form.cleaned_data["title"]
+            or services.title_from_name(form.cleaned_data["file_name"]),
             is_public=form.cleaned_data["is_public"],
         )
     except services.VideoRejected as exc:
@@ -84,11 +93,15 @@ def watch(request, uuid):
         "can_edit": selectors.can_edit(request.user, video),
         "can_delete": selectors.can_delete(request.user, video),
         "share_url": request.build_absolute_uri(video.get_absolute_url()),
+        "sharing": selectors.sharing_words(request.user, video),
+        "can_download_original": selectors.can_download_original(request.user, video),
         "labelled_name": video.download_name("-labelled.mp4"),
     }
     if video.state != video.State.FAILED:
         members = list(video.group.members.all())
-        source, unplayable = selectors.player_source(video)
+        source, unplayable = selectors.player_source(video, request.user)
+        if source == "labelled" and video.state != video.State.DONE:
+            source, unplayable = None, "only its owner may play the original"
         context |= {
             "live_source": source,
             "unplayable": unplayable,
@@ -96,12 +109,12 @@ def watch(request, uuid):
             "members": members,
             # Rendered with json_script: a name is data, never markup.
             "members_data": {m.slug: {"name": m.name, "color": m.color} for m in members},
-            **_panels_context(video),
+            **_panels_context(video, request.user),
         }
     return render(request, "videos/watch.html", context)
 
 
-def _panels_context(video) -> dict:
+def _panels_context(video, user) -> dict:
     """Who is on screen when, screen time, and (once the labelled video is ready) fancams and
     downloads: what the watch page shows below the player, and fills in while it is named."""
     length = selectors.timeline_length(video)
@@ -117,10 +130,14 @@ def _panels_context(video) -> dict:
         "timeline_length": length,
         "ticks": selectors.time_ticks(length),
         "pending_from": pending,
-        "fancams": video.fancams.select_related("member").filter(state="done"),
+        "fancams": video.fancams.select_related("member")
+        .prefetch_related("requests__user")
+        .filter(state="done"),
         "aspects": Fancam.Aspect.choices,
         "formats": exports.FORMATS,
         "labelled_name": video.download_name("-labelled.mp4"),
+        "can_edit": selectors.can_edit(user, video),
+        "can_download_original": selectors.can_download_original(user, video),
     }
 
 
@@ -128,7 +145,7 @@ def _panels_context(video) -> dict:
 def panels(request, uuid):
     """The watch page's panels, for the page to swap in as names arrive."""
     video = selectors.video_for_viewer(request.user, uuid)
-    return render(request, "videos/_panels.html", _panels_context(video))
+    return render(request, "videos/_panels.html", _panels_context(video, request.user))
 
 
 @require_GET
@@ -161,8 +178,7 @@ def edit(request, uuid):
         messages.error(request, form.error_sentence())
         return redirect(video)
     services.video_update(video=video, **form.cleaned_data)
-    sharing = "anyone with the link can watch it" if video.is_public else "only you can watch it"
-    messages.success(request, f"Saved “{video}”: {sharing}.")
+    messages.success(request, f"Saved “{video}”: {selectors.sharing_words(request.user, video)}.")
     return redirect(video)
 
 
@@ -185,6 +201,9 @@ ORIGINAL_TYPES = {"matroska": "video/webm", "ogg": "video/ogg", "avi": "video/x-
 def media_file(request, uuid, kind):
     video = selectors.video_for_viewer(request.user, uuid)
     field = {"labelled": video.labelled, "original": video.original, "preview": video.preview}[kind]
+    # The preview is the original's pictures: it goes to those who may download the original.
+    if kind != "labelled" and not selectors.can_download_original(request.user, video):
+        raise Http404("No such file")
     if not field:
         raise Http404("not there yet")
     # The original keeps the name it was uploaded under; what is made from it is named by title.

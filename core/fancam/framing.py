@@ -4,7 +4,7 @@ operator would, chosen with the whole performance known in advance.
 Per shot (cuts split the video; the window jumps at a cut, never pans across one):
 - Where she is on screen, the target puts her face a little above the window's centre, the
   window `FACE_SHARE` of her face's height... so she stays at a steady size. The window never
-  shrinks below the output size (no upscaling) and never leaves the frame.
+  shrinks below `CLOSEST` of the source's height and never leaves the frame.
 - A dead zone: the target only moves once she leaves a zone around the framing it holds, so
   the window keeps still through small moves and jitter of the boxes.
 - The held path is smoothed forward and backward with a critically damped filter: zero lag,
@@ -18,6 +18,7 @@ with even integers, inside the frame.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -43,9 +44,9 @@ WIDEN = 1.5
 # share of itself: a pan, never a jump. Faster runs are caught up with after.
 MAX_MOVE = 0.04
 MAX_ZOOM = 0.01
-# The output's height as a share of the source's height: the window can zoom from the whole
-# height down to this without upscaling.
-OUTPUT_SHARE = 2 / 3
+# How close the window may zoom, as a share of the source's height: the fancam is as tall as
+# the source (608x1080 at 9:16 from 1080p), so at its closest a frame is scaled up by 1.5.
+CLOSEST = 2 / 3
 
 
 @dataclass(frozen=True)
@@ -58,16 +59,23 @@ class Plan:
 
 
 def output_size(frame: tuple[int, int], aspect: str = DEFAULT_ASPECT) -> tuple[int, int]:
-    """The fancam's size: `OUTPUT_SHARE` of the source's height (or of its width, for wide
-    aspects that would not fit), even sides, never larger than the source."""
+    """The fancam's size: the source's height (its width, for a shape that would not fit),
+    even sides rounded up but never past the source's: 608x1080 at 9:16 from 1080p."""
     width, height = frame
     aw, ah = ASPECTS[aspect]
-    out_h = height * OUTPUT_SHARE
+    out_w, out_h = _fitted(width, height, aw, ah, 1.0)
+    return _even_up(out_w, width), _even_up(out_h, height)
+
+
+def _fitted(width: int, height: int, aw: int, ah: int, share: float) -> tuple[float, float]:
+    """A window of the shape aw:ah, `share` of the source's height, or of its width if that
+    would not fit."""
+    out_h = height * share
     out_w = out_h * aw / ah
-    if out_w > width * OUTPUT_SHARE:
-        out_w = width * OUTPUT_SHARE
+    if out_w > width * share:
+        out_w = width * share
         out_h = out_w * ah / aw
-    return _even(out_w), _even(out_h)
+    return out_w, out_h
 
 
 def plan(
@@ -96,7 +104,7 @@ def plan(
                 (top + bottom) / 2 + (0.5 - FACE_AT[1]) * window_h,
             )
             size[index] = window_h
-    lo_h, hi_h = out_h, _max_height(frame, aw, ah)
+    lo_h, hi_h = _even(_fitted(*frame, aw, ah, CLOSEST)[1]), _max_height(frame, aw, ah)
     windows = np.zeros((frames, 4), dtype=np.int64)
     for start, end in zip(edges, edges[1:], strict=False):
         cx, cy, h = _shot(centre[start:end], size[start:end], frame, fps, (lo_h, hi_h), aw / ah)
@@ -214,3 +222,8 @@ def _max_height(frame: tuple[int, int], aw: int, ah: int) -> float:
 
 def _even(value: float) -> int:
     return max(2, int(value) // 2 * 2)
+
+
+def _even_up(value: float, most: int) -> int:
+    """`value` rounded up to an even number, but at most `most` (rounded down to even)."""
+    return max(2, min(2 * math.ceil(value / 2), most // 2 * 2))

@@ -148,12 +148,16 @@ class _RenderProcess:
 
     def send(self, final_before: int, labels: dict[int, list[Label]]) -> None:
         self.check()
+        if self.result is not None:
+            return  # drawn whole already: the last labels it needed came before
         try:
             self.labels_out.send((final_before, dict(labels)))
         except (BrokenPipeError, EOFError):
+            # It may have drawn its last frame and ended meanwhile (every frame was final).
             self._collect()
             self.check()
-            raise RuntimeError("the render process stopped taking labels") from None
+            if self.result is None or self.result[0] != "ok":
+                raise RuntimeError("the render process stopped taking labels") from None
 
     def check(self) -> None:
         """Raise the render's error as soon as it has failed."""
@@ -172,6 +176,8 @@ class _RenderProcess:
         self.check()
 
     def _collect(self) -> None:
+        if self.result is not None:
+            return  # what it said is kept; asking again would only find the pipe closed
         try:
             self.result = self.outcome.recv()
         except EOFError:

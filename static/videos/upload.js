@@ -47,6 +47,8 @@
     xhr.onerror = () => fail("The upload was interrupted. Check your connection and try again.");
     status.hidden = false;
     form.querySelector("button").disabled = true;
-    xhr.send(new FormData(form));
+    const data = new FormData(form);
+    data.set("file_name", file.name);  // as typed: the server's copy of the name is cut at a slash
+    xhr.send(data);
   });
 })();

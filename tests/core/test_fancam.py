@@ -121,11 +121,26 @@ def test_the_window_holds_still_through_jitter():
     assert len({tuple(w) for w in plan.windows[10:90]}) == 1
 
 
-def test_the_window_never_zooms_past_the_source_pixels():
+def test_the_window_zooms_in_no_closer_than_two_thirds_of_the_source():
     plan = the_plan()
     out_w, out_h = plan.output
-    assert (plan.windows[:, 3] >= out_h).all() and (plan.windows[:, 2] >= out_w).all()
+    assert (plan.windows[:, 3] >= out_h * 2 / 3 - 2).all()  # scaled up by at most 1.5
     assert out_w % 2 == 0 and out_h % 2 == 0 and out_w / out_h == pytest.approx(9 / 16, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("source", "aspect", "size"),
+    [
+        ((1920, 1080), "9:16", (608, 1080)),
+        ((1280, 720), "9:16", (406, 720)),
+        ((640, 360), "9:16", (204, 360)),
+        ((1920, 1080), "1:1", (1080, 1080)),
+        ((1920, 1080), "16:9", (1920, 1080)),
+        ((1080, 1920), "16:9", (1080, 608)),  # a phone's portrait video: as wide as it
+    ],
+)
+def test_a_fancam_has_the_sources_resolution(source, aspect, size):
+    assert framing.output_size(source, aspect) == size
 
 
 def test_highlights_are_the_shots_she_is_in():

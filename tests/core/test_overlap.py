@@ -192,3 +192,22 @@ def test_tracks_handed_out_as_they_become_final_are_the_tracks_kept_to_the_end(
     assert let_go.cuts == kept.cuts and let_go.frames == kept.frames == 60
     # Once per part, how far every track is final: on, never back, to the last frame.
     assert len(reach) == len(BOUNDS) and reach == sorted(reach) and reach[-1] == 60
+
+
+def test_a_render_that_ends_while_the_last_names_are_stored_is_a_success(clip, model, tmp_path):
+    """The render can draw its last frame and end while the job still stores the last names
+    (on_final is slow: a database, S3); the labels it no longer needs are not an error."""
+    import time
+
+    path, _ = clip
+    info = probe(path)
+
+    def slow_store(tracks, final_before):
+        if final_before == info.frames:
+            time.sleep(2.0)  # the render of 60 small frames is done long before this
+
+    source, naming = Source(path, info), Naming(model, LOOKS)
+    out = tmp_path / "out.mp4"
+    analysis = analyze_and_render(source, out, BOUNDS, 2, naming, on_final=slow_store)
+    assert analysis.frames == 60
+    assert probe(out).frames == 60

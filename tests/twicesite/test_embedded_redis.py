@@ -99,3 +99,83 @@ def test_asking_for_its_status_does_not_start_it(var_dir):
     run_manage("embedded_redis", "stop", var_dir=var_dir)
     assert run_manage("embedded_redis", "status", var_dir=var_dir).stdout.strip() == "not running"
     assert not embedded_redis.is_running(var_dir)
+
+
+def redis_servers_of(var_dir) -> list[int]:
+    """Every redis-server process serving this var folder's socket, by its command line."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if command and command[0].endswith(b"redis-server"):
+            if str(embedded_redis.socket_path(var_dir)).encode() in b" ".join(command):
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_command_that_started_it_for_itself_stops_it_when_it_ends(var_dir):
+    result = run_manage("check", var_dir=var_dir)
+    assert result.returncode == 0, result.stderr
+    log = (var_dir / "redis.log").read_text()
+    assert "Redis is starting" in log and "ready to exit" in log  # started for it, then stopped
+    assert not embedded_redis.is_running(var_dir)
+    assert redis_servers_of(var_dir) == []
+
+
+def holder(var_dir):
+    """A process using the server until its standard input closes."""
+    code = (
+        "import sys; from pathlib import Path; from twicesite import embedded_redis as e; "
+        "e.use(Path(sys.argv[1])); print('in', flush=True); sys.stdin.read()"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, str(var_dir)], cwd=Path(__file__).resolve().parents[2],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout.readline().strip() == "in"
+    return process
+
+
+def test_it_runs_while_any_process_uses_it_and_stops_with_the_last(var_dir):
+    first = holder(var_dir)
+    result = run_manage("check", var_dir=var_dir)
+    assert result.returncode == 0, result.stderr
+    assert embedded_redis.is_running(var_dir)  # the check joined it and left
+    assert embedded_redis.users(var_dir) == [first.pid]
+    first.communicate(timeout=30)
+    assert not embedded_redis.is_running(var_dir)
+    assert redis_servers_of(var_dir) == []
+
+
+def test_a_user_killed_outright_does_not_keep_it_running_for_ever(var_dir):
+    killed = holder(var_dir)
+    killed.kill()
+    killed.wait()
+    assert embedded_redis.is_running(var_dir)  # nobody was left to stop it...
+    run_manage("check", var_dir=var_dir)
+    assert not embedded_redis.is_running(var_dir)  # ...until the next user left
+
+
+def test_started_by_the_command_it_runs_until_stopped_by_it(var_dir):
+    run_manage("embedded_redis", "start", var_dir=var_dir)
+    run_manage("check", var_dir=var_dir)
+    assert embedded_redis.is_running(var_dir)
+    status = run_manage("embedded_redis", "status", var_dir=var_dir).stdout
+    assert "used by 0 processes, kept until `embedded_redis stop`" in status
+    run_manage("embedded_redis", "stop", var_dir=var_dir)
+    assert redis_servers_of(var_dir) == []
+
+
+def test_released_it_stops_now_or_with_the_last_process_using_it(var_dir):
+    run_manage("embedded_redis", "start", var_dir=var_dir)
+    user = holder(var_dir)
+    released = run_manage("embedded_redis", "release", var_dir=var_dir)
+    assert released.stdout.strip() == "left to the processes using it"
+    assert embedded_redis.is_running(var_dir)
+    user.communicate(timeout=30)
+    assert redis_servers_of(var_dir) == []
+    run_manage("embedded_redis", "start", var_dir=var_dir)
+    assert run_manage("embedded_redis", "release", var_dir=var_dir).stdout.strip() == "stopped"
+    assert redis_servers_of(var_dir) == []

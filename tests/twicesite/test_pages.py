@@ -18,7 +18,7 @@ def test_home_page_renders_and_admin_login_works(page, django_user_model, shots)
     # The stylesheet is served by the site itself and applied.
     assert page.locator(".site-header").evaluate("e => getComputedStyle(e).display") == "flex"
 
-    page.get_by_role("link", name="Log in").click()
+    page.get_by_role("link", name="Log in", exact=True).click()
     page.fill("#id_username", "curator")
     page.fill("#id_password", "wrong")
     page.click("button[type=submit]")
@@ -52,3 +52,15 @@ def test_only_staff_are_offered_the_admin_on_the_home_page(client, django_user_m
 def test_sign_up_errors_are_shown_as_errors(client):
     page = client.post("/accounts/signup/", {"username": "x", "password1": "a", "password2": "b"})
     assert b'class="errorlist"' in page.content
+
+
+@pytest.mark.django_db
+def test_the_front_door_shows_a_labelled_sample_and_how_to_start(client, django_user_model):
+    page = client.get("/").content.decode()
+    assert "twicesite/sample.jpg" in page and "Halle Berry" in page
+    assert 'href="/accounts/signup/"' in page and "Sign up and upload a video" in page
+    assert "How it works" in page and "up to 2 GB" in page
+    fan = django_user_model.objects.create_user("fan", password="pw-fan-123")
+    client.force_login(fan)
+    page = client.get("/").content.decode()
+    assert 'href="/videos/upload/"' in page and "Sign up and upload" not in page

@@ -88,7 +88,7 @@ def test_a_fan_asks_for_a_fancam_and_gets_it_made_played_and_reused(
     with local_copy(fancam.file) as path:
         made = probe(path)
     assert made.frames == 200 and made.has_audio
-    assert (made.width, made.height) == (134, 240)  # 9:16 at two thirds of the source height
+    assert (made.width, made.height) == (204, 360)  # 9:16 as tall as the source
     # Played in the page by ranges, downloaded with a name that says what it is.
     part = client.get(done["url"], HTTP_RANGE="bytes=0-99")
     assert part.status_code == 206 and len(b"".join(part.streaming_content)) == 100

@@ -150,7 +150,12 @@ def test_while_a_video_is_named_the_json_has_the_names_so_far_and_the_files_wait
 def test_signup_logs_the_new_fan_in(client):
     response = client.post(
         reverse("videos:signup"),
-        {"username": "newfan", "password1": "a-Long-pass-9876", "password2": "a-Long-pass-9876"},
+        {
+            "username": "newfan",
+            "email": "newfan@example.org",
+            "password1": "a-Long-pass-9876",
+            "password2": "a-Long-pass-9876",
+        },
     )
     assert response.status_code == 302
     assert client.get(reverse("videos:list")).status_code == 200
@@ -246,7 +251,7 @@ def test_the_owner_renames_a_video_and_shares_it_by_link(client, fan, other_fan,
     processed_video.refresh_from_db()
     assert processed_video.is_public is False
     page = client.get(reverse("videos:watch", args=[processed_video.uuid])).content.decode()
-    assert "Private: only you" in page and 'id="copy-link"' not in page
+    assert "Only you and the curators can watch it." in page and 'id="copy-link"' not in page
 
 
 def test_the_site_has_real_error_pages_and_a_favicon(client):
