@@ -38,8 +38,9 @@ from core.tracking.tracks import Analysis, Track
 # are in, and what is left to draw after the last one is short. Each part opens with a thorough
 # detection pass (88 ms at 1080p), about 1% of a 10 s part's analysis.
 PART_SECONDS = 10.0
-# The render yields the CPU to the analysis, which it waits for in the end anyway.
-RENDER_NICENESS = 10
+# The render yields the CPU to the analysis: names first (what a fan waits for); the render
+# takes what CPU the analysis leaves, and the cores once it is done.
+RENDER_NICENESS = 19
 LAST = sys.maxsize  # "every frame is final"
 
 # Member slug -> (name, RGB) of her tag; None -> the tag of a face nobody was named for (left
@@ -87,10 +88,12 @@ def analyze_and_render(
     niceness: int | None = None,
     progress: Callable[[float, float], None] | None = None,
     on_final: Callable[[list[Track], int], None] | None = None,
+    on_analysed: Callable[[Analysis], None] | None = None,
 ) -> Analysis:
     """Analyse the video in `bounds` parts on `processes` processes, name and tag its tracks
     by `naming`, and render the labelled video to `target` meanwhile; returns the named
-    analysis once both are done. progress(analysed %, rendered %) comes now and then.
+    analysis once both are done. progress(analysed %, rendered %) comes now and then, and
+    on_analysed(analysis) as soon as the analysis is done, while the render may go on.
 
     With `on_final`, each batch of final, named tracks goes there instead (in order of their
     numbers), with the frame before which every track is final now: on_final(tracks,
@@ -106,24 +109,51 @@ def analyze_and_render(
         if progress:
             progress(percent, render_process.percent())
 
+    def each(final: list[Track], final_before: int) -> None:
+        render_process.send(final_before, track_labels(final, naming.looks))
+        if on_final is not None:
+            on_final(final, final_before)
+
     try:
-        starts = [start for start, _ in bounds]
-        stitcher = Stitcher(starts, settings=source.settings, keep=on_final is None)
-        parts = parts_in_order(source, bounds, processes, progress=report)
-        with contextlib.closing(parts):
-            for part in parts:
-                final = stitcher.add(part)  # numbered, in order
-                name_tracks(final, naming.classifier)
-                render_process.send(stitcher.final_before, track_labels(final, naming.looks))
-                if on_final is not None:
-                    on_final(final, stitcher.final_before)
-        analysis = stitcher.result()
+        keep = on_final is None
+        analysis = analyze_named(
+            source, bounds, processes, naming, progress=report, on_final=each, keep=keep
+        )
         render_process.send(LAST, {})
+        if on_analysed is not None:
+            on_analysed(analysis)
         render_process.join(lambda: report(100.0))
         report(100.0)
         return analysis
     finally:
         render_process.stop()
+
+
+def analyze_named(
+    source: Source,
+    bounds: list[tuple[int, int]],
+    processes: int,
+    naming: Naming,
+    *,
+    progress: Callable[[float, str], None] | None = None,
+    on_final: Callable[[list[Track], int], None] | None = None,
+    keep: bool | None = None,
+) -> Analysis:
+    """Analyse the video in `bounds` parts on `processes` processes and name its tracks as
+    they become final: the names first, with no render beside them. on_final(tracks,
+    final_before) as analyze_and_render() calls it; the tracks are let go then, unless
+    `keep` says to keep them for the analysis returned."""
+    starts = [start for start, _ in bounds]
+    keep = on_final is None if keep is None else keep
+    stitcher = Stitcher(starts, settings=source.settings, keep=keep)
+    parts = parts_in_order(source, bounds, processes, progress=progress)
+    with contextlib.closing(parts):
+        for part in parts:
+            final = stitcher.add(part)  # numbered, in order
+            name_tracks(final, naming.classifier)
+            if on_final is not None:
+                on_final(final, stitcher.final_before)
+    return stitcher.result()
 
 
 class _RenderProcess:
