@@ -28,6 +28,10 @@ class ImageRejected(Exception):
     """The file cannot become a gallery image; the message says why, for the curator."""
 
 
+class ImageTooLarge(ImageRejected):
+    """Refused for its size (bytes, pixels or decoded bytes) before it was decoded."""
+
+
 @dataclass
 class CleanImage:
     """An image decoded, EXIF-rotated and converted to 8-bit RGB."""
@@ -36,6 +40,8 @@ class CleanImage:
     format: str  # what the file really was: JPEG, PNG, GIF, ...
     sha256: str  # of the original bytes
     notes: list[str] = field(default_factory=list)
+    # The picture's size before any shrinking, upright (EXIF rotation applied): (width, height).
+    original_size: tuple[int, int] | None = None
 
     @property
     def width(self) -> int:
@@ -62,7 +68,7 @@ def open_image(
     if not data:
         raise ImageRejected("empty file")
     if len(data) > max_bytes:
-        raise ImageRejected(
+        raise ImageTooLarge(
             f"file too large ({len(data) / 1e6:.1f} MB, limit {max_bytes / 1e6:g} MB)"
         )
     try:
@@ -72,12 +78,12 @@ def open_image(
             # The header is read; refuse huge canvases before decoding a single pixel.
             width, height = image.size
             if width * height > max_pixels:
-                raise ImageRejected(
+                raise ImageTooLarge(
                     f"image too large ({width}x{height} pixels, limit {max_pixels / 1e6:g} MP)"
                 )
             decoded = width * height * _BYTES_PER_PIXEL.get(image.mode, 8)
             if decoded > MAX_DECODED_BYTES:
-                raise ImageRejected(
+                raise ImageTooLarge(
                     f"image too large to decode ({width}x{height} {image.mode}, "
                     f"{decoded / 1e6:.0f} MB of pixels, limit {MAX_DECODED_BYTES / 1e6:g} MB)"
                 )
@@ -98,17 +104,23 @@ def open_image(
     except ImageRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageRejected(f"image too large, refused before decoding ({exc})") from None
+        raise ImageTooLarge(f"image too large, refused before decoding ({exc})") from None
     except Image.UnidentifiedImageError:
         raise ImageRejected("not an image (unrecognised file type)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageRejected(f"corrupt or truncated image ({exc})") from None
+    stored = image.size
     try:
         image = ImageOps.exif_transpose(image)
     except Exception:  # broken EXIF must not cost the image; Pillow raises various types here
         notes.append("unreadable EXIF orientation ignored")
+    turned = image.size != stored
     return CleanImage(
-        pixels=_to_rgb(image), format=kind, sha256=hashlib.sha256(data).hexdigest(), notes=notes
+        pixels=_to_rgb(image),
+        format=kind,
+        sha256=hashlib.sha256(data).hexdigest(),
+        notes=notes,
+        original_size=(height, width) if turned else (width, height),
     )
 
 

@@ -48,3 +48,15 @@ def flagged(images):
         | Q(duplicate_of__isnull=False)
         | Q(looks_like__isnull=False)
     )
+
+
+def members_with_photo(members) -> set[int]:
+    """Ids of the members that gallery:member_photo has a photo of (an approved image with a
+    chosen face)."""
+    return set(
+        GalleryImage.objects.filter(member__in=members, status=GalleryImage.Status.APPROVED)
+        .exclude(file="")
+        .exclude(face_box=None)
+        .values_list("member_id", flat=True)
+        .distinct()
+    )

@@ -104,6 +104,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# The JSON endpoints under /api/ answer a failed CSRF check in JSON too.
+CSRF_FAILURE_VIEW = "twicesite.csrf.csrf_failure"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "videos:list"
 LOGOUT_REDIRECT_URL = "home"
@@ -166,6 +168,8 @@ GALLERY_MAX_BYTES = envint("GALLERY_MAX_BYTES", 30_000_000)
 GALLERY_MAX_PIXELS = envint("GALLERY_MAX_PIXELS", 40_000_000)  # refused before decoding
 GALLERY_MIN_IMAGE_SIDE = envint("GALLERY_MIN_IMAGE_SIDE", 64)  # smaller images are flagged
 GALLERY_MIN_FACE_SIDE = envint("GALLERY_MIN_FACE_SIDE", 40)  # smaller faces are flagged
+# "Who is this?": pictures a fan may ask about per hour (staff are not limited).
+IDENTIFY_PER_HOUR = envint("IDENTIFY_PER_HOUR", 60)
 
 # Videos.
 VIDEO_MAX_BYTES = envint("VIDEO_MAX_BYTES", 2_000_000_000)

@@ -13,6 +13,8 @@ urlpatterns = [
     path("favicon.ico", views.favicon, name="favicon"),
     path("gallery/", include("gallery.urls")),
     path("", include("videos.urls")),
+    path("", include("videos.library_urls")),
+    path("", include("recognition.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/rq/", include("django_rq.urls")),
     path("admin/jobs/", admin.site.admin_view(base_views.jobs_page), name="admin-jobs"),

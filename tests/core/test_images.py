@@ -6,6 +6,7 @@ import pytest
 from core.images import (
     NEAR_DUPLICATE_BITS,
     ImageRejected,
+    ImageTooLarge,
     encode_jpeg,
     hash_distance,
     open_image,
@@ -113,3 +114,26 @@ def test_a_huge_picture_of_one_colour_is_kept_at_most_2048_wide(fmt):
     assert (clean.width, clean.height) == (2048, 1463)
     assert clean.notes == ["shrunk from 4200x3000"]
     assert np.abs(clean.pixels.astype(int) - (200, 30, 40)).max() <= 3
+
+
+def test_size_refusals_say_the_picture_is_too_large_and_others_do_not():
+    for data, limit in [(make.decompression_bomb(), {}), (b"x" * 2000, {"max_bytes": 1000})]:
+        with pytest.raises(ImageTooLarge):
+            open_image(data, **limit)
+    for data in (make.html_as_jpg(), make.truncated_jpeg()):
+        with pytest.raises(ImageRejected) as refused:
+            open_image(data)
+        assert not isinstance(refused.value, ImageTooLarge)
+
+
+def test_the_original_size_is_kept_upright_when_the_picture_is_shrunk():
+    from PIL import Image
+
+    wide = Image.new("RGB", (3000, 1000), (120, 130, 140))  # stored sideways, EXIF says turn
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    clean = open_image(make.encode(wide, "JPEG", exif=exif.tobytes()), max_side=600)
+    assert (clean.width, clean.height) == (200, 600)
+    assert clean.original_size == (1000, 3000)
+    plain = open_image(make.encode(make.photo(), "PNG"))
+    assert plain.original_size == (plain.width, plain.height) == (300, 300)

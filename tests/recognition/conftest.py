@@ -17,3 +17,15 @@ def gallery(db, tmp_path):
         (root / slug).symlink_to(FIXTURES / "faces" / slug)
     call_command("import_gallery", str(root), "--group", "celebs", stdout=open("/dev/null", "w"))
     return Group.objects.get(slug="celebs")
+
+
+@pytest.fixture
+def celebs(gallery):
+    """The four fixture people's gallery, trained (an active model version)."""
+    call_command("train", "--group", "celebs", "--cv", "3", stdout=open("/dev/null", "w"))
+    return gallery
+
+
+@pytest.fixture
+def fan(django_user_model):
+    return django_user_model.objects.create_user("fan", password="pw-fan-123")

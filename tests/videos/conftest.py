@@ -192,3 +192,23 @@ def footage_video(footage_dir, celebs, fan):
         return video
 
     return process
+
+
+@pytest.fixture
+def footage_upload(footage_dir, celebs):
+    """footage_upload(name, owner): the file `name` of tests/footage.py uploaded by `owner` to
+    the celebrity group (titled, public by link if asked) and processed in this process."""
+
+    def process(name, owner, *, title="", public=False):
+        from videos import processing, services
+
+        path = footage.make(footage_dir, name)
+        video = services.video_submit(
+            source=path, name=name, group=celebs, owner=owner, title=title, is_public=public,
+            enqueue=False,
+        )  # fmt: skip
+        video = processing.video_process(video=video)
+        assert video.state == Video.State.DONE, video.error
+        return video
+
+    return process
