@@ -77,7 +77,9 @@ export WEB_GRACEFUL_SECONDS="${WEB_GRACEFUL_SECONDS:-2}"
 # The bundled Redis runs for the whole demo (not only while some process uses it), and is
 # stopped by stop_all.
 if [ -z "${REDIS_URL:-}" ]; then
-  step $PY manage.py embedded_redis start >/dev/null
+  # Quiet by -v 0, not by a redirect: a redirect on `step` would also swallow what stop_all
+  # prints if Ctrl-C comes while it waits.
+  step $PY manage.py embedded_redis start -v 0
 fi
 step $PY manage.py collectstatic --noinput -v 0
 step $PY manage.py migrate --noinput

@@ -24,6 +24,8 @@ class Command(BaseCommand):
         if action == "start":
             embedded_redis.keep(var_dir)  # until `stop`, whoever else comes and goes
             embedded_redis.ensure_running(var_dir)
+            if options["verbosity"] == 0:
+                return
         elif action == "release":
             stopped = embedded_redis.release(var_dir)
             self.stdout.write("stopped" if stopped else "left to the processes using it")
