@@ -99,4 +99,8 @@ def cpu_session(model: bytes, threads: int = 1):
     # ENABLE_ALL turns on the blocked (NCHWc) convolution layout, about 30% faster on x86.
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    # No allocation plan kept per input shape: the detector sees many shapes (the quick pass,
+    # the full-frame pass, small-face windows), and at 1080p the plans held about 65 MB more
+    # per analysis process, with no time saved (2.7-2.8 s against 2.8 s for 10 s of 1080p).
+    options.enable_mem_pattern = False
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])

@@ -1,4 +1,4 @@
-"""The labelled video drawn behind the analysis, not after it.
+"""Names first, and the labelled video drawn beside the analysis at the lowest priority, not after it.
 
 The parts of a video are analysed in forked processes (segments.parts_in_order) and come back
 in the order of their frames. Each is joined to those before it (segments.Stitcher), and the
@@ -16,6 +16,7 @@ together.
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import os
 import sys
@@ -41,6 +42,11 @@ PART_SECONDS = 10.0
 # The render yields the CPU to the analysis: names first (what a fan waits for); the render
 # takes what CPU the analysis leaves, and the cores once it is done.
 RENDER_NICENESS = 19
+# Above this many pixels a frame, the render waits for the analysis instead of running beside
+# it. At 1080p a worker holding the render's encoder (about 300 MB) beside two analysis
+# processes (about 230 MB each) peaked at 1.1-1.2 GB; drawn after, the render gets both cores
+# and the MP4 comes no later, as the analysis left it little CPU anyway.
+RENDER_BESIDE_MAX_PIXELS = 1280 * 720
 LAST = sys.maxsize  # "every frame is final"
 
 # Member slug -> (name, RGB) of her tag; None -> the tag of a face nobody was named for (left
@@ -86,6 +92,7 @@ def analyze_and_render(
     preset: str = DEFAULT_PRESET,
     crf: int = DEFAULT_CRF,
     niceness: int | None = None,
+    beside: bool | None = None,
     progress: Callable[[float, float], None] | None = None,
     on_final: Callable[[list[Track], int], None] | None = None,
     on_analysed: Callable[[Analysis], None] | None = None,
@@ -98,19 +105,31 @@ def analyze_and_render(
     With `on_final`, each batch of final, named tracks goes there instead (in order of their
     numbers), with the frame before which every track is final now: on_final(tracks,
     final_before), once per part, so what is named can be shown at once. The tracks are let
-    go: the analysis returned has none, and memory stays flat however long the video."""
+    go: the analysis returned has none, and memory stays flat however long the video.
+
+    The render runs `beside` the analysis at `niceness` (by default for frames up to
+    RENDER_BESIDE_MAX_PIXELS), or starts once the analysis is done, with the labels kept
+    until then."""
+    info = source.info
+    if beside is None:
+        beside = info.width * info.height <= RENDER_BESIDE_MAX_PIXELS
     niceness = RENDER_NICENESS if niceness is None else niceness
-    render_process = _RenderProcess(source.path, target, source.info, preset, crf, niceness)
-    frames_done = [0.0]
+    start = functools.partial(_RenderProcess, source.path, target, info, preset, crf)
+    render_process = start(niceness) if beside else None
+    held: list[tuple[int, dict[int, list[Label]]]] = []  # labels, until a render takes them
 
     def report(percent: float, _stage: str = "") -> None:
-        frames_done[0] = percent
-        render_process.check()
+        if render_process is not None:
+            render_process.check()
         if progress:
-            progress(percent, render_process.percent())
+            progress(percent, render_process.percent() if render_process is not None else 0.0)
 
     def each(final: list[Track], final_before: int) -> None:
-        render_process.send(final_before, track_labels(final, naming.looks))
+        labels = track_labels(final, naming.looks)
+        if render_process is not None:
+            render_process.send(final_before, labels)
+        else:
+            held.append((final_before, labels))
         if on_final is not None:
             on_final(final, final_before)
 
@@ -119,14 +138,22 @@ def analyze_and_render(
         analysis = analyze_named(
             source, bounds, processes, naming, progress=report, on_final=each, keep=keep
         )
-        render_process.send(LAST, {})
+        if render_process is not None:
+            render_process.send(LAST, {})
         if on_analysed is not None:
             on_analysed(analysis)
+        if render_process is None:
+            render_process = start(0)  # nothing else runs now: no reason to yield
+            for final_before, labels in held:
+                render_process.send(final_before, labels)
+            held.clear()
+            render_process.send(LAST, {})
         render_process.join(lambda: report(100.0))
         report(100.0)
         return analysis
     finally:
-        render_process.stop()
+        if render_process is not None:
+            render_process.stop()
 
 
 def analyze_named(

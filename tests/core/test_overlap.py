@@ -60,8 +60,9 @@ def test_the_stitcher_hands_out_tracks_that_never_change_and_joins_as_join_does(
     assert len(result.tracks) == len(analyze(path).tracks) == 4
 
 
+@pytest.mark.parametrize("beside", [True, False], ids=["render-beside", "render-after"])
 def test_analysed_and_rendered_together_gives_the_tracks_names_and_pixels_of_one_after_other(
-    clip, model, tmp_path
+    clip, model, tmp_path, beside
 ):
     path, _ = clip
     info = probe(path)
@@ -72,6 +73,7 @@ def test_analysed_and_rendered_together_gives_the_tracks_names_and_pixels_of_one
         BOUNDS,
         2,
         Naming(model, LOOKS),
+        beside=beside,
         progress=lambda a, r: seen.append((a, r)),
     )
     apart = analyze_parallel(Source(path, info), BOUNDS, 2)
@@ -89,6 +91,8 @@ def test_analysed_and_rendered_together_gives_the_tracks_names_and_pixels_of_one
     assert probe(tmp_path / "together.mp4").frames == 60
     assert seen[-1] == (100.0, 100.0)
     assert [a for a, _ in seen] == sorted(a for a, _ in seen)
+    if not beside:  # nothing was drawn before the names were all in
+        assert all(r == 0.0 for a, r in seen if a < 100.0)
 
 
 def test_a_failed_render_fails_the_run_with_its_reason_and_leaves_no_process(clip, model, tmp_path):
