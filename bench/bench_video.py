@@ -97,7 +97,7 @@ def _analyse_and_render(args, info, embedder, clf):
     analysis = analyze_and_render(
         Source(args.video, info, embedder=embedder),
         args.out,
-        part_bounds(info, args.processes),
+        part_bounds(info),
         args.processes,
         Naming(clf, _looks(clf)),
         preset=args.preset,
@@ -114,7 +114,7 @@ def _one_after_the_other(args, info, embedder, clf) -> tuple[float, float]:
     from core.tracking.segments import Source, analyze_parallel
 
     t1 = time.perf_counter()
-    bounds = part_bounds(info, args.processes)
+    bounds = part_bounds(info)
     analysis = analyze_parallel(Source(args.video, info, embedder=embedder), bounds, args.processes)
     name_tracks(analysis.tracks, clf)
     t_analysis = time.perf_counter() - t1

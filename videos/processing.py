@@ -133,7 +133,7 @@ def _analyze_and_render(video: Video, attempt: int, source, info: VideoInfo, pro
         analysis = analyze_and_render(
             Source(source, info, embedder=_embedder(video)),
             target,
-            part_bounds(info, processes),
+            part_bounds(info),
             processes,
             Naming(model_version_load(version), group_looks(video.group)),
             preset=settings.VIDEO_RENDER_PRESET,

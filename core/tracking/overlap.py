@@ -62,11 +62,14 @@ class Naming:
     looks: Looks
 
 
-def part_bounds(info: VideoInfo, processes: int) -> list[tuple[int, int]]:
-    """The parts an overlapped run analyses: PART_SECONDS long, at least two per process,
-    none shorter than MIN_PART_SECONDS."""
+def part_bounds(info: VideoInfo) -> list[tuple[int, int]]:
+    """The parts an overlapped run analyses: about PART_SECONDS long, at least two, none
+    shorter than MIN_PART_SECONDS. They do not depend on how many processes analyse them:
+    a track is cut where a part ends, so the same video gets the same labels on any machine
+    (with the parts counted per process, a 20 s 1080p stage video lost 1.4% of its faces
+    when a second analysis process made its parts 5 s long)."""
     fps = info.fps or 30.0
-    parts = max(2 * processes, round(info.frames / (PART_SECONDS * fps)))
+    parts = max(2, round(info.frames / (PART_SECONDS * fps)))
     return split(info.frames, parts, min_frames=int(MIN_PART_SECONDS * fps))
 
 

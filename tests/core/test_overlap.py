@@ -143,7 +143,7 @@ def test_a_stopped_run_stops_its_analysis_and_render_processes_at_once(model, tm
         analyze_and_render(
             Source(path, info, settings=slow),
             tmp_path / "out.mp4",
-            part_bounds(info, 2),
+            part_bounds(info),
             2,
             Naming(model, LOOKS),
             progress=stop,
@@ -154,15 +154,14 @@ def test_a_stopped_run_stops_its_analysis_and_render_processes_at_once(model, tm
 
 
 @pytest.mark.parametrize(
-    ("seconds", "processes", "parts"),
-    [(20, 2, 4), (120, 2, 12), (600, 2, 60), (8, 2, 1), (12, 4, 2)],
+    ("seconds", "parts"), [(20, 2), (30, 3), (120, 12), (600, 60), (8, 1), (12, 2)]
 )
-def test_parts_are_ten_seconds_at_least_two_per_process_none_under_five(seconds, processes, parts):
+def test_parts_are_about_ten_seconds_at_least_two_none_under_five(seconds, parts):
     class Info:
         fps = 30.0
         frames = int(seconds * 30)
 
-    bounds = part_bounds(Info, processes)
+    bounds = part_bounds(Info)
     assert len(bounds) == parts
     assert bounds[0][0] == 0 and bounds[-1][1] == Info.frames
     assert all(end - start >= 150 for start, end in bounds)
