@@ -35,8 +35,8 @@ from core.tracking.naming import name_tracks
 from core.tracking.segments import MIN_PART_SECONDS, Source, Stitcher, parts_in_order, split
 from core.tracking.tracks import Analysis, Track
 
-# Parts of this long, and at least two per process: the render can start once the first parts
-# are in, and what is left to draw after the last one is short. Each part opens with a thorough
+# Parts of this long, and at least two: names (and the render) can start once the first parts
+# are in, and what is left after the last one is short. Each part opens with a thorough
 # detection pass (88 ms at 1080p), about 1% of a 10 s part's analysis.
 PART_SECONDS = 10.0
 # The render yields the CPU to the analysis: names first (what a fan waits for); the render
