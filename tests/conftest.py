@@ -102,6 +102,34 @@ def admin_login(page):
     return login
 
 
+def sign_in(page, username: str, password: str) -> None:
+    """Log in through the site's own login page, as a fan does, and land on My videos."""
+    page.goto("/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/videos/")
+
+
+def overflow(page) -> int:
+    """How many pixels the page is wider than the window (0 when nothing sticks out)."""
+    return page.evaluate(
+        "() => Math.max(0, document.documentElement.scrollWidth - window.innerWidth)"
+    )
+
+
+# Pixels the watch page's live overlay has painted (any alpha), once there are more than n.
+_PAINTED = """(n) => { const c = document.getElementById('overlay');
+  if (!c.width) return false;
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let p = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) p++; return p > n && p; }"""
+
+
+def painted_pixels(page, more_than: int, timeout: float = 10_000) -> int:
+    """Wait until the live overlay has painted more than `more_than` pixels; how many."""
+    return page.wait_for_function(_PAINTED, arg=more_than, timeout=timeout).json_value()
+
+
 def wait_for(predicate, timeout: float, what: str, *, every: float = 0.1):
     """predicate()'s first true value, asked every `every` seconds; fails saying what did not
     come within `timeout` seconds."""

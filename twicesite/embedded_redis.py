@@ -24,6 +24,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from core.processes import pid_alive
+
 # Unix socket paths are limited to 107 bytes on Linux; deep checkouts fall back to /tmp.
 _MAX_SOCKET_PATH = 100
 
@@ -114,7 +116,7 @@ def users(var_dir: Path) -> list[int]:
     """The live processes signed in to the server; files of processes killed outright go."""
     alive = []
     for entry in _users(var_dir).glob("*") if _users(var_dir).is_dir() else ():
-        if entry.name.isdigit() and _alive(int(entry.name)):
+        if entry.name.isdigit() and pid_alive(int(entry.name)):
             alive.append(int(entry.name))
         else:
             entry.unlink(missing_ok=True)
@@ -138,16 +140,6 @@ def release(var_dir: Path) -> bool:
         if users(var_dir):
             return False
         return stop(var_dir)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # there, but another user's
-    return True
 
 
 def stop(var_dir: Path) -> bool:

@@ -6,6 +6,7 @@ import base64
 import pytest
 
 from tests import imagefactory as make
+from tests.conftest import sign_in
 from tests.recognition.test_identify import group_photo
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -20,14 +21,6 @@ COPY = """async (b64) => {
 }"""
 
 
-def login(page, username, password):
-    page.goto("/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("main button[type=submit]")
-    page.wait_for_url("**/videos/")
-
-
 @pytest.mark.parametrize("size", SIZES)
 def test_a_pasted_picture_comes_back_with_every_face_named(page, size, fan, celebs, shots):
     width, height = SIZES[size]
@@ -35,7 +28,7 @@ def test_a_pasted_picture_comes_back_with_every_face_named(page, size, fan, cele
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     people = [("tom-hanks", 1), ("will-smith", 0), ("halle-berry", 2), ("jessica-alba", 0)]
     picture, _ = group_photo(people)
-    login(page, "fan", "pw-fan-123")
+    sign_in(page, "fan", "pw-fan-123")
     page.goto("/identify/")
     shots(page, f"identify-empty-{size}")
 
@@ -77,7 +70,7 @@ def test_a_pasted_picture_comes_back_with_every_face_named(page, size, fan, cele
 def test_a_file_that_is_no_picture_gets_a_plain_error(page, fan, celebs, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("not a picture")
-    login(page, "fan", "pw-fan-123")
+    sign_in(page, "fan", "pw-fan-123")
     page.goto("/identify/")
     page.set_input_files("#file", str(notes))
     status = page.locator("#status.error")

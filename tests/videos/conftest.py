@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
+from base.roles import ensure_curators_group
 from core.media.probe import ffmpeg_exe
 from gallery import services as gallery_services
 from tests import footage
@@ -58,6 +59,21 @@ def fan(django_user_model):
 @pytest.fixture
 def other_fan(django_user_model):
     return django_user_model.objects.create_user("other", password="pw-other-123")
+
+
+@pytest.fixture
+def curator(django_user_model):
+    user = django_user_model.objects.create_user("cura", password="pw-cura-123", is_staff=True)
+    user.groups.add(ensure_curators_group())
+    return user
+
+
+@pytest.fixture
+def public_video(processed_video):
+    """The fan's processed video, watchable by anyone with the link."""
+    processed_video.is_public = True
+    processed_video.save()
+    return processed_video
 
 
 @pytest.fixture

@@ -4,19 +4,11 @@ import re
 
 import pytest
 
-from tests.conftest import run_worker
+from tests.conftest import painted_pixels, run_worker, sign_in
 from videos import services
 from videos.models import Correction, Video
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def login(page, username, password):
-    page.goto("/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/videos/")
 
 
 def test_fan_uploads_watches_with_live_boxes_and_corrects_from_the_keyboard(
@@ -26,7 +18,7 @@ def test_fan_uploads_watches_with_live_boxes_and_corrects_from_the_keyboard(
     fan,
     rq_queue,  # noqa: F811
 ):
-    login(page, "fan", "pw-fan-123")
+    sign_in(page, "fan", "pw-fan-123")
     page.goto("/videos/upload/")
     page.select_option("#id_group", label=str(celebs))
     page.set_input_files("#id_file", str(stage_clip))
@@ -45,13 +37,7 @@ def test_fan_uploads_watches_with_live_boxes_and_corrects_from_the_keyboard(
     page.wait_for_function("() => document.getElementById('player').src.endsWith('/original.mp4')")
     page.wait_for_function("() => document.getElementById('overlay').width > 0")
     # Painted once the original has loaded and been drawn over (polled: no fixed wait).
-    painted = page.wait_for_function(
-        "(() => { const c = document.getElementById('overlay');"
-        " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
-        " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n > 100 && n; })",
-        timeout=10_000,
-    ).json_value()
-    assert painted > 100
+    assert painted_pixels(page, 100) > 100
     assert "Screen time" in page.content()
 
     # Review: the least confident track first; "4" names it the fourth member, z undoes.
@@ -89,7 +75,7 @@ def test_curator_approves_a_correction_and_sees_the_retrain_and_the_relabel(
     corrections.track_correct(track=stranger, user=fan, kind="member", member=miley)
 
     django_user_model.objects.create_superuser("boss", "b@example.org", "pw-boss-123")
-    login(page, "boss", "pw-boss-123")
+    sign_in(page, "boss", "pw-boss-123")
     page.goto("/admin/videos/correction/?review__exact=pending")
     assert "Miley Cyrus" in page.locator("#result_list").inner_text()
     page.check("#result_list tbody input.action-select")

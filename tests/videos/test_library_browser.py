@@ -4,7 +4,7 @@ moment's link opens the watch page at that moment."""
 import pytest
 from django.urls import reverse
 
-from tests.conftest import work
+from tests.conftest import overflow, sign_in, work
 from tests.videos.test_library import member_url
 from videos import fancams
 from videos.models import Video
@@ -12,18 +12,6 @@ from videos.models import Video
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SIZES = {"phone": (390, 844), "desktop": (1440, 900)}
-
-
-def login(page, username, password):
-    page.goto("/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("main button[type=submit]")
-    page.wait_for_url("**/videos/")
-
-
-def fits(page) -> bool:
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -40,11 +28,11 @@ def test_her_page_and_the_together_search_open_the_video_at_the_moment(
     )
     fancams.fancam_request(video=late, member=celebs.members.get(slug="tom-hanks"), user=fan)
     work()
-    login(page, "fan", "pw-fan-123")
+    sign_in(page, "fan", "pw-fan-123")
 
     page.goto(member_url("tom-hanks"))
     shots(page, f"member-{size}")
-    assert fits(page)
+    assert overflow(page) == 0
     assert page.locator(".appearance").count() == 2
     assert "Someone else" not in page.content()
     assert page.locator(".member-photo").evaluate("img => img.naturalWidth > 0")
@@ -72,8 +60,8 @@ def test_her_page_and_the_together_search_open_the_video_at_the_moment(
     assert page.locator(".together-summary").inner_text().startswith("Halle Berry and Tom Hanks")
     assert page.locator(".appearance").count() == 2
     shots(page, f"together-{size}")
-    assert fits(page)
+    assert overflow(page) == 0
 
     page.goto(reverse("library:groups"))
     shots(page, f"groups-{size}")
-    assert fits(page)
+    assert overflow(page) == 0

@@ -6,18 +6,11 @@ import numpy as np
 import pytest
 
 from tests import footage
+from tests.conftest import sign_in
 from videos import exports
 from videos.models import Video
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def login(page):
-    page.goto("/accounts/login/")
-    page.fill("#id_username", "fan")
-    page.fill("#id_password", "pw-fan-123")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/videos/")
 
 
 # Seek the review player to `at` seconds and wait until the seek has landed and a frame has
@@ -79,7 +72,7 @@ def test_the_review_counter_names_the_frame_on_screen(
     shows = footage.clip_frames(source, recipe.rotation)
     cut = next(n for n, shown in enumerate(shows) if shown >= footage.SHOT)
     detections = exports.predictions(video)["detections"]
-    login(page)
+    sign_in(page, "fan", "pw-fan-123")
     page.goto(f"/videos/{video.uuid}/review/")
     page.wait_for_function("() => document.getElementById('player').readyState >= 2")
     if not recipe.browsers_play:  # the copy made for browsers, on the same clock
@@ -110,7 +103,7 @@ def test_live_boxes_play_the_copy_of_an_original_browsers_cannot_play(
     page, footage_video, live_server
 ):
     video = footage_video("hevc.mkv")
-    login(page)
+    sign_in(page, "fan", "pw-fan-123")
     page.goto(video.get_absolute_url())
     page.check("#live-boxes")
     page.wait_for_function("() => document.getElementById('player').src.endsWith('/preview.mp4')")
@@ -138,7 +131,7 @@ def test_a_player_that_cannot_decode_the_original_says_so_instead_of_showing_not
     """Chromium plays HEVC's sound over a picture of nothing (videoWidth 0); a browser that
     cannot decode what the server offers gets the labelled video back and a plain word."""
     video = footage_video("hevc.mkv")
-    login(page)
+    sign_in(page, "fan", "pw-fan-123")
     page.goto(video.get_absolute_url())
     original = f"/videos/{video.uuid}/original.mp4"
     page.evaluate("(url) => { document.getElementById('watch').dataset.original = url; }", original)
@@ -158,7 +151,7 @@ def test_a_player_that_cannot_decode_the_original_says_so_instead_of_showing_not
 
 def test_the_headers_duration_is_the_players(page, footage_video, live_server):
     video = footage_video("long_audio.mp4")  # sound 1.6 s past the picture
-    login(page)
+    sign_in(page, "fan", "pw-fan-123")
     page.goto(video.get_absolute_url())
     page.wait_for_function("() => document.getElementById('player').readyState >= 1")
     duration = page.locator("#player").evaluate("v => v.duration")

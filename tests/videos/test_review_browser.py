@@ -3,17 +3,10 @@
 import pytest
 
 from gallery import services as gallery_services
+from tests.conftest import sign_in
 from videos.models import Correction, Suggestion, Track
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def login(page, username, password):
-    page.goto("/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/videos/")
 
 
 def status_says(page, text):
@@ -28,7 +21,7 @@ def test_a_non_owners_correction_becomes_a_suggestion_that_the_owner_accepts(
     processed_video.is_public = True
     processed_video.save()
     review = f"/videos/{processed_video.uuid}/review/"
-    login(page, "other", "pw-other-123")
+    sign_in(page, "other", "pw-other-123")
     page.goto(review)
     assert "your changes are sent to them as suggestions" in page.content()
     first = page.locator(".track").first
@@ -42,7 +35,7 @@ def test_a_non_owners_correction_becomes_a_suggestion_that_the_owner_accepts(
     assert not Correction.objects.exists()
 
     page.context.clear_cookies()
-    login(page, "fan", "pw-fan-123")
+    sign_in(page, "fan", "pw-fan-123")
     assert "1 suggestion" in page.locator("table.list").inner_text()
     page.goto(review)
     item = page.locator("#suggestions li")
@@ -59,7 +52,7 @@ def test_a_non_owners_correction_becomes_a_suggestion_that_the_owner_accepts(
 
 
 def test_undo_clears_the_tag_and_the_pending_row(page, processed_video, fan, admin_user):
-    login(page, "fan", "pw-fan-123")
+    sign_in(page, "fan", "pw-fan-123")
     page.goto(f"/videos/{processed_video.uuid}/review/")
     page.locator('.track[data-track="1"]').click()
     page.keyboard.press("u")
@@ -85,7 +78,7 @@ def test_undo_clears_the_tag_and_the_pending_row(page, processed_video, fan, adm
 
 def test_hotkeys_stay_with_their_member_when_one_is_added(page, processed_video, fan, group):
     review = f"/videos/{processed_video.uuid}/review/"
-    login(page, "fan", "pw-fan-123")
+    sign_in(page, "fan", "pw-fan-123")
     page.goto(review)
     keys = page.locator(".roster li").all_inner_texts()
     assert [k.split()[0] for k in keys] == ["1", "2", "3"]
@@ -116,7 +109,7 @@ def frame_on_screen(page):
 
 
 def test_split_and_merge_at_the_playhead_beside_the_video(page, processed_video, fan):
-    login(page, "fan", "pw-fan-123")
+    sign_in(page, "fan", "pw-fan-123")
     page.goto(f"/videos/{processed_video.uuid}/review/")
     page.wait_for_function("() => document.getElementById('player').readyState >= 2")
     # Selecting a track takes the player to its first frame, its boxes drawn live.
@@ -182,7 +175,7 @@ def test_an_unknown_cluster_becomes_a_new_member_named_in_the_video_after_the_re
     run_worker("video")
     stranger = video.tracks.get(member=None)
     django_user_model.objects.create_superuser("boss", "b@example.org", "pw-boss-123")
-    login(page, "boss", "pw-boss-123")
+    sign_in(page, "boss", "pw-boss-123")
     page.get_by_role("link", name="Unknown faces").click()
     page.wait_for_url("**/curate/celebs/unknown-faces/")
     cluster = page.locator(".cluster").first
@@ -265,7 +258,7 @@ def test_a_box_fixed_at_the_playhead_shows_at_once_and_undoes(page, processed_vi
         row = row.filter(frame=frame).first()
         return row.box() if row else None
 
-    login(page, "fan", "pw-fan-123")
+    sign_in(page, "fan", "pw-fan-123")
     page.goto(f"/videos/{processed_video.uuid}/review/")
     page.wait_for_function("() => document.getElementById('player').readyState >= 2")
     page.locator('.track[data-track="1"] .meta').click()
@@ -328,7 +321,7 @@ def test_a_finger_moves_the_box_on_a_phone(browser, live_server, processed_video
     )
     page = context.new_page()
     page.set_default_timeout(15_000)
-    login(page, "fan", "pw-fan-123")
+    sign_in(page, "fan", "pw-fan-123")
     page.goto(f"/videos/{processed_video.uuid}/review/")
     page.wait_for_function("() => document.getElementById('player').readyState >= 2")
     page.locator('.track[data-track="1"] .meta').click()

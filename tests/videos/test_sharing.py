@@ -5,7 +5,7 @@ machine; the owner sees who had fancams made."""
 import pytest
 from django.urls import reverse
 
-from base.roles import ensure_curators_group
+from tests.conftest import painted_pixels
 from tests.videos import test_fancams
 from tests.videos.test_fancams import ask, work
 from videos.models import Fancam, FancamRequest
@@ -19,38 +19,24 @@ def file_url(video, kind):
     return reverse("videos:file", args=[video.uuid, kind])
 
 
-@pytest.fixture
-def public(processed_video):
-    processed_video.is_public = True
-    processed_video.save()
-    return processed_video
-
-
-@pytest.fixture
-def curator(django_user_model):
-    user = django_user_model.objects.create_user("cura", password="pw-cura-123", is_staff=True)
-    user.groups.add(ensure_curators_group())
-    return user
-
-
 def test_a_stranger_with_a_public_link_gets_404_for_the_original_by_default(
-    client, public, other_fan
+    client, public_video, other_fan
 ):
     for who in (None, other_fan):
         client.logout()
         if who is not None:
             client.force_login(who)
-        assert client.get(public.get_absolute_url()).status_code == 200
-        assert client.get(file_url(public, "labelled")).status_code == 200
+        assert client.get(public_video.get_absolute_url()).status_code == 200
+        assert client.get(file_url(public_video, "labelled")).status_code == 200
         for kind in ("original", "preview"):
-            response = client.get(file_url(public, kind), HTTP_RANGE="bytes=0-99")
+            response = client.get(file_url(public_video, kind), HTTP_RANGE="bytes=0-99")
             assert response.status_code == 404, (who, kind)
 
 
-def test_the_owner_and_curators_download_the_original(client, public, fan, curator):
+def test_the_owner_and_curators_download_the_original(client, public_video, fan, curator):
     for who in (fan, curator):
         client.force_login(who)
-        response = client.get(file_url(public, "original"))
+        response = client.get(file_url(public_video, "original"))
         assert response.status_code == 200
         assert b"ftyp" in b"".join(response.streaming_content)[:16]
 
@@ -82,22 +68,22 @@ def test_when_the_owner_allows_it_anyone_who_can_watch_downloads_the_original(
 
 
 def test_a_stranger_draws_live_boxes_over_the_labelled_video_and_the_owner_over_the_original(
-    client, public, fan, other_fan
+    client, public_video, fan, other_fan
 ):
     pages = {
-        "watch": public.get_absolute_url(),
-        "review": reverse("videos:review", args=[public.uuid]),
+        "watch": public_video.get_absolute_url(),
+        "review": reverse("videos:review", args=[public_video.uuid]),
     }
     for who, kind in ((None, "labelled"), (other_fan, "labelled"), (fan, "original")):
         client.logout()
         if who is not None:
             client.force_login(who)
         watch = client.get(pages["watch"]).content.decode()
-        assert f'data-original="{file_url(public, kind)}"' in watch, who
+        assert f'data-original="{file_url(public_video, kind)}"' in watch, who
         assert f"live over the {kind} video" in watch
-        assert (f'href="{file_url(public, "original")}"' in watch) == (kind == "original")
+        assert (f'href="{file_url(public_video, "original")}"' in watch) == (kind == "original")
         review = client.get(pages["review"]).content.decode()
-        assert f'src="{file_url(public, kind)}"' in review, who
+        assert f'src="{file_url(public_video, kind)}"' in review, who
 
 
 def test_fancams_of_others_videos_count_against_the_fans_hourly_limit(
@@ -158,16 +144,10 @@ def test_the_owner_sees_who_had_fancams_made_of_their_video(
 
 
 @pytest.mark.browser
-def test_a_stranger_sees_live_boxes_painted_over_the_labelled_video_in_chromium(page, public):
-    page.goto(public.get_absolute_url())
+def test_a_stranger_sees_live_boxes_painted_over_the_labelled_video_in_chromium(page, public_video):
+    page.goto(public_video.get_absolute_url())
     page.check("#live-boxes")
     page.wait_for_function("() => document.getElementById('overlay').width > 0")
     assert page.locator("#player").evaluate("v => v.src").endswith("/labelled.mp4")
-    painted = page.wait_for_function(
-        "(() => { const c = document.getElementById('overlay');"
-        " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
-        " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n > 100 && n; })",
-        timeout=10_000,
-    ).json_value()
-    assert painted > 100
+    assert painted_pixels(page, 100) > 100
     assert page.evaluate("() => document.getElementById('player').error") is None

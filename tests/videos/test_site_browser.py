@@ -4,26 +4,12 @@ import pytest
 from django.urls import reverse
 
 from recognition.models import ModelVersion, TrainingRun
+from tests.conftest import overflow, sign_in
 from videos.models import Video
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SIZES = {"phone": (390, 844), "laptop": (1366, 768)}
-
-
-def login(page, username, password):
-    page.goto("/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("main button[type=submit]")
-    page.wait_for_url("**/videos/")
-
-
-def overflow(page) -> int:
-    """How many pixels the page is wider than the window (0 when nothing sticks out)."""
-    return page.evaluate(
-        "() => Math.max(0, document.documentElement.scrollWidth - window.innerWidth)"
-    )
 
 
 def check_fits(page, url, name, size, shots):
@@ -68,7 +54,7 @@ def test_every_fan_page_fits_the_window(page, size, fan, processed_video, versio
         ("/no/such/page/", "404-anonymous"),
     ]:
         check_fits(page, url, name, size, shots)
-    login(page, "fan", "pw-fan-123")
+    sign_in(page, "fan", "pw-fan-123")
     Video.objects.filter(pk=processed_video.pk).update(
         title="A very long title that a fan typed for her favourite stage performance video"
     )
@@ -86,7 +72,7 @@ def test_every_fan_page_fits_the_window(page, size, fan, processed_video, versio
 def test_the_review_page_fits_the_window(page, size, fan, processed_video, shots):
     width, height = SIZES[size]
     page.set_viewport_size({"width": width, "height": height})
-    login(page, "fan", "pw-fan-123")
+    sign_in(page, "fan", "pw-fan-123")
     url = reverse("videos:review", args=[processed_video.uuid])
     check_fits(page, url, "review", size, shots)
 
@@ -125,7 +111,7 @@ def test_a_fan_renames_shares_copies_the_link_and_deletes_a_video(
     page, fan, processed_video, media_root
 ):
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
-    login(page, "fan", "pw-fan-123")
+    sign_in(page, "fan", "pw-fan-123")
     page.goto(processed_video.get_absolute_url())
     page.fill("#id_title", "Encore <b>night</b>")
     page.check("#id_is_public")
@@ -163,7 +149,7 @@ def test_an_upload_that_stopped_early_is_refused_in_plain_words(page, fan, group
     cut = tmp_path / "cut.mp4"
     data = clip.read_bytes()
     cut.write_bytes(data[: len(data) // 3])
-    login(page, "fan", "pw-fan-123")
+    sign_in(page, "fan", "pw-fan-123")
     page.goto("/videos/upload/")
     assert page.locator("#id_group").input_value() == str(group.pk)  # the only group, chosen
     assert page.locator("#id_file").get_attribute("accept").startswith("video/*,")
@@ -211,7 +197,7 @@ def test_the_live_overlay_follows_the_setting_on_unknown_faces(
     page, fan, processed_video, settings, show
 ):
     settings.VIDEO_SHOW_UNKNOWN = show
-    login(page, "fan", "pw-fan-123")
+    sign_in(page, "fan", "pw-fan-123")
     page.goto(processed_video.get_absolute_url())
     assert [t.inner_text() for t in page.locator(".tick").all()] == ["0:00", "0:01"]
     page.check("#live-boxes")

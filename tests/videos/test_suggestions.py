@@ -6,7 +6,6 @@ import json
 import pytest
 from django.urls import reverse
 
-from base.roles import ensure_curators_group
 from videos import exports, selectors
 from videos.models import Correction, RenderRun, Suggestion, Track
 
@@ -29,20 +28,6 @@ def decide(client, video, suggestion, decision):
 
 def labels(video):
     return {(d["track"], d["member"]) for d in exports.predictions(video)["detections"]}
-
-
-@pytest.fixture
-def public_video(processed_video):
-    processed_video.is_public = True
-    processed_video.save()
-    return processed_video
-
-
-@pytest.fixture
-def curator(django_user_model):
-    user = django_user_model.objects.create_user("cura", password="pw-cura-123", is_staff=True)
-    user.groups.add(ensure_curators_group())
-    return user
 
 
 def test_a_non_owners_change_is_stored_as_a_suggestion_and_changes_nothing(

@@ -4,18 +4,10 @@ import numpy as np
 import pytest
 from django.urls import reverse
 
-from base.roles import ensure_curators_group
 from videos import unknowns
 from videos.models import Correction, Track, Video
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def curator(django_user_model):
-    user = django_user_model.objects.create_user("cura", password="pw-cura-123", is_staff=True)
-    user.groups.add(ensure_curators_group())
-    return user
 
 
 def face(seed: int, dimensions=512) -> np.ndarray:

@@ -10,6 +10,7 @@ from core.tracking.segments import Source, analyze_parallel
 from recognition.selectors import active_version
 from recognition.services import model_version_load
 from tests import footage
+from tests.conftest import painted_pixels, sign_in
 from videos import services
 from videos.models import Video
 from videos.names import NamesPublisher
@@ -17,19 +18,7 @@ from videos.names import NamesPublisher
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def login(page):
-    page.goto("/accounts/login/")
-    page.fill("#id_username", "fan")
-    page.fill("#id_password", "pw-fan-123")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/videos/")
-
-
 LANES = "() => [...document.querySelectorAll('#timeline .lane')].map((l) => l.dataset.member)"
-PAINTED = """() => { const c = document.getElementById('overlay');
-  if (!c.width) return 0;
-  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }"""
 
 
 def test_the_original_plays_with_the_names_so_far_and_the_timeline_grows(
@@ -48,7 +37,7 @@ def test_the_original_plays_with_the_names_so_far_and_the_timeline_grows(
     publisher = NamesPublisher(video, video.attempt, version, info)
     publisher.start()
 
-    login(page)
+    sign_in(page, "fan", "pw-fan-123")
     page.goto(video.get_absolute_url())
     assert page.locator("#player-box").is_hidden()  # nothing named yet: no player
     assert "Nobody named yet" in page.locator("#panels").inner_text()
@@ -61,7 +50,7 @@ def test_the_original_plays_with_the_names_so_far_and_the_timeline_grows(
     assert sorted(page.evaluate(LANES)) == ["halle-berry", "tom-hanks"]
     assert page.locator(".pending").count() == 1  # the rest is still being named
     page.locator("#player").evaluate("v => { v.currentTime = 0.9; }")  # frame 1: 0.85 s + 1/25
-    page.wait_for_function(f"() => ({PAINTED})() > 200", timeout=10_000)  # boxes over the faces
+    painted_pixels(page, 200)  # boxes over the faces
     title = page.locator("#processing-title").inner_text()
     assert title == "Names are in up to 0:02"  # 0.85 s + 30 frames
     shots(page, "watch-while-named-laptop")
