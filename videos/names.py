@@ -101,20 +101,11 @@ def _store(video, tracks, version, info, saved: list[str]) -> int:
             )
             saved.append(row.thumbnail.name)
         rows += [
-            Detection(
-                video=video,
-                track=row,
-                frame=f,
-                time=clock.time(f),
-                left=b[0],
-                top=b[1],
-                right=b[2],
-                bottom=b[3],
-            )
+            (video.pk, row.pk, int(f), float(clock.time(f)), *map(int, b))
             for f, b in sorted(track.boxes.items())
         ]
         if len(rows) >= DETECTION_BATCH:  # a long video's rows need not all be in memory
-            Detection.objects.bulk_create(rows)
+            Detection.objects.insert_rows(rows)
             rows = []
-    Detection.objects.bulk_create(rows)
+    Detection.objects.insert_rows(rows)
     return count

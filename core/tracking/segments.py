@@ -161,31 +161,39 @@ class _Forked:
 
     def finished(self, processes: int, on_progress: Callable[[list[float]], None]):
         """(task number, result) as each task ends, tasks started in order, `processes` at a
-        time; the first failure is raised here, and stops the rest."""
+        time; the first failure is raised here, and stops the rest.
+
+        A task that ends is replaced before its result is handed out: whatever the caller
+        does with it (joining, naming, storing) runs while every process is busy, not while
+        a core waits for the next task to start."""
         running: dict = {}  # pipe end -> (task number, process)
         waiting = list(range(len(self.tasks)))
         try:
             while waiting or running:
-                while waiting and len(running) < processes:
-                    number = waiting.pop(0)
-                    receive, send = self.context.Pipe(duplex=False)
-                    child = self.context.Process(
-                        target=self._child, args=(number, send, os.getpid())
-                    )
-                    child.start()
-                    send.close()
-                    running[receive] = (number, child)
+                self._start(waiting, running, processes)
+                ended = []
                 for pipe in wait(list(running), timeout=0.5):
                     number, child = running.pop(pipe)
                     outcome, value = _receive(pipe, child)
                     child.join()
                     if outcome == "error":
                         raise value
-                    yield number, value
+                    ended.append((number, value))
+                self._start(waiting, running, processes)
                 on_progress(list(self.done))
+                yield from ended
         finally:
             for _, child in running.values():
                 stop_child(child)
+
+    def _start(self, waiting: list[int], running: dict, processes: int) -> None:
+        while waiting and len(running) < processes:
+            number = waiting.pop(0)
+            receive, send = self.context.Pipe(duplex=False)
+            child = self.context.Process(target=self._child, args=(number, send, os.getpid()))
+            child.start()
+            send.close()
+            running[receive] = (number, child)
 
     def _child(self, number: int, send, parent: int) -> None:
         die_with_parent(parent)

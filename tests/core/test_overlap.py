@@ -214,3 +214,23 @@ def test_a_render_that_ends_while_the_last_names_are_stored_is_a_success(clip, m
     analysis = analyze_and_render(source, out, BOUNDS, 2, naming, on_final=slow_store)
     assert analysis.frames == 60
     assert probe(out).frames == 60
+
+
+def test_a_finished_part_is_replaced_before_its_result_is_handed_out(tmp_path):
+    """While the caller joins, names and stores one part, the next part already runs: no core
+    waits for the caller."""
+    forked = segments._Forked(2)
+    started = tmp_path / "started"
+
+    def second(report):
+        started.write_text("yes")
+        return "second"
+
+    forked.add(lambda report: "first")
+    forked.add(second)
+    results = forked.finished(1, lambda done: None)
+    number, value = next(results)
+    assert (number, value) == (0, "first")
+    # Only one process at a time: the second task can only have started when the first ended.
+    wait_for(started.exists, 10, "the second part to start")
+    assert list(results) == [(1, "second")]
