@@ -66,11 +66,9 @@ class Tracker:
     ) -> None:
         self.info, self.start, self.end, self.cfg = info, start, end, cfg
         self.embedder, self.detector = embedder, embed.detector()
-        width = min(cfg.analysis_width, info.width)
-        self.scale = info.width / width
-        small = scaled_size(info, width)
-        self.small_size = (small[0] // 2 * 2, small[1] // 2 * 2)  # yuv420p: even sides
-        self.quick_input = fit_input_size(*self.small_size, max(self.small_size))
+        self.scale, self.small_size = _scaled(info, cfg.analysis_width)
+        self.detect_scale, self.detect_size = _scaled(info, cfg.detect_width)
+        self.quick_input = fit_input_size(*self.detect_size, max(self.detect_size))
         self.deep_input = fit_input_size(
             info.width, info.height, min(cfg.deep_side, max(info.width, info.height))
         )
@@ -139,8 +137,14 @@ class Tracker:
         found, windowed = self.detect(planes, full, deep)
         self.spent["detect"] += time.perf_counter() - t
         kept = _suppress(found)
+        opens = self.cfg.deep_threshold if deep else self.cfg.quick_threshold
+        strong = {j for j, face in enumerate(kept) if face.score >= opens}
         boxes = [to_full(f.box, 1.0, self.info) for f in kept]
-        matched, followed = self.match(index, frame, boxes)
+        matched, followed = self.match(index, frame, boxes, strong)
+        # A weak detection that continues no track is not taken for a face.
+        taken = [j for j in range(len(kept)) if j in strong or j in matched]
+        matched = {k: matched[j] for k, j in enumerate(taken) if j in matched}
+        kept, boxes = [kept[j] for j in taken], [boxes[j] for j in taken]
         owners = self.extend(index, frame, kept, boxes, matched, quick=not deep, windowed=windowed)
         self.close(index, boxes, followed, {t.id for t in owners}, deep)
         if kept:
@@ -152,17 +156,14 @@ class Tracker:
         """Faces of this keyframe, strongest first, in full-frame pixels; and the ids of those
         only the small-face windows found."""
         cfg = self.cfg
+        weakest = min(cfg.continue_threshold, cfg.deep_threshold if deep else cfg.quick_threshold)
         if deep:
-            found = self.detector.detect(
-                full(), input_size=self.deep_input, threshold=cfg.deep_threshold
-            )
+            found = self.detector.detect(full(), input_size=self.deep_input, threshold=weakest)
             return found, set()
-        small = _small_rgb(planes, self.small_size) if self.scale > 1 else full()
+        small = _small_rgb(planes, self.detect_size) if self.detect_scale > 1 else full()
         found = [
-            _shift(face, 0, 0, self.scale)
-            for face in self.detector.detect(
-                small, input_size=self.quick_input, threshold=cfg.quick_threshold
-            )
+            _shift(face, 0, 0, self.detect_scale)
+            for face in self.detector.detect(small, input_size=self.quick_input, threshold=weakest)
         ]
         # Small faces found again this way do not make quick passes speak for the track:
         # half hidden behind another face, the window search misses them more often.
@@ -170,22 +171,31 @@ class Tracker:
         return sorted(found + looked_again, key=lambda f: -f.score), {id(f) for f in looked_again}
 
     def match(
-        self, index: int, frame: np.ndarray, boxes: list[Box]
+        self, index: int, frame: np.ndarray, boxes: list[Box], strong: set[int]
     ) -> tuple[dict[int, Track], dict[int, Box]]:
         """Detection index -> the open track it continues; track id -> where its follower
-        took a track no detection continued."""
+        took a track no detection continued. Detections in `strong` are matched first; the
+        weaker ones only to the tracks left over."""
         cfg = self.cfg
+
         # By overlap with the track's last box, or with where the face would be now if it
         # kept moving as it did, or failing both by being a face of its size close by (a face
         # crossing the stage can move its own width between passes).
-        matched = _assign(
-            self.active,
-            boxes,
-            lambda t, b: max(
-                iou(t.last_box, b), iou(_expected(t, index), b), _near(t.last_box, b, cfg)
-            ),
-            cfg.match_iou,
-        )
+        def overlap(t: Track, b: Box) -> float:
+            return max(iou(t.last_box, b), iou(_expected(t, index), b), _near(t.last_box, b, cfg))
+
+        first = sorted(strong)
+        matched = {
+            first[j]: track
+            for j, track in _assign(
+                self.active, [boxes[j] for j in first], overlap, cfg.match_iou
+            ).items()
+        }
+        left = [t for t in self.active if all(t is not m for m in matched.values())]
+        weak = [j for j in range(len(boxes)) if j not in strong]
+        if left and weak:
+            later = _assign(left, [boxes[j] for j in weak], overlap, cfg.match_iou)
+            matched.update({weak[j]: track for j, track in later.items()})
         # Tracks still without a detection are followed to this frame by their correlation
         # tracker (started only now, from where the face was last detected); a detection where
         # the tracker went continues the track too.
@@ -283,7 +293,7 @@ class Tracker:
             identified += parts
         boundaries = sorted([*self.cuts, self.end])
         for track in identified:
-            fill_boxes(track, boundaries, cfg, self.end)
+            fill_boxes(track, boundaries, cfg, self.end, (self.info.width, self.info.height))
         return identified
 
 
@@ -316,14 +326,15 @@ def _follow(track: Track, frame: np.ndarray, scale: float, info: VideoInfo, cfg:
 
 
 def _near(a: Box, b: Box, cfg: Settings) -> float:
-    """Just enough to match (more the closer) for a box of about the same size whose centre is
-    within one face width; 0 otherwise. Used only where boxes do not overlap enough."""
-    side_a, side_b = a[2] - a[0], b[2] - b[0]
+    """Just enough to match (more the closer) for a face of about the same size whose centre is
+    within `near_reach` face sizes; 0 otherwise. Used only where boxes do not overlap enough.
+    Sizes are the longer side: a face turning away narrows its box, not its height."""
+    side_a, side_b = max(a[2] - a[0], a[3] - a[1]), max(b[2] - b[0], b[3] - b[1])
     if min(side_a, side_b) <= 0 or max(side_a, side_b) > 1.5 * min(side_a, side_b):
         return 0.0
-    side = (side_a + side_b) / 2
+    reach = cfg.near_reach * (side_a + side_b) / 2
     gap = math.hypot((a[0] + a[2] - b[0] - b[2]) / 2, (a[1] + a[3] - b[1] - b[3]) / 2)
-    return cfg.match_iou * (1.0 + 0.1 * (1.0 - gap / side)) if gap <= side else 0.0
+    return cfg.match_iou * (1.0 + 0.1 * (1.0 - gap / reach)) if gap <= reach else 0.0
 
 
 def _expected(track: Track, index: int) -> Box:
@@ -356,7 +367,9 @@ def _redetect_small(
             continue
         zoom = cfg.window_face / side
         size = fit_input_size(x1 - x0, y1 - y0, max(32, round(max(x1 - x0, y1 - y0) * zoom)))
-        for face in detector.detect(window, input_size=size, threshold=cfg.quick_threshold):
+        for face in detector.detect(
+            window, input_size=size, threshold=min(cfg.quick_threshold, cfg.continue_threshold)
+        ):
             found.append(_shift(face, x0, y0))
     return found
 
@@ -377,6 +390,13 @@ def _suppress(found: list[Face]) -> list[Face]:
         if not any(k.box[0] <= cx <= k.box[2] and k.box[1] <= cy <= k.box[3] for k in kept):
             kept.append(face)
     return kept
+
+
+def _scaled(info: VideoInfo, width: int) -> tuple[float, tuple[int, int]]:
+    """How much a frame shrinks to `width` (never enlarged), and its size then, sides even
+    (yuv420p)."""
+    small = scaled_size(info, min(width, info.width))
+    return info.width / small[0], (small[0] // 2 * 2, small[1] // 2 * 2)
 
 
 def _small_rgb(planes: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -251,6 +251,54 @@ def test_a_face_crossing_the_stage_fast_stays_one_track(tmp_path):
     assert abs((left + right) / 2 - (70 + 6 * 60)) < 25
 
 
+
+def test_a_face_moving_more_than_its_width_between_passes_stays_one_track(tmp_path):
+    """A 60 px face of a 1080p stage moving 8 px a frame is 96 px (1.6 faces) away at the next
+    quick pass: no overlap at all, and still one track with a box on the face in every frame."""
+    analysis = analyze(_one_face_moving(tmp_path, (1920, 1080), 49, (100, 400), 8, side=60))
+    assert len(analysis.tracks) == 1
+    track = analysis.tracks[0]
+    assert sorted(track.boxes) == list(range(49))
+    for frame in (6, 30, 48):
+        left, _, right, _ = track.boxes[frame]
+        assert abs((left + right) / 2 - (130 + 8 * frame)) < 15
+
+
+def test_after_its_last_detection_a_box_goes_on_moving_with_the_face(tmp_path):
+    """The clip ends 9 frames after the last quick pass (at 48): the box of those frames keeps
+    the face's pace instead of staying where the face was last seen (54 px behind at the end)."""
+    analysis = analyze(_one_face_moving(tmp_path, (640, 360), 58, (20, 120), 6))
+    (track,) = analysis.tracks
+    assert max(f for f, _ in track.keyframes) == 48
+    for frame in (52, 57):
+        left, _, right, _ = track.boxes[frame]
+        assert abs((left + right) / 2 - (70 + 6 * frame)) < 12
+
+
+def test_a_weak_detection_continues_a_track_but_opens_none(tmp_path):
+    """With quick passes asking more than SCRFD ever scores, the face is found by the deep pass
+    at frame 0 only; its weaker quick detections still continue that track, on every pass. Had
+    they been able to open tracks, the face appearing later would have one before the next deep
+    pass."""
+    path = _one_face_moving(tmp_path, (640, 360), 49, (20, 120), 2)
+    strict = Settings(quick_threshold=0.999, continue_threshold=0.3)
+    (track,) = analyze(path, settings=strict).tracks
+    assert track.detections == 1 + 48 // strict.keyframe_interval
+    assert sorted(track.boxes) == list(range(49))
+    # Without weak continuations the same passes find nothing: one lone detection, no track.
+    strictest = Settings(quick_threshold=0.999, continue_threshold=0.999)
+    assert analyze(path, settings=strictest).tracks == []
+    # A face that appears after the deep pass gets no track from weak quick detections.
+    late = []
+    for f in range(49):
+        canvas = Image.new("RGB", (640, 360), (90, 110, 90))
+        if f >= 10:
+            canvas.paste(face("tom-hanks", 1, 100), (200, 120))
+        late.append(np.asarray(canvas))
+    encode(late, tmp_path / "late.mp4", 25)
+    assert analyze(tmp_path / "late.mp4", settings=strict).tracks == []
+
+
 JOB_SCRIPT = """
 import sys
 sys.path.insert(0, sys.argv[2])
