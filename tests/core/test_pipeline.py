@@ -251,7 +251,6 @@ def test_a_face_crossing_the_stage_fast_stays_one_track(tmp_path):
     assert abs((left + right) / 2 - (70 + 6 * 60)) < 25
 
 
-
 def test_a_face_moving_more_than_its_width_between_passes_stays_one_track(tmp_path):
     """A 60 px face of a 1080p stage moving 8 px a frame is 96 px (1.6 faces) away at the next
     quick pass: no overlap at all, and still one track with a box on the face in every frame."""
