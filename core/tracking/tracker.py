@@ -67,8 +67,7 @@ class Tracker:
         self.info, self.start, self.end, self.cfg = info, start, end, cfg
         self.embedder, self.detector = embedder, embed.detector()
         self.scale, self.small_size = _scaled(info, cfg.analysis_width)
-        self.detect_scale, self.detect_size = _scaled(info, cfg.detect_width)
-        self.quick_input = fit_input_size(*self.detect_size, max(self.detect_size))
+        self.quick_input = fit_input_size(*self.small_size, max(self.small_size))
         self.deep_input = fit_input_size(
             info.width, info.height, min(cfg.deep_side, max(info.width, info.height))
         )
@@ -160,9 +159,9 @@ class Tracker:
         if deep:
             found = self.detector.detect(full(), input_size=self.deep_input, threshold=weakest)
             return found, set()
-        small = _small_rgb(planes, self.detect_size) if self.detect_scale > 1 else full()
+        small = _small_rgb(planes, self.small_size) if self.scale > 1 else full()
         found = [
-            _shift(face, 0, 0, self.detect_scale)
+            _shift(face, 0, 0, self.scale)
             for face in self.detector.detect(small, input_size=self.quick_input, threshold=weakest)
         ]
         # Small faces found again this way do not make quick passes speak for the track:

@@ -21,6 +21,10 @@ class Settings:
 
     # Quick passes and the tracker look at frames scaled to this width (never upscaled); SCRFD
     # at 640x384 finds every unhidden face of stage-dev, profiles included, in 9.6 ms a frame.
+    # At 960 it found more of the faces of harsh stage videos (0.92 against 0.79 of one video's
+    # known faces on sampled frames), but the analysis of stage-dev took 26% more CPU, for
+    # +0.01-0.04 of faces detected once weak detections continue tracks, and named right went
+    # down on one of three videos.
     analysis_width: int = 640
     keyframe_interval: int = 12  # frames between quick detection passes
     # Frames between thorough passes (a larger input), besides the one at every cut.
@@ -29,10 +33,6 @@ class Settings:
     # SCRFD at full size finds faces of 56-70 px that 1280 wide scores under 0.5 (two such
     # tracks of w302 were missed whole: detected 0.937 -> 0.997), for 88 ms a pass against 38.
     deep_side: int = 1920
-    # Quick passes detect on frames scaled to this width (never upscaled): at 640 SCRFD found
-    # 0.59-0.79 of the known faces of harsh stage videos that a thorough pass finds 0.92-0.94
-    # of (small, turned and blurred faces), at 960 0.77-0.92.
-    detect_width: int = 960
     quick_threshold: float = 0.5  # SCRFD face probability that opens a track, quick pass
     deep_threshold: float = 0.5
     # A weaker detection only continues a track that is already there (as ByteTrack does):
