@@ -33,6 +33,20 @@ class Group(models.Model):
     embedding_model = models.CharField(
         "face model", max_length=16, choices=Embedding, default=Embedding.ARCFACE
     )
+
+    class Naming(models.IntegerChoices):
+        # core.classifier.model.POINTS: each version stores the gates of every point.
+        SURE = -2, "name only when sure"
+        STRICTER = -1, "stricter"
+        CROSS_VALIDATED = 0, "as cross-validated (default)"
+        LOOSER = 1, "looser"
+        MORE = 2, "name more, risk mistakes"
+
+    # The active version's operating point: how sure it must be to name a face. The default is
+    # the gates its cross-validation chose; a video job names with the point set when it runs.
+    operating_point = models.SmallIntegerField(
+        "naming", choices=Naming, default=Naming.CROSS_VALIDATED
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
@@ -48,12 +49,77 @@ def waiting_line(version):
     )
 
 
+def point_costs(version) -> dict:
+    """{point: (members' faces left unnamed, strangers named)} from the version's
+    cross-validation; empty for versions trained before operating points."""
+    found = {}
+    for key, p in ((version.metrics.get("operating_points") or {}) if version else {}).items():
+        found[int(key)] = (p.get("known_unnamed"), p.get("strangers_named"))
+    return found
+
+
+def point_choices(version) -> list[tuple[int, str]]:
+    """The operating points as a curator chooses them: each with what it costs."""
+    costs = point_costs(version)
+    choices = []
+    for value, label in Group.Naming.choices:
+        if value in costs:
+            unnamed, named = costs[value]
+            label = (
+                f"{label}: {percent(unnamed)} of members' faces left unnamed, "
+                f"{percent(named)} of strangers named"
+            )
+        choices.append((value, label))
+    return choices
+
+
+def point_help(version) -> str:
+    if version is None:
+        return "How sure the model must be to name a face; the costs show once it is trained."
+    if not point_costs(version):
+        return (
+            f"v{version.number} was trained before operating points: it names at its "
+            "cross-validated gates until a new version is trained."
+        )
+    return (
+        f"How sure v{version.number} must be to name a face. The shares are from the "
+        "cross-validation of its gallery (known faces seen anew; each member held out as a "
+        "stranger). Moving it names the group's stored videos again."
+    )
+
+
 class GroupAdmin(GalleryGroupAdmin):
     """The gallery's group page, with what recognition adds: the active model, training, and
     switching the face model."""
 
-    list_display = [*GalleryGroupAdmin.list_display, "active_version"]
+    list_display = [*GalleryGroupAdmin.list_display, "active_version", "operating_point"]
     actions = ["train", "switch_to_arcface", "switch_to_dlib"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        field = form.base_fields.get("operating_point")
+        if field is not None:
+            version = selectors.active_version(obj) if obj is not None else None
+            field.widget = forms.RadioSelect()
+            field.choices = point_choices(version)
+            field.help_text = point_help(version)
+        return form
+
+    def save_model(self, request, obj, form, change):
+        point = obj.operating_point
+        if change and "operating_point" in form.changed_data:
+            # Saved by the service, which also names the group's stored videos again.
+            obj.operating_point = form.initial.get("operating_point", 0)
+            super().save_model(request, obj, form, change)
+            services.group_operating_point_set(group=obj, point=point)
+            self.message_user(
+                request,
+                f"{obj} now names at \u201c{obj.get_operating_point_display()}\u201d; its "
+                "videos are being named again.",
+                messages.SUCCESS,
+            )
+            return
+        super().save_model(request, obj, form, change)
 
     @admin.display(description="active model")
     def active_version(self, group):
@@ -168,6 +234,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "is_active",
         "needs_review",
         "note",
+        "naming_rule",
         "quality",
         "confusion",
         "videos_changed",
@@ -224,6 +291,34 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def faces(self, version):
         return sum(version.training_counts.values())
 
+    @admin.display(description="naming rule")
+    def naming_rule(self, version):
+        rule = version.metrics.get("rule") or {}
+        if not rule:
+            return "calibrated SVM with a distance gate (trained before the rule was chosen)"
+        rows = format_html_join(
+            "",
+            "<tr><th>{} ({})</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    c["rule"],
+                    c["how"],
+                    percent(c["known_unknown"]),
+                    percent(c["known_wrong"]),
+                    percent(c["strangers_unknown"]),
+                    percent(c["balanced_accuracy"]),
+                )
+                for c in rule.get("candidates", [])
+            ),
+        )
+        table = format_html(
+            '<table class="rules"><tr><th>candidate (cross-validation of the gallery)</th>'
+            "<th>known called unknown</th><th>known named wrong</th><th>strangers kept out</th>"
+            "<th>balanced accuracy</th></tr>{}</table>",
+            rows,
+        )
+        return format_html("<p>{}: {}</p>{}", rule.get("rule"), rule.get("why", ""), table)
+
     @admin.display(description="cross-validated quality")
     def quality(self, version):
         m = version.metrics
@@ -237,6 +332,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 seed.get("coverage_at_99_precision"),
             ),
             ("known faces left unknown", m.get("known_unknown"), seed.get("known_unknown")),
+            ("known faces named wrong", m.get("known_wrong"), seed.get("known_wrong")),
             ("strangers left unknown", m.get("strangers_unknown"), seed.get("strangers_unknown")),
         ]
         table = format_html_join(

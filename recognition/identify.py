@@ -21,7 +21,7 @@ from core.images import ImageRejected, ImageTooLarge, open_image
 from gallery.models import Group, Member
 from recognition.models import ModelVersion
 from recognition.selectors import active_version
-from recognition.services import model_version_load
+from recognition.services import naming_classifier
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def picture_identify(*, group: Group, data: bytes) -> Picture:
         raise IdentifyRefused(f"This picture cannot be read: {exc}.") from None
     try:
         # A missing or altered file: the classifier's, or a face model's (loaded on first use).
-        classifier = model_version_load(version)
+        classifier = naming_classifier(version)
         embedder = embed.embedder_for_model_id(version.embedding_model)
         answers, not_named = identify(clean.pixels, classifier=classifier, embedder=embedder)
     except (ClassifierError, ModelLoadError) as exc:

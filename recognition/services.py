@@ -1,6 +1,5 @@
 """Writes for recognition: encoding gallery faces, training model versions, activating them."""
 
-import json
 import logging
 import tempfile
 import time
@@ -17,13 +16,13 @@ from redis.exceptions import LockError
 from base.db import row_lock
 from base.jobs import job_alive, job_enqueue, running
 from core.classifier import model
-from core.classifier.model import ClassifierError, FaceClassifier, loads
+from core.classifier.model import POINTS, SEED_AXES, ClassifierError, FaceClassifier, loads
 from core.faces import embed
 from gallery.models import GalleryImage, Group
 from gallery.services import image_pixels
 from recognition import selectors
 from recognition.models import ModelVersion, TrainingRun
-from recognition.signals import model_version_activated
+from recognition.signals import group_naming_changed, model_version_activated
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +137,7 @@ def _group_training_lock(run: TrainingRun):
 def _train(run: TrainingRun, progress) -> ModelVersion:
     # scikit-learn (1.5 s to import) is for training only: no page or video job pays for it.
     from core.classifier.evaluation import cross_validate
-    from core.classifier.training import fit
+    from core.classifier.training import fit_choosing
 
     group = run.group
     embedder = embed.embedder(group.embedding_model)
@@ -150,7 +149,8 @@ def _train(run: TrainingRun, progress) -> ModelVersion:
         )
     progress(30, f"training on {len(labels)} faces", force=True)
     gate = embedder.same_person_distance
-    clf = fit(X, labels, folds=run.folds, default_max_distance=gate)
+    fitted = fit_choosing(X, labels, folds=run.folds, default_max_distance=gate)
+    clf = fitted.clf
     progress(50, f"cross-validating on {len(labels)} faces", force=True)
     try:
         metrics = cross_validate(X, labels, folds=run.folds, default_max_distance=gate)
@@ -158,10 +158,21 @@ def _train(run: TrainingRun, progress) -> ModelVersion:
         # A gallery can be too small to measure (one member, one face) yet still usable.
         metrics = {"accuracy": None, "cross_validation": f"not possible: {exc}"}
     metrics["mode"] = clf.mode
+    metrics["rule"] = fitted.choice  # which rule won on the whole gallery, and why
     metrics["thresholds"] = {
         "min_probability": clf.thresholds.min_probability,
         "max_distance": clf.thresholds.max_distance,
         "source": clf.thresholds.source,
+    }
+    metrics["operating_points"] = {
+        str(point): {
+            "min_probability": p.min_probability,
+            "max_distance": p.max_distance,
+            "known_unnamed": p.cv_known_unknown,
+            "strangers_named": p.cv_strangers_named,
+        }
+        # A distance-only model has none.
+        for point, p in zip(POINTS if clf.points else (), clf.points, strict=True)
     }
     counts = {slug: labels.count(slug) for slug in clf.members}
     progress(95, "saving", force=True)
@@ -178,13 +189,26 @@ def _train(run: TrainingRun, progress) -> ModelVersion:
                 embedding_model=embedding_model,
                 members=list(clf.members),
                 training_counts=counts,
-                metrics=json.loads(json.dumps(metrics, default=float)),
+                # Infinite gates (the seed's rule has no distance gate) are stored as null.
+                metrics=_json_ready(metrics),
             )
             with path.open("rb") as handle:
                 version.file.save("classifier.npz", File(handle), save=False)
             version.save()
             _activate_if_not_worse(version)
     return version
+
+
+def _json_ready(value):
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer | np.bool_):
+        return value.item()
+    return value
 
 
 def _activate_if_not_worse(version: ModelVersion) -> None:
@@ -218,6 +242,19 @@ def member_regressions(version: ModelVersion, active: ModelVersion) -> list[str]
     return found
 
 
+def seed_regressions(version: ModelVersion) -> list[str]:
+    """Where the version's cross-validated figures are worse than the seed scripts' rule on
+    the same gallery, in words ("known faces named wrong 1.2% (seed 0.6%)")."""
+    m = version.metrics
+    seed = m.get("seed") or {}
+    found = []
+    for key, (words, sign) in SEED_AXES.items():
+        ours, theirs = m.get(key), seed.get(key)
+        if ours is not None and theirs is not None and sign * (ours - theirs) < -1e-9:
+            found.append(f"{words} {ours:.1%} (seed {theirs:.1%})")
+    return found
+
+
 def activation_verdict(version: ModelVersion, active: ModelVersion | None) -> tuple[bool, str]:
     """Whether a new version replaces the active one, and why, in words.
 
@@ -225,6 +262,14 @@ def activation_verdict(version: ModelVersion, active: ModelVersion | None) -> tu
     that adds a member is not worse because her faces are harder, so overall accuracy over
     different member sets is not compared. A version with no shared member getting worse
     (beyond MEMBER_TOLERANCE) is activated."""
+    worse = seed_regressions(version)
+    if worse:
+        # Even a group's first model: the original scripts' rule would have named its gallery
+        # better, so a person decides.
+        return False, (
+            f"waits for review: on its own gallery it does worse than the original scripts' "
+            f"rule ({'; '.join(worse)}, nested cross-validation). Activate it if that is right."
+        )
     if active is None:
         return True, "the group's first model"
     if active.embedding_model != version.embedding_model:
@@ -282,6 +327,33 @@ def model_version_activate(*, version: ModelVersion, note: str = "") -> ModelVer
     # Videos name their stored tracks again with it (queued once this commits).
     model_version_activated.send(sender=ModelVersion, version=version)
     return version
+
+
+def naming_classifier(version: ModelVersion, *, threshold: float | None = None) -> FaceClassifier:
+    """The version's classifier at its group's operating point, or, for one run, naming only
+    faces whose top member's probability reaches `threshold` (the seed's -t)."""
+    clf = model_version_load(version)
+    point = version.group.operating_point
+    if clf.points or point == 0:
+        clf = clf.at_point(point)
+    else:
+        log.warning("%s has no operating points: named at its cross-validated gates", version)
+    if threshold is not None:
+        clf = clf.with_min_probability(threshold)
+    return clf
+
+
+def group_operating_point_set(*, group: Group, point: int) -> None:
+    """Move the group's operating point; its stored videos are named again at it."""
+    if point not in POINTS:
+        raise ValueError(f"operating point must be one of {POINTS}, got {point!r}")
+    with transaction.atomic():
+        changed = Group.objects.filter(pk=group.pk).exclude(operating_point=point)
+        moved = changed.update(operating_point=point)
+        group.operating_point = point
+        active = selectors.active_version(group)
+        if moved and active is not None:
+            group_naming_changed.send(sender=Group, version=active)
 
 
 def model_version_load(version: ModelVersion) -> FaceClassifier:

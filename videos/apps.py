@@ -9,7 +9,7 @@ class VideosConfig(AppConfig):
     def ready(self):
         from base.jobs import on_failed_for_good
         from base.worker import worker_warm
-        from recognition.signals import model_version_activated
+        from recognition.signals import group_naming_changed, model_version_activated
         from videos.models import Fancam, Track, Video
 
         # Signals rather than delete(): they also fire for admin bulk deletes and for the
@@ -18,6 +18,7 @@ class VideosConfig(AppConfig):
         post_delete.connect(_delete_track_files, sender=Track, dispatch_uid="track-files")
         post_delete.connect(_delete_fancam_file, sender=Fancam, dispatch_uid="fancam-files")
         model_version_activated.connect(_relabel, dispatch_uid="videos-relabel")
+        group_naming_changed.connect(_relabel, dispatch_uid="videos-relabel-naming")
         on_failed_for_good(Video, _tidy)
         worker_warm.connect(_warm, dispatch_uid="videos-warm")
 

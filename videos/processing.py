@@ -23,7 +23,7 @@ from core.tracking.naming import name_tracks
 from core.tracking.overlap import Naming, analyze_and_render, part_bounds
 from core.tracking.segments import Source, parts_in_order
 from recognition import selectors as recognition_selectors
-from recognition.services import model_version_load
+from recognition.services import naming_classifier
 from videos.facts import video_info, video_info_here
 from videos.folders import forgotten_if_deleted, video_remove_unowned_files, work_name
 from videos.models import Video
@@ -56,10 +56,13 @@ def segment_bounds(frames: int, fps: float) -> list[tuple[int, int]]:
     return [(start, min(start + size, frames)) for start in range(0, frames, size)]
 
 
-def video_process(*, video: Video, attempt: int | None = None, echo=None) -> Video:
+def video_process(
+    *, video: Video, attempt: int | None = None, echo=None, threshold: float | None = None
+) -> Video:
     """Run the whole pipeline in this process: analysed on every core, the labelled video
     drawn behind the analysis. `echo` receives the row at each progress write
-    (process_video prints it)."""
+    (process_video prints it); `threshold`, a probability, replaces the group's operating
+    point for this run (recognition.services.naming_classifier)."""
     attempt = video.attempt if attempt is None else attempt
     with forgotten_if_deleted(video):
         _clear_leftovers(video, attempt)
@@ -67,7 +70,7 @@ def video_process(*, video: Video, attempt: int | None = None, echo=None) -> Vid
             info = video_info(video, source)
             with running(video, attempt=attempt, echo=echo) as progress:
                 progress(0, "finding faces", force=True)
-                _analyze_and_render(video, attempt, source, info, progress)
+                _analyze_and_render(video, attempt, source, info, progress, threshold)
     video_corrections_drawn(video=video)
     video.refresh_from_db()
     return video
@@ -107,7 +110,9 @@ def video_segments(*, video: Video, attempt: int) -> list[tuple[int, int, int]] 
     ]
 
 
-def _analyze_and_render(video: Video, attempt: int, source, info: VideoInfo, progress) -> None:
+def _analyze_and_render(
+    video: Video, attempt: int, source, info: VideoInfo, progress, threshold=None
+) -> None:
     """The whole video in this job: names first, analysed on every core and stored as each
     stretch becomes final; the labelled video drawn beside them at the lowest priority, so it
     takes what CPU the analysis leaves and finishes after it; above 720p the render waits for
@@ -135,7 +140,7 @@ def _analyze_and_render(video: Video, attempt: int, source, info: VideoInfo, pro
             target,
             part_bounds(info),
             processes,
-            Naming(model_version_load(version), group_looks(video.group)),
+            Naming(naming_classifier(version, threshold=threshold), group_looks(video.group)),
             preset=settings.VIDEO_RENDER_PRESET,
             progress=report,
             on_final=publisher.add,
@@ -231,7 +236,7 @@ def _join_segments(video: Video, attempt: int, info: VideoInfo, progress) -> Non
     bounds = segment_bounds(info.frames, info.fps)
     progress(ANALYSIS.high, "joining segments", force=True)
     version = _naming_version(video)
-    classifier = model_version_load(version)
+    classifier = naming_classifier(version)
     stitcher = segments.Stitcher([start for start, _ in bounds], keep=False)
     publisher = NamesPublisher(video, attempt, version, info)
     publisher.start()

@@ -7,7 +7,7 @@ import numpy as np
 
 from base.jobs import job_enqueue, running
 from core.tracking.naming import Fixed, name_samples
-from recognition.services import model_version_load
+from recognition.services import naming_classifier
 from videos.models import Detection, Relabel, RelabelRun, Track, Video
 from videos.rendering import video_render_request
 
@@ -30,7 +30,7 @@ def group_relabel(*, run: RelabelRun, attempt: int) -> dict[str, int]:
             # with this one would undo that version's relabel.
             progress(100, f"nothing to do: {version} is no longer active", force=True)
             return {"videos": 0, "tracks": 0, "reanalysed": 0}
-        clf = model_version_load(version)
+        clf = naming_classifier(version)
         members = {m.slug: m for m in version.group.members.all()}
         changed_videos = changed_tracks = 0
         videos = Video.objects.filter(group=version.group, state=Video.State.DONE)

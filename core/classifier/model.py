@@ -1,11 +1,14 @@
 """Name faces from their embeddings, with an "unknown" outcome for people not in the gallery.
 
-A linear SVM, calibrated by cross-validation (``CalibratedClassifierCV``), proposes the most
-likely member; the name is given only when that probability is high enough *and* the face is
-close enough to one of that member's own gallery faces. Both thresholds are chosen by
-cross-validation on the gallery itself: out-of-fold gallery faces stand for known people seen
-anew, and leave-one-member-out folds (train without a member, score that member's faces)
-stand for strangers. Nothing here imports Django.
+A linear SVM proposes the most likely member; the name is given only when its probability is
+high enough *and* the face is close enough to one of that member's own gallery faces. The
+probability is one of two rules' (``FaceClassifier.rule``): "gated", the SVM calibrated by
+cross-validation (``CalibratedClassifierCV``, one sigmoid per member), or "seed", the original
+scripts' ``SVC(probability=True)`` (libsvm's pairwise sigmoids, coupled), whose own gates were
+0.7 and no distance gate. Which rule and which gates are chosen by cross-validation on the
+gallery itself: out-of-fold gallery faces stand for known people seen anew, and
+leave-one-member-out folds (train without a member, score that member's faces) stand for
+strangers. Nothing here imports Django.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import io
 import math
 import os
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +26,10 @@ import numpy as np
 from core.files import atomic_output
 
 FORMAT_NAME = "twicesite-face-classifier"
-FORMAT_VERSION = 1
+# 2 added the rule, libsvm's pairwise sigmoids, the operating points and the same-person
+# distance; files of version 1 are read as the "gated" rule with only its default point.
+FORMAT_VERSION = 2
+READS_VERSIONS = (1, 2)
 
 # Share of known faces that cross-validation may leave unknown at no cost while it tightens
 # the gates against strangers (the product target: at most 2% of known faces unnamed).
@@ -61,6 +67,31 @@ class Thresholds:
     cv_strangers_named: float | None = None
 
 
+@dataclass(frozen=True)
+class OperatingPoint:
+    """A pair of gates a curator can choose, with what it cost in the gallery's
+    cross-validation: the share of members' faces left unnamed, of strangers named."""
+
+    min_probability: float
+    max_distance: float
+    cv_known_unknown: float
+    cv_strangers_named: float
+
+
+# Operating points from "name only when sure" (-2) to "name more, risk mistakes" (2); 0 is the
+# cross-validated choice.
+POINTS = (-2, -1, 0, 1, 2)
+
+# The four axes of #24's comparison with the seed scripts' rule, in words, and which way is
+# better: a rule is no worse than the seed's when it is at least as good on each.
+SEED_AXES = {
+    "known_unknown": ("known faces called unknown", -1),
+    "known_wrong": ("known faces named wrong", -1),
+    "strangers_unknown": ("strangers kept out", 1),
+    "balanced_accuracy": ("balanced accuracy", 1),
+}
+
+
 @dataclass(eq=False)
 class FaceClassifier:
     """Members, their gallery embeddings, the calibrated linear SVM (if any) and thresholds."""
@@ -76,6 +107,58 @@ class FaceClassifier:
     intercept: np.ndarray | None = None
     sigmoid_a: np.ndarray | None = None
     sigmoid_b: np.ndarray | None = None
+    # "gated" (calibrated probability >= its gate) or "seed" (libsvm's probability > its
+    # gate, from pair_a/pair_b: libsvm's probA_/probB_, one per member pair).
+    rule: str = "gated"
+    pair_a: np.ndarray | None = None
+    pair_b: np.ndarray | None = None
+    # The gates at each of POINTS, in order (empty for files that predate them).
+    points: tuple[OperatingPoint, ...] = ()
+    # The embedding's same-person bound: "unsure" is judged against it when the rule has no
+    # distance gate of its own.
+    same_person_distance: float = DEFAULT_MAX_DISTANCE
+
+    def at_point(self, point: int) -> FaceClassifier:
+        """This classifier with the gates of an operating point (-2 strictest .. 2 loosest)."""
+        if point not in POINTS:
+            raise ClassifierError(f"operating point must be one of {POINTS}, got {point!r}")
+        if not self.points:
+            if point == 0:
+                return self
+            raise ClassifierError("this classifier was saved without operating points")
+        p = self.points[POINTS.index(point)]
+        t = self.thresholds
+        if (p.min_probability, p.max_distance) == (t.min_probability, t.max_distance):
+            return self
+        return replace(
+            self,
+            thresholds=replace(
+                t,
+                min_probability=p.min_probability,
+                max_distance=p.max_distance,
+                source=f"operating point {point:+d}",
+            ),
+        )
+
+    def with_min_probability(self, value: float) -> FaceClassifier:
+        """This classifier naming only faces whose top member's probability reaches `value`
+        (the seed's -t); its distance gate stays."""
+        value = float(value)
+        if not 0.0 <= value <= 1.0:
+            raise ClassifierError(f"a probability threshold is between 0 and 1, got {value}")
+        if self.mode == "distance":
+            raise ClassifierError("a distance-only classifier has no probability to threshold")
+        return replace(
+            self,
+            thresholds=replace(self.thresholds, min_probability=value, source="threshold given"),
+        )
+
+    @property
+    def look_alike_distance(self) -> float:
+        """The distance within which a face counts as this person's: the distance gate, or the
+        embedding's same-person bound for a rule without one."""
+        gate = self.thresholds.max_distance
+        return gate if math.isfinite(gate) else self.same_person_distance
 
     @property
     def mode(self) -> str:
@@ -141,9 +224,13 @@ class FaceClassifier:
 
     def _decide(self, member: int, score: float, distance: float) -> Prediction:
         t = self.thresholds
-        named = distance <= t.max_distance and (
-            self.mode == "distance" or score >= t.min_probability
-        )
+        if self.mode == "distance":
+            sure = True
+        elif self.rule == "seed":
+            sure = score > t.min_probability  # the seed scripts' strict comparison
+        else:
+            sure = score >= t.min_probability
+        named = distance <= t.max_distance and sure
         name = self.members[member]
         return Prediction(
             label=name if named else None, confidence=score, candidate=name, distance=distance
@@ -157,6 +244,10 @@ class FaceClassifier:
         # loaded file predicts exactly what was fitted.
         m = len(self.members)
         pair_scores = X @ self.coef.T + self.intercept  # (N, m(m-1)/2), pairs (i<j) in order
+        if self.rule == "seed":
+            # sklearn turns the sign of a two-member SVM's score (positive for the second).
+            raw = -pair_scores if m == 2 else pair_scores
+            return libsvm_probabilities(raw, self.pair_a, self.pair_b, m)
         if m == 2:
             p1 = expit(-(self.sigmoid_a[0] * pair_scores[:, 0] + self.sigmoid_b[0]))
             return np.column_stack([1.0 - p1, p1])
@@ -200,13 +291,23 @@ def save(clf: FaceClassifier, path: str | os.PathLike) -> str:
             ]
         ),
     }
+    arrays |= {
+        "rule": np.array(clf.rule),
+        "same_person_distance": np.array(clf.same_person_distance),
+        "points": np.array(
+            [
+                [p.min_probability, p.max_distance, p.cv_known_unknown, p.cv_strangers_named]
+                for p in clf.points
+            ],
+            dtype=np.float64,
+        ).reshape(-1, 4),
+    }
     if clf.mode == "svm":
-        arrays |= {
-            "coef": clf.coef,
-            "intercept": clf.intercept,
-            "sigmoid_a": clf.sigmoid_a,
-            "sigmoid_b": clf.sigmoid_b,
-        }
+        arrays |= {"coef": clf.coef, "intercept": clf.intercept}
+        if clf.rule == "seed":
+            arrays |= {"pair_a": clf.pair_a, "pair_b": clf.pair_b}
+        else:
+            arrays |= {"sigmoid_a": clf.sigmoid_a, "sigmoid_b": clf.sigmoid_b}
     # Written beside the target and moved into place, so a crash never leaves half a file.
     with atomic_output(path) as tmp:
         with open(tmp, "wb") as f:
@@ -256,6 +357,44 @@ def _one_vs_rest(pair_scores: np.ndarray, m: int) -> np.ndarray:
     confidence = pair_scores @ (to_first - to_second)
     # Squashed into (-1/3, 1/3) so confidence only breaks ties between vote counts.
     return votes + confidence / (3.0 * (np.abs(confidence) + 1.0))
+
+
+def libsvm_probabilities(raw: np.ndarray, a: np.ndarray, b: np.ndarray, m: int) -> np.ndarray:
+    """libsvm's probabilities (svm_predict_probability) from its pairwise decision values:
+    a Platt sigmoid per pair, coupled by Wu, Lin and Weng's iteration (the copy sklearn ships
+    couples two members too); within 1e-15 of ``SVC.predict_proba``."""
+    from scipy.special import expit
+
+    r = np.clip(expit(-(raw * a + b)), 1e-7, 1 - 1e-7)  # P(first of the pair)
+    n = len(raw)
+    R = np.zeros((n, m, m))
+    first, second = np.triu_indices(m, 1)
+    R[:, first, second] = r
+    R[:, second, first] = 1.0 - r
+    Rt = R.transpose(0, 2, 1)
+    Q = -Rt * R  # Q[t][j] = -r[j][t] r[t][j] off the diagonal
+    idx = np.arange(m)
+    Q[:, idx, idx] = (Rt**2).sum(2)  # Q[t][t] = sum_j r[j][t]^2
+    p = np.full((n, m), 1.0 / m)
+    eps = 0.005 / m
+    active = np.ones(n, dtype=bool)
+    for _ in range(max(100, m)):
+        Qp = np.einsum("ntj,nj->nt", Q, p)
+        pQp = (p * Qp).sum(1)
+        # Each face stops where libsvm's loop stops for it, so the values are libsvm's.
+        active &= np.abs(Qp - pQp[:, None]).max(1) >= eps
+        if not active.any():
+            break
+        rows = np.flatnonzero(active)
+        pa, Qa, Qpa, pQpa = p[rows], Q[rows], Qp[rows], pQp[rows]
+        for t in range(m):
+            diff = (pQpa - Qpa[:, t]) / Qa[:, t, t]
+            pa[:, t] += diff
+            pQpa = (pQpa + diff * (diff * Qa[:, t, t] + 2 * Qpa[:, t])) / (1 + diff) ** 2
+            Qpa = (Qpa + diff[:, None] * Qa[:, t, :]) / (1 + diff)[:, None]
+            pa /= (1 + diff)[:, None]
+        p[rows] = pa
+    return p
 
 
 def _check_finite(X: np.ndarray) -> None:
@@ -322,8 +461,8 @@ def _from_arrays(a: dict) -> FaceClassifier:
     if str(a["format_name"]) != FORMAT_NAME:
         raise ValueError(f"format {str(a['format_name'])!r}")
     version = int(a["format_version"])
-    if version != FORMAT_VERSION:
-        raise ValueError(f"format version {version}, this code reads {FORMAT_VERSION}")
+    if version not in READS_VERSIONS:
+        raise ValueError(f"format version {version}, this code reads {READS_VERSIONS}")
     members = tuple(str(s) for s in a["members"])
     gallery = np.asarray(a["gallery"], dtype=np.float64)
     g_members = np.asarray(a["gallery_members"], dtype=np.int64)
@@ -334,21 +473,31 @@ def _from_arrays(a: dict) -> FaceClassifier:
         raise ValueError("gallery arrays do not match")
     if np.any(np.diff(g_members) < 0) or set(np.unique(g_members)) != set(range(len(members))):
         raise ValueError("gallery member indices do not match the member list")
-    svm = {}
+    rule = str(a["rule"]) if "rule" in a else "gated"
+    if rule not in ("gated", "seed"):
+        raise ValueError(f"rule {rule!r}")
+    extra: dict = {"rule": rule}
+    if "same_person_distance" in a:
+        extra["same_person_distance"] = float(a["same_person_distance"])
+    if "points" in a and len(a["points"]):
+        rows = np.asarray(a["points"], dtype=np.float64)
+        if rows.shape != (len(POINTS), 4):
+            raise ValueError("operating points do not match")
+        extra["points"] = tuple(OperatingPoint(*(float(v) for v in r)) for r in rows)
     if "coef" in a:
-        svm = {
-            k: np.asarray(a[k], dtype=np.float64)
-            for k in ("coef", "intercept", "sigmoid_a", "sigmoid_b")
-        }
+        sig = ("pair_a", "pair_b") if rule == "seed" else ("sigmoid_a", "sigmoid_b")
+        svm = {k: np.asarray(a[k], dtype=np.float64) for k in ("coef", "intercept", *sig)}
         m = len(members)
-        pairs, sigmoids = m * (m - 1) // 2, 1 if m == 2 else m
+        pairs = m * (m - 1) // 2
+        sigmoids = pairs if rule == "seed" else (1 if m == 2 else m)
         if (
             svm["coef"].shape != (pairs, gallery.shape[1])
             or svm["intercept"].shape != (pairs,)
-            or svm["sigmoid_a"].shape != (sigmoids,)
-            or svm["sigmoid_b"].shape != (sigmoids,)
+            or svm[sig[0]].shape != (sigmoids,)
+            or svm[sig[1]].shape != (sigmoids,)
         ):
             raise ValueError("SVM arrays do not match the member list")
+        extra |= svm
     return FaceClassifier(
-        members=members, gallery=gallery, gallery_members=g_members, thresholds=thresholds, **svm
+        members=members, gallery=gallery, gallery_members=g_members, thresholds=thresholds, **extra
     )

@@ -43,7 +43,7 @@ class Answer:
 def verdict(prediction: Prediction, distances: np.ndarray, clf: FaceClassifier) -> str:
     """NAMED, UNSURE or STRANGER for one face, from its prediction and its distance to each
     member's nearest gallery face."""
-    gate = clf.thresholds.max_distance
+    gate = clf.look_alike_distance
     if prediction.label is None:
         # Near a member's faces but below the probability gate: torn between members.
         return UNSURE if prediction.distance <= gate else STRANGER

@@ -85,11 +85,19 @@ def test_curator_approves_a_correction_and_sees_the_retrain_and_the_relabel(
         page.locator(".messagelist").inner_text()
     )
 
-    run_worker("default", "video")  # harvest, train, activate, relabel, re-render
+    run_worker("default", "video")  # harvest, train
     page.goto("/admin/recognition/modelversion/")
     assert "Celebs v2" in page.locator("#result_list").inner_text()
     version = ModelVersion.objects.get(group=celebs, number=2)
-    assert version.is_active
+    # The fan named a stranger Miley: with the rule each fold of v2's nested cross-validation
+    # chose (#24), held-out members are named Miley more often, so v2 waits, saying why.
+    assert not version.is_active
+    assert "Miley Cyrus's precision fell" in page.locator("#result_list").inner_text()
+    page.click("a.activate-link")
+    page.click("input[type=submit]")
+    run_worker("default", "video")  # relabel, re-render
+    version.refresh_from_db()
+    assert version.is_active, version.note
     assert version.training_counts["miley-cyrus"] > 5  # the corrected faces joined the gallery
     video.refresh_from_db()
     assert video.model_version == version  # stored tracks were named again by v2

@@ -464,3 +464,32 @@ def test_a_render_part_that_fails_fails_the_video_with_its_reason(
     video.refresh_from_db()
     assert video.state == Video.State.FAILED
     assert "No space left on device" in video.error and video.can_retry()
+
+
+def test_process_video_threshold_overrides_the_groups_naming_for_one_run(
+    celebs, stage_clip, tmp_path, capsys
+):
+    def named(*extra):
+        call_command(
+            "process_video", str(stage_clip), "--group", "celebs",
+            "--out", str(tmp_path / "out.mp4"), *extra,
+        )  # fmt: skip
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])["named_tracks"]
+
+    assert named() >= 3
+    # Only faces whose top member has a probability of 1 or more: none.
+    assert named("--threshold", "1") == 0
+    assert named("--threshold", "0.5") >= 3
+    celebs.refresh_from_db()
+    assert celebs.operating_point == 0  # the group's own point is untouched
+
+
+def test_process_video_refuses_a_threshold_that_is_not_a_probability(celebs, stage_clip, tmp_path):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="between 0 and 1"):
+        call_command(
+            "process_video", str(stage_clip), "--group", "celebs",
+            "--out", str(tmp_path / "out.mp4"), "--threshold", "70",
+        )  # fmt: skip
+    assert not Video.objects.exists()
