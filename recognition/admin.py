@@ -1,5 +1,5 @@
-from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AdminRadioSelect
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -100,7 +100,7 @@ class GroupAdmin(GalleryGroupAdmin):
         field = form.base_fields.get("operating_point")
         if field is not None:
             version = selectors.active_version(obj) if obj is not None else None
-            field.widget = forms.RadioSelect()
+            field.widget = AdminRadioSelect(attrs={"class": "radiolist"})
             field.choices = point_choices(version)
             field.help_text = point_help(version)
         return form
