@@ -86,8 +86,6 @@ def fit(
 
     `default_max_distance` is the distance gate used where cross-validation cannot choose
     one: the embedding's own same-person bound."""
-    # Training is hundreds of tiny solves (2-parameter sigmoid fits); threaded BLAS only
-    # adds hand-offs, which cost 4x the time on a busy 2-core machine.
     return fit_choosing(
         X,
         labels,
@@ -108,6 +106,8 @@ def fit_choosing(
     default_max_distance: float = DEFAULT_MAX_DISTANCE,
 ) -> Fitted:
     """fit(), with the old rule's classifier and the choice between the rules explained."""
+    # Training is hundreds of tiny solves (2-parameter sigmoid fits); threaded BLAS only
+    # adds hand-offs, which cost 4x the time on a busy 2-core machine.
     with threadpool_limits(limits=1, user_api="blas"):
         return fit_unlimited(
             X,
