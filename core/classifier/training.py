@@ -73,27 +73,11 @@ class Fitted:
     choice: dict = field(default_factory=dict)
 
 
-def fit(
-    X: np.ndarray,
-    labels: Sequence[str],
-    *,
-    folds: int = 5,
-    random_state: int = 0,
-    max_known_unknown: float = DEFAULT_MAX_KNOWN_UNKNOWN,
-    default_max_distance: float = DEFAULT_MAX_DISTANCE,
-) -> FaceClassifier:
-    """Train on gallery embeddings and their member labels; choose thresholds by CV.
-
-    `default_max_distance` is the distance gate used where cross-validation cannot choose
-    one: the embedding's own same-person bound."""
-    return fit_choosing(
-        X,
-        labels,
-        folds=folds,
-        random_state=random_state,
-        max_known_unknown=max_known_unknown,
-        default_max_distance=default_max_distance,
-    ).clf
+def fit(X: np.ndarray, labels: Sequence[str], **options) -> FaceClassifier:
+    """Train on gallery embeddings and their member labels; choose the rule and its gates by
+    CV. The options are fit_choosing()'s; `default_max_distance` is the distance gate used
+    where cross-validation cannot choose one: the embedding's own same-person bound."""
+    return fit_choosing(X, labels, **options).clf
 
 
 def fit_choosing(

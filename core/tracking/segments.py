@@ -169,8 +169,8 @@ class _Forked:
         running: dict = {}  # pipe end -> (task number, process)
         waiting = list(range(len(self.tasks)))
         try:
+            self._start(waiting, running, processes)
             while waiting or running:
-                self._start(waiting, running, processes)
                 ended = []
                 for pipe in wait(list(running), timeout=0.5):
                     number, child = running.pop(pipe)

@@ -166,7 +166,7 @@ class Tracker:
         ]
         # Small faces found again this way do not make quick passes speak for the track:
         # half hidden behind another face, the window search misses them more often.
-        looked_again = _redetect_small(self.detector, full, self.active, self.scale, cfg)
+        looked_again = _redetect_small(self.detector, full, self.active, self.scale, cfg, weakest)
         return sorted(found + looked_again, key=lambda f: -f.score), {id(f) for f in looked_again}
 
     def match(
@@ -190,15 +190,16 @@ class Tracker:
                 self.active, [boxes[j] for j in first], overlap, cfg.match_iou
             ).items()
         }
-        left = [t for t in self.active if all(t is not m for m in matched.values())]
+        taken = {t.id for t in matched.values()}
+        left = [t for t in self.active if t.id not in taken]
         weak = [j for j in range(len(boxes)) if j not in strong]
         if left and weak:
             later = _assign(left, [boxes[j] for j in weak], overlap, cfg.match_iou)
             matched.update({weak[j]: track for j, track in later.items()})
+            taken.update(t.id for t in later.values())
         # Tracks still without a detection are followed to this frame by their correlation
         # tracker (started only now, from where the face was last detected); a detection where
         # the tracker went continues the track too.
-        taken = {t.id for t in matched.values()}
         followed: dict[int, Box] = {}
         for track in self.active:
             if track.id not in taken:
@@ -346,11 +347,17 @@ def _expected(track: Track, index: int) -> Box:
 
 
 def _redetect_small(
-    detector, full: Callable[[], np.ndarray], active: list[Track], scale: float, cfg: Settings
+    detector,
+    full: Callable[[], np.ndarray],
+    active: list[Track],
+    scale: float,
+    cfg: Settings,
+    threshold: float,
 ) -> list[Face]:
     """Look again, at a resolution that can see them, for tracked faces too small for the quick
     pass. Each such face is searched in a window around its last box, scaled so the face is
-    about `window_face` pixels. Faces come back in full-frame pixels."""
+    about `window_face` pixels, for detections scoring `threshold` or more (the quick pass's
+    own). Faces come back in full-frame pixels."""
     found = []
     for track in active:
         left, top, right, bottom = track.last_box
@@ -366,9 +373,7 @@ def _redetect_small(
             continue
         zoom = cfg.window_face / side
         size = fit_input_size(x1 - x0, y1 - y0, max(32, round(max(x1 - x0, y1 - y0) * zoom)))
-        for face in detector.detect(
-            window, input_size=size, threshold=min(cfg.quick_threshold, cfg.continue_threshold)
-        ):
+        for face in detector.detect(window, input_size=size, threshold=threshold):
             found.append(_shift(face, x0, y0))
     return found
 
