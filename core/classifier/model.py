@@ -1,7 +1,9 @@
 """Name faces from their embeddings, with an "unknown" outcome for people not in the gallery.
 
 A linear SVM proposes the most likely member; the name is given only when its probability is
-high enough *and* the face is close enough to one of that member's own gallery faces. The
+high enough *and* the face is close enough to one of that member's own gallery faces, or, under
+the gated rule, a track (several faces) much closer to that member than to any other
+(``margin_gate``: further ahead than any stranger of the gallery's cross-validation came). The
 probability is one of two rules' (``FaceClassifier.rule``): "gated", the SVM calibrated by
 cross-validation (``CalibratedClassifierCV``, one sigmoid per member), or "seed", the original
 scripts' ``SVC(probability=True)`` (libsvm's pairwise sigmoids, coupled), whose own gates were
@@ -28,8 +30,9 @@ from core.files import atomic_output
 FORMAT_NAME = "twicesite-face-classifier"
 # 2 added the rule, libsvm's pairwise sigmoids, the operating points and the same-person
 # distance; files of version 1 are read as the "gated" rule with only its default point.
-FORMAT_VERSION = 2
-READS_VERSIONS = (1, 2)
+# 3 added the margin gate; older files are read without one.
+FORMAT_VERSION = 3
+READS_VERSIONS = (1, 2, 3)
 
 # Share of known faces that cross-validation may leave unknown at no cost while it tightens
 # the gates against strangers (the product target: at most 2% of known faces unnamed).
@@ -117,6 +120,11 @@ class FaceClassifier:
     # The embedding's same-person bound: "unsure" is judged against it when the rule has no
     # distance gate of its own.
     same_person_distance: float = DEFAULT_MAX_DISTANCE
+    # A track beyond the distance gate is still named when its member is nearer than any other
+    # member by at least this much (inf: never). Faces on a stage (turned, blurred, lit) are
+    # further from every gallery face than new photos are, so the distance gate leaves them
+    # unknown; but they stay nearer their own member than the others, and strangers do not.
+    margin_gate: float = math.inf
 
     def at_point(self, point: int) -> FaceClassifier:
         """This classifier with the gates of an operating point (-2 strictest .. 2 loosest)."""
@@ -132,6 +140,8 @@ class FaceClassifier:
             return self
         return replace(
             self,
+            # "Name only when sure" is the gates alone; looser points keep the margin gate.
+            margin_gate=self.margin_gate if point > 0 else math.inf,
             thresholds=replace(
                 t,
                 min_probability=p.min_probability,
@@ -218,11 +228,18 @@ class FaceClassifier:
             # the per-face calibration, so the same thresholds apply.
             q = self._probabilities(X).mean(axis=0)
             m = int(np.where(allowed, q, -np.inf).argmax())
-            return self._decide(m, float(q[m]), float(d_track[m]))
+            # The margin gate weighs a track's evidence, two samples at least; one face alone
+            # is judged by the gates.
+            lead = -np.inf
+            if len(X) >= 2:
+                lead = _lead(np.where(allowed, d_track, np.inf)[None, :], np.array([m]))[0]
+            return self._decide(m, float(q[m]), float(d_track[m]), float(lead))
         m = int(np.where(allowed, d_track, np.inf).argmin())
         return self._decide(m, float(self._similarity(d_track)[m]), float(d_track[m]))
 
-    def _decide(self, member: int, score: float, distance: float) -> Prediction:
+    def _decide(
+        self, member: int, score: float, distance: float, lead: float = -math.inf
+    ) -> Prediction:
         t = self.thresholds
         if self.mode == "distance":
             sure = True
@@ -230,7 +247,7 @@ class FaceClassifier:
             sure = score > t.min_probability  # the seed scripts' strict comparison
         else:
             sure = score >= t.min_probability
-        named = distance <= t.max_distance and sure
+        named = sure and (distance <= t.max_distance or lead >= self.margin_gate)
         name = self.members[member]
         return Prediction(
             label=name if named else None, confidence=score, candidate=name, distance=distance
@@ -294,6 +311,7 @@ def save(clf: FaceClassifier, path: str | os.PathLike) -> str:
     arrays |= {
         "rule": np.array(clf.rule),
         "same_person_distance": np.array(clf.same_person_distance),
+        "margin_gate": np.array(clf.margin_gate),
         "points": np.array(
             [
                 [p.min_probability, p.max_distance, p.cv_known_unknown, p.cv_strangers_named]
@@ -397,6 +415,17 @@ def libsvm_probabilities(raw: np.ndarray, a: np.ndarray, b: np.ndarray, m: int) 
     return p
 
 
+def _lead(D: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """How much nearer each row's chosen member is than its nearest other member (negative
+    where another is nearer; -inf with no other member)."""
+    if D.shape[1] < 2:
+        return np.full(len(D), -np.inf)
+    rows = np.arange(len(D))
+    others = D.copy()
+    others[rows, chosen] = np.inf
+    return others.min(axis=1) - D[rows, chosen]
+
+
 def _check_finite(X: np.ndarray) -> None:
     bad = ~np.isfinite(X).all(axis=1)
     if bad.any():
@@ -479,6 +508,8 @@ def _from_arrays(a: dict) -> FaceClassifier:
     extra: dict = {"rule": rule}
     if "same_person_distance" in a:
         extra["same_person_distance"] = float(a["same_person_distance"])
+    if "margin_gate" in a:
+        extra["margin_gate"] = float(a["margin_gate"])
     if "points" in a and len(a["points"]):
         rows = np.asarray(a["points"], dtype=np.float64)
         if rows.shape != (len(POINTS), 4):

@@ -31,6 +31,7 @@ from core.classifier.model import (
     FaceClassifier,
     OperatingPoint,
     Thresholds,
+    _lead,
     _member_distances,
     check_training,
     distance_matrix,
@@ -136,7 +137,7 @@ def fit_unlimited(
     if counts.min() < 3:
         why = "too few faces a member to cross-validate: the default distance gate"
         return Fitted(clf, clf, {"rule": "gated", "why": why})
-    gen, imp = _svm_cv_features(X, y, members, folds=folds, random_state=random_state)
+    gen, imp, leads = _svm_cv_features(X, y, members, folds=folds, random_state=random_state)
     t = _choose_thresholds(*gen, *imp, budget=max_known_unknown)
     gated = replace(clf, thresholds=t)
     seed_features = _seed_cv_features(X, y, members, folds=folds, random_state=random_state)
@@ -148,6 +149,7 @@ def fit_unlimited(
         members,
         gated=gated,
         features={"gated": (gen, imp), "seed": seed_features},
+        leads=leads,
         budget=max_known_unknown,
         folds=folds,
         random_state=random_state,
@@ -184,6 +186,7 @@ def _choose_rule(
     *,
     gated: FaceClassifier,
     features: dict,
+    leads: tuple,
     budget: float,
     folds: int,
     random_state: int,
@@ -229,6 +232,14 @@ def _choose_rule(
             features=features,
             random_state=random_state,
             default_max_distance=default_max_distance,
+            margin=margin,
+        )
+
+    # The margin gate goes with the old rule, and only where there are others to measure it.
+    margin = None
+    if not old_worse and len(members) >= CHOICE_MEMBERS:
+        margin = _margin_gate(
+            X, y, *features["gated"], leads, gated.thresholds.max_distance, folds, random_state
         )
 
     if len(members) < CHOICE_MEMBERS:
@@ -340,8 +351,10 @@ def _fitted(
     features: dict,
     random_state: int,
     default_max_distance: float,
+    margin: dict | None = None,
 ) -> Fitted:
-    """The classifier of the winning row, its operating points, and the choice explained."""
+    """The classifier of the winning row, its operating points, and the choice explained.
+    `margin`: the old rule's margin gate for tracks, and its cross-validation."""
     family = won["rule"]
     if family == "seed":
         clf = _fit_seed(X, y, members, random_state=random_state)
@@ -349,8 +362,11 @@ def _fitted(
     else:
         clf = replace(gated)
     if won["name"] == "gated":
-        # The old rule exactly as fit() chose it before #24, so its names do not change.
+        # The old rule exactly as fit() chose it before #24, so its names of single faces do
+        # not change; tracks have the margin gate besides.
         tp, td = gated.thresholds.min_probability, gated.thresholds.max_distance
+        if margin is not None:
+            clf.margin_gate = margin["gate"]
     else:
         tp, td = won["min_probability"], won["max_distance"]
         clf.thresholds = Thresholds(
@@ -369,6 +385,8 @@ def _fitted(
         "candidates": table,
         "seed": table[0],
     }
+    if won["name"] == "gated" and margin is not None:
+        choice["margin"] = margin
     return Fitted(clf, gated, choice)
 
 
@@ -404,6 +422,56 @@ def _old_rule_nested(
         out = y == h
         let_in[out] = (imp_p[out] >= tp - mp) & (imp_d[out] <= td + md)
     return np.array([1.0 - named_tight.mean(), (named_loose & ~gen_ok).mean(), let_in.mean()])
+
+
+def _margin_gate(X, y, gen, imp, leads, td: float, folds: int, random_state: int) -> dict:
+    """The margin gate for tracks: the widest lead of a stranger's face (each member's faces
+    with her left out) over the next member, so no stranger of this cross-validation passes.
+    With what it does nested (the gate chosen without the faces it is measured on): the
+    strangers' faces it lets in, and the known faces beyond the distance gate it names, right
+    and wrong, where the distance gate `td` left them. A track's lead is its samples' median
+    distances', steadier than one face's."""
+    _, gen_d, gen_ok = gen
+    _, imp_d = imp
+    gen_m, imp_m = leads
+    gaps = _Gaps(X, y)
+    k = int(min(folds, np.bincount(y).min()))
+    named = np.zeros(len(y), bool)
+    for tr, te in StratifiedKFold(k, shuffle=True, random_state=random_state).split(X, y):
+        rows = np.zeros(len(y), bool)
+        rows[tr] = True
+        named[te] = (gen_d[te] > td) & (gen_m[te] >= gaps.widest(rows))
+    let_in = np.zeros(len(y), bool)
+    for h in np.unique(y):
+        out = y == h
+        let_in[out] = (imp_d[out] > td) & (imp_m[out] >= gaps.widest(~out))
+    return {
+        "gate": gaps.widest(np.ones(len(y), bool)),
+        "strangers_let_in": float(let_in.mean()),
+        "known_named": float((named & gen_ok).mean()),
+        "known_wrong": float((named & ~gen_ok).mean()),
+    }
+
+
+class _Gaps:
+    """How far ahead of the next member the nearest member of a gallery face can be when that
+    face's own member is left out (a stranger), at the most."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray) -> None:
+        self.full = distance_matrix(X, X)
+        self.y = y
+
+    def widest(self, rows: np.ndarray) -> float:
+        """From the faces in `rows` (a mask) alone; inf under three members."""
+        y = self.y[rows]
+        present = np.unique(y)
+        if len(present) < 3:
+            return np.inf
+        sub = self.full[np.ix_(rows, rows)]
+        near = np.stack([sub[:, y == m].min(1) for m in present], axis=1)
+        near[np.arange(len(near)), np.searchsorted(present, y)] = np.inf  # her own member
+        ordered = np.sort(near, axis=1)
+        return float((ordered[:, 1] - ordered[:, 0]).max())
 
 
 def _margins(feats, quarters: float = MARGIN) -> tuple[float, float]:
@@ -594,23 +662,26 @@ def _fit_distance_only(
 
 
 def _candidate_features(clf: FaceClassifier, X: np.ndarray) -> tuple[np.ndarray, ...]:
-    """(candidate, probability, distance) of each face under an SVM-mode classifier."""
+    """(candidate, probability, distance, lead over the nearest other member) of each face
+    under an SVM-mode classifier."""
     P = clf.scores(X)
     D = clf.distances(X)
     cand = P.argmax(1)
     rows = np.arange(len(X))
-    return cand, P[rows, cand], D[rows, cand]
+    return cand, P[rows, cand], D[rows, cand], _lead(D, cand)
 
 
 def _svm_cv_features(
     X: np.ndarray, y: np.ndarray, members: tuple, *, folds: int, random_state: int
 ) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
-    """Out-of-fold (p, d, right) of gallery faces; (p, d) of leave-one-member-out strangers."""
+    """Out-of-fold (p, d, right) of gallery faces; (p, d) of leave-one-member-out strangers;
+    and both's leads (how much nearer the candidate is than the next member)."""
     k = int(min(folds, np.bincount(y).min()))
     gen_p, gen_d, gen_ok = np.zeros(len(X)), np.zeros(len(X)), np.zeros(len(X), bool)
+    gen_m, imp_m = np.zeros(len(X)), np.full(len(X), -np.inf)
     for tr, te in StratifiedKFold(k, shuffle=True, random_state=random_state).split(X, y):
         inner = _fit_svm(X[tr], y[tr], members, folds=folds, random_state=random_state)
-        cand, gen_p[te], gen_d[te] = _candidate_features(inner, X[te])
+        cand, gen_p[te], gen_d[te], gen_m[te] = _candidate_features(inner, X[te])
         gen_ok[te] = cand == y[te]
     imp_p, imp_d = np.zeros(len(X)), np.zeros(len(X))
     for h in range(len(members)):
@@ -629,8 +700,8 @@ def _svm_cv_features(
             folds=folds,
             random_state=random_state,
         )
-        _, imp_p[out], imp_d[out] = _candidate_features(inner, X[out])
-    return (gen_p, gen_d, gen_ok), (imp_p, imp_d)
+        _, imp_p[out], imp_d[out], imp_m[out] = _candidate_features(inner, X[out])
+    return (gen_p, gen_d, gen_ok), (imp_p, imp_d), (gen_m, imp_m)
 
 
 def _choose_thresholds(

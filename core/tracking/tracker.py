@@ -74,7 +74,7 @@ class Tracker:
         self.tracks: list[Track] = []
         self.active: list[Track] = []  # tracks a detection may continue
         self.cuts: list[int] = []
-        self.previous_thumb = None
+        self.previous_thumb: tuple = (None, None)  # the last frame's histogram, and its planes
         self.next_id = first_id
         self.spent = {"detect": 0.0, "chips": 0.0}
 
@@ -117,12 +117,17 @@ class Tracker:
         )
 
     def is_cut(self, planes: np.ndarray) -> bool:
+        """A cut: the frame's colours jump from the last frame's, and so do its shapes. Stage
+        light (a strobe, a flicker, a change of tint) moves the colours of a whole frame
+        without moving its edges."""
         thumb = _histogram(planes)
-        previous, self.previous_thumb = self.previous_thumb, thumb
+        (previous, before), self.previous_thumb = self.previous_thumb, (thumb, planes)
         if previous is None:
             return False
         distance = cv2.compareHist(thumb, previous, cv2.HISTCMP_BHATTACHARYYA)
-        return distance > self.cfg.cut_threshold
+        if distance <= self.cfg.cut_threshold:
+            return False
+        return _edge_correlation(before, planes) < self.cfg.cut_edges
 
     def keyframe(self, index: int, planes: np.ndarray, deep: bool) -> None:
         # The tracker looks at the luma plane, small. Detection and chips need colour: the
@@ -427,6 +432,20 @@ def _histogram(planes: np.ndarray) -> np.ndarray:
         [cv2.cvtColor(small, cv2.COLOR_RGB2HSV)], [0, 1], None, [16, 8], [0, 180, 0, 256]
     )
     return cv2.normalize(hist, hist)
+
+
+def _edges(planes: np.ndarray) -> np.ndarray:
+    """Gradient magnitude of a 64x36 luma thumbnail, zero mean and unit length."""
+    luma = cv2.resize(yuv_planes(planes)[0], (64, 36), interpolation=cv2.INTER_AREA)
+    luma = luma.astype(np.float32)
+    magnitude = cv2.magnitude(cv2.Sobel(luma, cv2.CV_32F, 1, 0), cv2.Sobel(luma, cv2.CV_32F, 0, 1))
+    magnitude -= magnitude.mean()
+    return magnitude / max(float(np.linalg.norm(magnitude)), 1e-6)
+
+
+def _edge_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """How alike two frames' edges are, 1 for the same shapes in any light."""
+    return float((_edges(a) * _edges(b)).sum())
 
 
 class _Lazy:

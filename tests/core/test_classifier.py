@@ -8,6 +8,7 @@ and jessica-alba are the strangers (jessica-alba looks like miley-cyrus to dlib)
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,32 @@ def test_it_names_a_track_from_several_samples(clf, faces):
     assert one.label == single.label
     assert one.confidence == pytest.approx(single.confidence)
     assert one.distance == pytest.approx(single.distance)
+
+
+def test_a_track_beyond_the_distance_gate_is_named_by_its_lead_over_the_next_member(clf, faces):
+    """Faces turned and lit on a stage are further from every gallery face; a track of them
+    still nearer one member than any other by the margin gate is named, one face is not."""
+    X, labels = faces["X"], faces["labels"]
+    miley = X[labels == "miley-cyrus"][GALLERY_IMAGES:]
+    d = clf.distances(miley)
+    gate = clf.thresholds.max_distance
+    # Pushed away from everyone (away from the mean face), miley stays nearest, but beyond
+    # the gate.
+    centre = clf.gallery.mean(axis=0)
+    far = miley + 1.2 * (miley - centre)
+    far *= np.linalg.norm(miley, axis=1, keepdims=True) / np.linalg.norm(far, axis=1, keepdims=True)
+    track = clf.predict_track(far)
+    D = np.median(clf.distances(far), axis=0)
+    lead = np.sort(D)[1] - D.min()
+    assert d.min(axis=1).max() <= gate < track.distance and track.candidate == "miley-cyrus"
+    assert track.label is None  # this classifier has no margin gate
+    named = replace(clf, margin_gate=lead * 0.9)
+    assert named.predict_track(far).label == "miley-cyrus"
+    assert replace(clf, margin_gate=lead * 1.1).predict_track(far).label is None
+    assert named.predict_track(far[:1]).label is None  # one face: the gates alone
+    assert all(p.label is None for p in named.predict(far))
+    # Strangers' tracks are not named by it.
+    assert named.predict_track(X[labels == "will-smith"][:5]).label is None
 
 
 def test_a_track_is_never_named_a_member_it_was_said_not_to_be(clf, faces):

@@ -45,6 +45,27 @@ def test_it_finds_tracks_names_them_and_never_crosses_a_cut(clip, model):
     assert all(len(t.samples) >= 1 for t in analysis.tracks)
 
 
+def test_stage_light_is_not_a_cut(tmp_path):
+    """Two faces under a warm strobe (frames 20 and 21) and a light turning blue at 40: the
+    colours of the whole frame jump as at a cut, its shapes do not. No cut, one track a face."""
+    frames, _ = scene([("tom-hanks", 1), ("halle-berry", 1)], 60, (70, 90, 140))
+    lights = {20: (1.6, 1.0, 0.6), 21: (1.6, 1.0, 0.6)} | {
+        f: (0.6, 0.9, 1.4) for f in range(40, 60)
+    }
+    lit = [
+        np.clip(frame * np.float32(lights.get(f, (1, 1, 1))), 0, 255).astype(np.uint8)
+        for f, frame in enumerate(frames)
+    ]
+    path = tmp_path / "lit.mp4"
+    encode(lit, path, FPS)
+    analysis = analyze(path)
+    assert analysis.cuts == []
+    assert len(analysis.tracks) == 2
+    assert all(sorted(t.boxes) == list(range(60)) for t in analysis.tracks)
+    # Measured by colour alone, as before, both changes of light were cuts.
+    assert analyze(path, settings=Settings(cut_edges=2.0)).cuts == [20, 22, 40]
+
+
 def test_a_member_is_named_at_most_once_per_frame(clip, model):
     analysis = analyze(clip[0])
     name_tracks(analysis.tracks, model)

@@ -106,6 +106,32 @@ def test_where_nested_cross_validation_shows_the_old_rule_no_worse_it_is_kept_as
     assert fitted.clf.at_point(0) is fitted.clf
 
 
+def test_the_old_rule_names_tracks_by_a_margin_no_stranger_of_the_gallery_reached(noisy, tmp_path):
+    """The margin gate is the widest lead a member's face had over the next member with her
+    own member left out (a stranger): worked out here from the distances by hand."""
+    X, y = noisy["clean"]
+    eight = np.array(y) != "jessica-alba"
+    X, y = X[eight], np.array([s for s in y if s != "jessica-alba"])
+    fitted = fit_choosing(X, list(y), default_max_distance=ARCFACE_GATE)
+    assert fitted.choice["name"] == "gated"
+    members = sorted(set(y))
+    widest = 0.0
+    for face, own in zip(X, y, strict=True):
+        near = sorted(
+            np.linalg.norm(X[y == other] - face, axis=1).min() for other in members if other != own
+        )
+        widest = max(widest, near[1] - near[0])
+    gate = fitted.clf.margin_gate
+    assert gate == pytest.approx(widest)
+    margin = fitted.choice["margin"]
+    assert margin["gate"] == gate and 0.0 <= margin["strangers_let_in"] < 0.02
+    save(fitted.clf, tmp_path / "clf.npz")
+    assert load(tmp_path / "clf.npz").margin_gate == gate
+    # "Name only when sure" is the gates alone.
+    assert fitted.clf.at_point(-1).margin_gate == np.inf
+    assert fitted.clf.at_point(1).margin_gate == gate
+
+
 def test_on_a_clean_gallery_with_look_alikes_the_old_rule_gives_way_to_one_no_worse(noisy):
     # With jessica-alba beside miley-cyrus, the old rule with its gates a little looser lets
     # a held-out member in: it is not kept, and a gated rule no worse than the seed's is.

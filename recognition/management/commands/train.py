@@ -50,5 +50,13 @@ def rule_summary(version) -> str:
         lines.append("nested cross-validation    this version   seed's rule")
         for key, (words, _) in SEED_AXES.items():
             lines.append(f"  {words:<26} {m[key]:>11.1%}   {seed[key]:>11.1%}")
+    margin = rule.get("margin")
+    if margin:
+        lines.append(
+            f"margin gate for tracks {margin['gate']:.3f} (no stranger of cross-validation came "
+            f"nearer one member than the next by more); nested, on single faces beyond the "
+            f"distance gate: strangers let in {margin['strangers_let_in']:.1%}, known faces "
+            f"named {margin['known_named']:.1%}, named wrong {margin['known_wrong']:.1%}"
+        )
     lines.append(("active: " if version.is_active else "not active: ") + version.note)
     return "\n".join(lines)
