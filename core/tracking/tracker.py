@@ -282,13 +282,20 @@ class Tracker:
     def finish(self) -> list[Track]:
         """Drop noise, split tracks that jumped between people, fill in every frame's box."""
         cfg = self.cfg
-        # One lone detection is more likely noise than a face, unless it opens a segment: the
-        # track may go on in the segment before, and the join decides.
+        # One lone detection is more likely noise than a face, unless it opens or closes a
+        # segment: the track may go on in the segment before or after, and the join decides.
+        # (Faces appearing at a cut in a segment's last keyframe interval were dropped: on a
+        # 1080p harsh stage, every face of a shot starting 7 frames before a seam.)
+        last_pass = self.end - cfg.keyframe_interval
         tracks = [
             t
             for t in self.tracks
             if t.candidates
-            and (substantial(t, cfg) or (self.start > 0 and t.keyframes[0][0] == self.start))
+            and (
+                substantial(t, cfg)
+                or (self.start > 0 and t.keyframes[0][0] == self.start)
+                or (self.end < self.info.frames and t.keyframes[-1][0] >= last_pass)
+            )
         ]
         identified: list[Track] = []
         for track in tracks:

@@ -92,6 +92,22 @@ def test_segments_joined_give_the_tracks_of_one_pass(clip, model):
     assert spans == sorted((t.first_frame, t.last_frame) for t in whole.tracks)
 
 
+def test_faces_appearing_at_a_cut_just_before_a_seam_are_kept(clip):
+    """The second shot starts at 30; the first segment ends at 36, before its next pass: there
+    its faces have one detection each, which is kept for the join to continue, not dropped
+    as noise."""
+    path, _ = clip
+    whole = analyze(path)
+    parts = [
+        analyze(path, start=0, end=36, first_track_id=1),
+        analyze(path, start=36, end=60, first_track_id=1000),
+    ]
+    joined = segments.join(parts, [0, 36])
+    spans = sorted((t.first_frame, t.last_frame) for t in joined.tracks)
+    assert spans == sorted((t.first_frame, t.last_frame) for t in whole.tracks)
+    assert sum(t.first_frame == 30 for t in joined.tracks) == 2
+
+
 @pytest.mark.parametrize(
     ("frames", "parts", "min_frames", "expected"),
     [
