@@ -171,6 +171,9 @@ class Track(models.Model):
     # A person's correction wins over the model from then on: relabelling leaves the track alone.
     corrected = models.BooleanField(default=False)
     is_face = models.BooleanField(default=True)
+    # Tracks the analysis split from one track (where the face seemed to change person) share
+    # this, and are named together where they agree (tracking.naming); null if never split.
+    kin = models.PositiveIntegerField(null=True, blank=True)
     # Members a person said this track is not: no model decision names it one of them again.
     not_members = models.ManyToManyField("gallery.Member", blank=True, related_name="+")
     # Merged into another track by a person: its boxes are that track's now, so it shows

@@ -91,6 +91,7 @@ def _store(video, tracks, version, info, saved: list[str]) -> int:
             samples=samples.tobytes(),
             embedding_model=embedder_id,
             sample_boxes=[[f, *map(int, b)] for f, b in track.sample_boxes],
+            kin=track.kin,
         )
         if track.thumbnail is not None:
             # The strip has a slot per possible sample; keep the filled ones.

@@ -82,6 +82,7 @@ def _relabel_video(video: Video, clf, members: dict) -> int:
         clf,
         fixed=fixed,
         excluded=[{m.slug for m in r.not_members.all()} for r in open_rows],
+        kin=[r.kin for r in open_rows],
     )
     updates = 0
     for row, name in zip(open_rows, names, strict=True):

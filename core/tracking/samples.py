@@ -88,6 +88,8 @@ def identify(track: Track, embedder, cfg: Settings, first_id: int) -> list[Track
         parts.append(part)
     for part in parts:
         part.candidates = []
+        if len(parts) > 1:
+            part.kin = track.id
     return parts
 
 

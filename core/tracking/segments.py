@@ -269,6 +269,12 @@ class Stitcher:
                 box = track.boxes[seam]
                 best = max(ending, key=lambda t: iou(t.boxes[seam - 1], box), default=None)
                 if best is not None and iou(best.boxes[seam - 1], box) >= self.cfg.match_iou:
+                    kin = track.kin
+                    if kin is not None:  # its later parts are kin of the track it joins
+                        best.kin = best.kin if best.kin is not None else kin
+                        for other in part.tracks:
+                            if other.kin == kin:
+                                other.kin = best.kin
                     best.boxes.update(track.boxes)
                     best.keyframes += track.keyframes
                     best.detections += track.detections
@@ -287,12 +293,18 @@ class Stitcher:
             limit = self.starts[self.added]
             # Open: may go on after the seam. Then whatever shares frames with an open one.
             limit = min([limit, *(t.first_frame for t in pending if t.last_frame == limit - 1)])
+            # Parts of one split track are named together (tracking.naming): final together.
+            spans = {}
+            for t in pending:
+                key = ("kin", t.kin) if t.kin is not None else ("track", id(t))
+                first, last = spans.get(key, (t.first_frame, t.last_frame))
+                spans[key] = (min(first, t.first_frame), max(last, t.last_frame))
             moved = True
             while moved:
                 moved = False
-                for t in pending:
-                    if t.first_frame < limit <= t.last_frame:
-                        limit, moved = t.first_frame, True
+                for first, last in spans.values():
+                    if first < limit <= last:
+                        limit, moved = first, True
         final = [t for t in pending if t.last_frame < limit]
         self.handed_out.update(id(t) for t in final)
         self.final_before = max(self.final_before, limit)
@@ -332,6 +344,7 @@ def save(analysis: Analysis, path) -> None:
             "sample_boxes": [[f, list(b)] for f, b in track.sample_boxes],
             "samples": len(track.samples),
             "name": [track.label, track.candidate, track.confidence],
+            "kin": track.kin,
         }
         for track in analysis.tracks
     ]
@@ -360,6 +373,7 @@ def load(path) -> Analysis:
         track.samples = samples[offset : offset + t["samples"]]
         track.thumbnail = thumbs[k]
         track.label, track.candidate, track.confidence = t.get("name", (None, None, 0.0))
+        track.kin = t.get("kin")
         offset += t["samples"]
         tracks.append(track)
     return Analysis(

@@ -92,6 +92,9 @@ class Track:
     candidate: str | None = None
     confidence: float = 0.0
     stop: int | None = None  # boxes are never held on to this frame (where a split part starts)
+    # The parts of one track split where its face seemed to change person share this (the
+    # track's id before the split); None for a track never split.
+    kin: int | None = None
 
     @property
     def last_box(self) -> Box:

@@ -50,3 +50,42 @@ def test_stored_samples_are_named_and_settled_in_one_call():
     names = name_samples(samples, spans, Nearest())
     assert [n.label for n in names] == ["tom", None, "keanu", None]
     assert names[1].candidate == "tom"  # it lost the name, not what it looks like
+
+
+class Gated:
+    """Candidate by the sign of the samples' mean, named only when it is 0.5 or more away."""
+
+    def predict_track(self, samples, excluded=()):
+        from core.classifier.model import Prediction
+
+        mean = float(samples.mean(axis=0)[0])
+        candidate = "tom" if mean > 0 else "keanu"
+        return Prediction(candidate if abs(mean) >= 0.5 else None, abs(mean), candidate, 0.0)
+
+
+def test_parts_of_a_split_track_that_agree_are_named_together():
+    """One face's track split where its looks changed: the part that is unsure alone (0.4) is
+    named with its neighbour (mean 0.55); a track that was never split is not helped."""
+    samples = [np.array([[0.7]]), np.array([[0.4]]), np.array([[0.4]])]
+    spans = [frames(0, 10), frames(10, 20), frames(30, 40)]
+    alone = name_samples(samples, spans, Gated())
+    assert [n.label for n in alone] == ["tom", None, None]
+    together = name_samples(samples, spans, Gated(), kin=[7, 7, None])
+    assert [n.label for n in together] == ["tom", "tom", None]
+    assert together[0].confidence == together[1].confidence == 0.55
+
+
+def test_parts_with_different_candidates_are_two_people_and_stay_apart():
+    # tom, then keanu (the track jumped to another face), then tom again: only neighbours
+    # with one candidate go together, and tom's last part is unsure alone.
+    samples = [np.array([[0.9]]), np.array([[-0.9]]), np.array([[0.3]])]
+    spans = [frames(0, 10), frames(10, 20), frames(20, 30)]
+    names = name_samples(samples, spans, Gated(), kin=[3, 3, 3])
+    assert [n.label for n in names] == ["tom", "keanu", None]
+
+
+def test_a_part_a_person_said_is_not_someone_is_named_on_its_own():
+    samples = [np.array([[0.7]]), np.array([[0.4]])]
+    spans = [frames(0, 10), frames(10, 20)]
+    names = name_samples(samples, spans, Gated(), excluded=[set(), {"keanu"}], kin=[1, 1])
+    assert [n.label for n in names] == ["tom", None]

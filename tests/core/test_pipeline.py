@@ -177,6 +177,7 @@ def test_a_track_that_jumped_to_another_face_is_split_where_it_jumped():
     parts = identify(track, embed.embedder(), Settings(), first_id=50)
     assert [(p.keyframes[0][0], p.keyframes[-1][0]) for p in parts] == [(0, 48), (56, 88)]
     assert parts[0].stop == 56 and parts[1].id == 50
+    assert [p.kin for p in parts] == [1, 1]
     assert [p.detections for p in parts] == [7, 5]
     # Each part is named on its own, from samples of its own person only.
     for part, person in zip(parts, ("tom-hanks", "halle-berry"), strict=True):
@@ -198,6 +199,9 @@ def test_a_split_track_can_be_put_aside_and_read_back(tmp_path):
     segments.save(Analysis(tracks=parts, frames=96, cuts=[], timings={}), path)
     back = segments.load(path).tracks
     assert [(t.id, t.detections) for t in back] == [(1, 7), (50, 5)]
+    # Both parts remember the track they were split from, to be named together where they
+    # agree (tracking.naming).
+    assert [t.kin for t in back] == [1, 1]
     assert [t.sample_boxes for t in back] == [p.sample_boxes for p in parts]
 
 
@@ -405,3 +409,25 @@ def test_a_stopped_parallel_analysis_stops_its_segment_processes_at_once(tmp_pat
     # It returned long before the segments could have finished, and they are gone.
     assert workers and time.monotonic() - started < whole / 2
     wait_for(lambda: not any(alive(p) for p in workers), 10, "the segment processes to end")
+
+
+def _track(id, first, last, kin=None, box=(10, 10, 60, 60)):
+    track = Track(id=id, keyframes=[(first, box), (last, box)], detections=2, kin=kin)
+    track.boxes = {f: box for f in range(first, last + 1)}
+    track.samples = np.zeros((1, 4), np.float32)
+    return track
+
+
+def test_parts_of_a_split_track_become_final_together_and_stay_kin_across_a_seam():
+    """A track split at 30 whose second part runs into the seam at 60: its first part waits
+    for the second (they are named together), and the part that continues it after the seam
+    joins the same kin."""
+    stitcher = segments.Stitcher([0, 60])
+    first, second = _track(1, 10, 29, kin=1), _track(2, 30, 59, kin=1)
+    other = _track(3, 0, 9, box=(200, 10, 250, 60))
+    handed = stitcher.add(Analysis(tracks=[first, second, other], frames=60, cuts=[], timings={}))
+    assert handed == [other]
+    after, sibling = _track(100001, 60, 89, kin=100001), _track(100002, 90, 99, kin=100001)
+    handed = stitcher.add(Analysis(tracks=[after, sibling], frames=40, cuts=[], timings={}))
+    assert {t.kin for t in handed} == {1} and len(handed) == 3
+    assert max(second.boxes) == 89
