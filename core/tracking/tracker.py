@@ -145,6 +145,8 @@ class Tracker:
         strong = {j for j, face in enumerate(kept) if face.score >= opens}
         boxes = [to_full(f.box, 1.0, self.info) for f in kept]
         matched, followed = self.match(index, frame, boxes, strong)
+        if not deep:
+            strong |= self.look_closer(full, kept, boxes, strong, matched)
         # A weak detection that continues no track is not taken for a face.
         taken = [j for j in range(len(kept)) if j in strong or j in matched]
         matched = {k: matched[j] for k, j in enumerate(taken) if j in matched}
@@ -173,6 +175,29 @@ class Tracker:
         # half hidden behind another face, the window search misses them more often.
         looked_again = _redetect_small(self.detector, full, self.active, self.scale, cfg, weakest)
         return sorted(found + looked_again, key=lambda f: -f.score), {id(f) for f in looked_again}
+
+    def look_closer(self, full, kept: list[Face], boxes: list[Box], strong, matched) -> set[int]:
+        """Weak quick detections of faces too small for the quick pass that continue no track,
+        looked at again at a resolution that can see them: those a closer look finds at the
+        opening score open tracks (replaced in place by what it found). A small face turned or
+        half covered when its shot began, missed by that shot's thorough pass, was otherwise
+        never found: three whole tracks of three harsh stage videos."""
+        cfg = self.cfg
+        confirmed = set()
+        for j, box in enumerate(boxes):
+            side = max(box[2] - box[0], box[3] - box[1])
+            if j in strong or j in matched or side / self.scale >= cfg.small_face:
+                continue
+            found = [
+                face
+                for face in _look_around(self.detector, full, box, cfg, cfg.quick_threshold)
+                if iou(to_full(face.box, 1.0, self.info), box) >= cfg.match_iou
+            ]
+            if found:
+                kept[j] = max(found, key=lambda face: face.score)
+                boxes[j] = to_full(kept[j].box, 1.0, self.info)
+                confirmed.add(j)
+        return confirmed
 
     def match(
         self, index: int, frame: np.ndarray, boxes: list[Box], strong: set[int]
@@ -374,20 +399,31 @@ def _redetect_small(
     for track in active:
         left, top, right, bottom = track.last_box
         side = max(right - left, bottom - top)
-        if side / scale >= cfg.small_face or side < 6:
-            continue
-        height, width = full().shape[:2]
-        margin = side  # faces move less than their size between passes
-        x0, y0 = max(0, left - margin), max(0, top - margin)
-        x1, y1 = min(width, right + margin), min(height, bottom + margin)
-        window = full()[y0:y1, x0:x1]
-        if window.shape[0] < 8 or window.shape[1] < 8:
-            continue
-        zoom = cfg.window_face / side
-        size = fit_input_size(x1 - x0, y1 - y0, max(32, round(max(x1 - x0, y1 - y0) * zoom)))
-        for face in detector.detect(window, input_size=size, threshold=threshold):
-            found.append(_shift(face, x0, y0))
+        if side / scale < cfg.small_face:
+            found += _look_around(detector, full, track.last_box, cfg, threshold)
     return found
+
+
+def _look_around(detector, full, box: Box, cfg: Settings, threshold: float) -> list[Face]:
+    """Faces in a window around `box` (a face's full-frame box, the window a face's size
+    wider on every side: faces move less than that between passes), scaled so the face is
+    about `window_face` pixels; in full-frame pixels."""
+    left, top, right, bottom = box
+    side = max(right - left, bottom - top)
+    if side < 6:
+        return []
+    height, width = full().shape[:2]
+    x0, y0 = max(0, left - side), max(0, top - side)
+    x1, y1 = min(width, right + side), min(height, bottom + side)
+    window = full()[y0:y1, x0:x1]
+    if window.shape[0] < 8 or window.shape[1] < 8:
+        return []
+    zoom = cfg.window_face / side
+    size = fit_input_size(x1 - x0, y1 - y0, max(32, round(max(x1 - x0, y1 - y0) * zoom)))
+    return [
+        _shift(face, x0, y0)
+        for face in detector.detect(window, input_size=size, threshold=threshold)
+    ]
 
 
 def _shift(face: Face, dx: float, dy: float, factor: float = 1.0) -> Face:

@@ -280,6 +280,23 @@ def test_a_small_face_is_detected_on_every_quick_pass(tmp_path):
     assert abs((left + right) / 2 - (330 + 3 * last)) < 15 and abs((top + bottom) / 2 - 330) < 15
 
 
+def test_a_small_face_that_appears_after_the_thorough_pass_is_found_by_a_closer_look(tmp_path):
+    """A 72 px face comes on at frame 6, after the thorough pass at 0 and with none due until
+    180: the 640 px quick passes score it under the 0.5 that opens a track; a closer look
+    around that weak detection finds it, so it has a track from the first quick pass on."""
+    shots = []
+    for f in range(49):
+        canvas = Image.new("RGB", (1280, 720), (90, 110, 90))
+        if f >= 6:
+            canvas.paste(face("tom-hanks", 1, 72), (300 + 2 * f, 300))
+        shots.append(np.asarray(canvas))
+    path = tmp_path / "late.mp4"
+    encode(shots, path, 25)
+    (track,) = analyze(path).tracks
+    assert track.first_frame == Settings().keyframe_interval and track.last_frame == 48
+    assert track.detections == 48 // Settings().keyframe_interval
+
+
 def test_a_face_crossing_the_stage_fast_stays_one_track(tmp_path):
     """A 100 px face moving 6 px a frame is 72 px away at the next quick pass: its boxes
     hardly overlap (the detector's box is about 70 px wide), yet it is the same face: one
