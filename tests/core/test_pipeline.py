@@ -13,7 +13,7 @@ from core.tracking import segments
 from core.tracking.naming import name_tracks
 from core.tracking.samples import identify
 from core.tracking.segments import Source, analyze_parallel
-from core.tracking.tracker import analyze
+from core.tracking.tracker import _keeps_pace, analyze
 from core.tracking.tracks import Analysis, Settings, Track, crowded
 from tests.conftest import wait_for
 from tests.core.stage import FPS, alive, children, chip, encode, face, scene
@@ -448,3 +448,15 @@ def test_parts_of_a_split_track_become_final_together_and_stay_kin_across_a_seam
     handed = stitcher.add(Analysis(tracks=[after, sibling], frames=40, cuts=[], timings={}))
     assert {t.kin for t in handed} == {1} and len(handed) == 3
     assert max(second.boxes) == 89
+
+
+def test_a_followed_box_left_behind_by_a_moving_face_is_not_taken():
+    """A correlation tracker stuck on the background a fast face left stays sure of it; where
+    the face was moving 6 px a frame, a followed box still where it was last detected is not
+    its box. One where the face would be is, and so is any box of a face standing still."""
+    cfg = Settings()
+    moving = Track(id=1, keyframes=[(0, (100, 100, 150, 150)), (12, (172, 100, 222, 150))])
+    assert not _keeps_pace(moving, 24, (170, 100, 220, 150), cfg)
+    assert _keeps_pace(moving, 24, (240, 102, 290, 152), cfg)
+    still = Track(id=2, keyframes=[(0, (100, 100, 150, 150)), (12, (102, 100, 152, 150))])
+    assert _keeps_pace(still, 24, (100, 98, 150, 148), cfg)
