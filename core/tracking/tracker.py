@@ -73,6 +73,9 @@ class Tracker:
         )
         self.tracks: list[Track] = []
         self.active: list[Track] = []  # tracks a detection may continue
+        # Tracks closed by missed passes, and where: a face found again near where one would be
+        # now continues it (ByteTrack's lost tracks).
+        self.lost: list[tuple[int, Track]] = []
         self.cuts: list[int] = []
         self.previous_thumb: tuple = (None, None)  # the last frame's histogram, and its planes
         self.next_id = first_id
@@ -96,7 +99,7 @@ class Tracker:
             cut = self.is_cut(planes)
             if cut:
                 self.cuts.append(index)
-                self.active = []
+                self.active, self.lost = [], []
             deep = since == 0 or cut or since % self.cfg.deep_interval == 0
             if not (deep or since % self.cfg.keyframe_interval == 0):
                 continue
@@ -221,6 +224,13 @@ class Tracker:
             ).items()
         }
         taken = {t.id for t in matched.values()}
+        self.lost = [(at, t) for at, t in self.lost if index - at <= cfg.lost_frames]
+        unmatched = [j for j in first if j not in matched]
+        if unmatched and self.lost:
+            lost = [t for _, t in self.lost]
+            found = _assign(lost, [boxes[j] for j in unmatched], overlap, cfg.match_iou)
+            matched.update({unmatched[j]: track for j, track in found.items()})
+            taken.update(t.id for t in found.values())
         left = [t for t in self.active if t.id not in taken]
         weak = [j for j in range(len(boxes)) if j not in strong]
         if left and weak:
@@ -258,6 +268,9 @@ class Tracker:
                 self.next_id += 1
                 self.tracks.append(track)
                 self.active.append(track)
+            elif track not in self.active:  # a lost track found again
+                self.lost = [(at, t) for at, t in self.lost if t is not track]
+                self.active.append(track)
             track.misses = 0
             track.detections += 1
             track.keyframes.append((index, box))
@@ -289,6 +302,7 @@ class Tracker:
                 track.misses += 1
                 if track.misses > self.cfg.misses_allowed:
                     self.active.remove(track)
+                    self.lost.append((index, track))
 
     def collect_chips(self, index, image, kept, boxes, owners) -> None:
         """Chips of this keyframe's faces, for choosing samples and checking identity later."""

@@ -45,6 +45,9 @@ class Settings:
     small_face: int = 40
     window_face: int = 64
     misses_allowed: int = 1  # quick passes a track may miss before it is closed
+    # A closed track is continued by a face found near where it would be within this many
+    # frames of its closing (a face turned away or behind a hand for a second, found again).
+    lost_frames: int = 36
     # Between detections a correlation tracker follows each face; below this peak-to-sidelobe
     # ratio its answer is not trusted.
     min_tracker_psr: float = 7.0

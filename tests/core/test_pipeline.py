@@ -297,6 +297,25 @@ def test_a_small_face_that_appears_after_the_thorough_pass_is_found_by_a_closer_
     assert track.detections == 48 // Settings().keyframe_interval
 
 
+def test_a_face_hidden_for_a_second_is_found_again_by_its_track(tmp_path):
+    """A hand over the face from frame 14 to 40: two quick passes miss it and its track is
+    closed; found again at 48 near where it would be, it continues that track, one track with
+    a box on every frame (the hidden ones between where it was last and next seen)."""
+    shots = []
+    for f in range(61):
+        canvas = Image.new("RGB", (1280, 720), (90, 110, 90))
+        canvas.paste(face("tom-hanks", 1, 100), (100 + 2 * f, 120))
+        if 14 <= f <= 40:
+            canvas.paste((90, 100, 90), (95 + 2 * f, 115, 205 + 2 * f, 225))
+        shots.append(np.asarray(canvas))
+    path = tmp_path / "hidden.mp4"
+    encode(shots, path, 25)
+    (track,) = analyze(path).tracks
+    assert sorted(track.boxes) == list(range(61))
+    left, _, right, _ = track.boxes[30]
+    assert abs((left + right) / 2 - (150 + 2 * 30)) < 20
+
+
 def test_a_face_crossing_the_stage_fast_stays_one_track(tmp_path):
     """A 100 px face moving 6 px a frame is 72 px away at the next quick pass: its boxes
     hardly overlap (the detector's box is about 70 px wide), yet it is the same face: one
