@@ -317,7 +317,14 @@ class ModelVersionAdmin(admin.ModelAdmin):
             "<th>balanced accuracy</th></tr>{}</table>",
             rows,
         )
-        return format_html("<p>{}: {}</p>{}", rule.get("rule"), rule.get("why", ""), table)
+        margin = rule.get("margin")
+        return format_html(
+            "<p>{}: {}</p>{}{}",
+            rule.get("rule"),
+            rule.get("why", ""),
+            table,
+            format_html("<p>{}</p>", services.margin_gate_words(margin)) if margin else "",
+        )
 
     @admin.display(description="cross-validated quality")
     def quality(self, version):

@@ -329,6 +329,17 @@ def model_version_activate(*, version: ModelVersion, note: str = "") -> ModelVer
     return version
 
 
+def margin_gate_words(margin: dict) -> str:
+    """What a version's margin gate for tracks is and costs, in a sentence (train, admin)."""
+    return (
+        f"Tracks are also named when their member is nearer than the next by "
+        f"{margin['gate']:.3f} (no stranger of cross-validation came nearer one member than "
+        f"the next by more); nested, on single faces beyond the distance gate, it let in "
+        f"{margin['strangers_let_in']:.1%} of strangers and named {margin['known_named']:.1%} "
+        f"of known faces right, {margin['known_wrong']:.1%} wrong."
+    )
+
+
 def naming_classifier(version: ModelVersion, *, threshold: float | None = None) -> FaceClassifier:
     """The version's classifier at its group's operating point, or, for one run, naming only
     faces whose top member's probability reaches `threshold` (the seed's -t)."""

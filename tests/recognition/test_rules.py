@@ -126,3 +126,25 @@ def test_a_threshold_for_one_run_replaces_the_groups_point(celebs):
     given = services.naming_classifier(version, threshold=0.95)
     assert given.thresholds.min_probability == 0.95
     assert given.thresholds.source == "threshold given"
+
+
+def test_train_and_admin_say_what_the_margin_gate_for_tracks_is_and_costs():
+    from django.contrib import admin
+
+    from recognition.admin import ModelVersionAdmin
+    from recognition.management.commands.train import rule_summary
+
+    margin = {"gate": 0.1358, "strangers_let_in": 0.0042, "known_named": 0.0, "known_wrong": 0.0}
+    metrics = seed_figures() | {"rule": {"rule": "gated", "why": "the old rule", "margin": margin}}
+    group = Group(name="Demo", slug="demo")
+    version = ModelVersion(
+        group=group, number=3, members=["a"], embedding_model="m", metrics=metrics
+    )
+    version.note = "activated"
+    words = "nearer than the next by 0.136 (no stranger of cross-validation came nearer"
+    assert words in rule_summary(version) and "let in 0.4% of strangers" in rule_summary(version)
+    shown = ModelVersionAdmin(ModelVersion, admin.site).naming_rule(version)
+    assert words in shown and "let in 0.4% of strangers" in shown
+    # A version without one says nothing of it.
+    del metrics["rule"]["margin"]
+    assert "nearer than the next" not in rule_summary(version)

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from core.classifier.model import ClassifierError
 from recognition.management.commands._common import get_group
 from recognition.models import TrainingRun
-from recognition.services import SEED_AXES, training_run
+from recognition.services import SEED_AXES, margin_gate_words, training_run
 
 
 class Command(BaseCommand):
@@ -50,13 +50,7 @@ def rule_summary(version) -> str:
         lines.append("nested cross-validation    this version   seed's rule")
         for key, (words, _) in SEED_AXES.items():
             lines.append(f"  {words:<26} {m[key]:>11.1%}   {seed[key]:>11.1%}")
-    margin = rule.get("margin")
-    if margin:
-        lines.append(
-            f"margin gate for tracks {margin['gate']:.3f} (no stranger of cross-validation came "
-            f"nearer one member than the next by more); nested, on single faces beyond the "
-            f"distance gate: strangers let in {margin['strangers_let_in']:.1%}, known faces "
-            f"named {margin['known_named']:.1%}, named wrong {margin['known_wrong']:.1%}"
-        )
+    if rule.get("margin"):
+        lines.append(margin_gate_words(rule["margin"]))
     lines.append(("active: " if version.is_active else "not active: ") + version.note)
     return "\n".join(lines)
