@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files import File
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from base.db import row_lock
@@ -182,8 +182,18 @@ def video_retry(*, video: Video) -> bool:
 def video_delete(*, video: Video) -> None:
     """Delete a video, its rows and (once that commits) every file made from it.
 
-    A job still working on it notices at its next progress report and stops."""
-    video.delete()
+    A job still working on it notices at its next progress report and stops. Until then it
+    may store tracks: a delete that collected the video's rows before the job added some
+    fails as a whole at its commit (the new rows still point at the video), and is done again,
+    collecting them too."""
+    for attempt in range(5):
+        try:
+            video.delete()
+            return
+        except IntegrityError:
+            if attempt == 4:
+                raise
+            log.info("video %s gained rows while it was deleted; deleting again", video.pk)
 
 
 def video_upload(*, upload, group: Group, owner, title: str = "", is_public: bool = False) -> Video:

@@ -178,3 +178,39 @@ def test_strips_a_killed_attempt_left_are_removed_and_the_tracks_own_kept(strips
     video_remove_unowned_files(video=strips)
     assert sorted(p.name for p in (folder / "tracks").iterdir()) == owned
     assert sorted(p.name for p in folder.iterdir()) == ["labelled.mp4", "original.mp4", "tracks"]
+
+
+def test_a_track_stored_while_its_video_is_deleted_is_deleted_with_it(strips):
+    """A job still storing tracks while its video is deleted: a track added after the delete
+    collected the video's rows made that delete fail at its commit, and the owner saw an
+    error. It is deleted again, with the new track and every file."""
+    from django.db.models.signals import pre_delete
+
+    from videos import services
+    from videos.models import Track
+
+    files = stored(strips)
+    template = strips.tracks.first()
+    added = []
+
+    def job_stores_a_track(sender, instance, **kwargs):
+        if not added:  # once, between the collection of the rows and their deletion
+            added.append(
+                Track.objects.create(
+                    video=instance,
+                    number=999,
+                    first_frame=0,
+                    last_frame=1,
+                    embedding=template.embedding,
+                    samples=template.samples,
+                    embedding_model=template.embedding_model,
+                )
+            )
+
+    pre_delete.connect(job_stores_a_track, sender=Video)
+    try:
+        services.video_delete(video=strips)
+    finally:
+        pre_delete.disconnect(job_stores_a_track, sender=Video)
+    assert added and not Video.objects.exists() and not Track.objects.exists()
+    assert not any(f.exists() for f in files)
