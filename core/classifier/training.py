@@ -673,7 +673,7 @@ def _candidate_features(clf: FaceClassifier, X: np.ndarray) -> tuple[np.ndarray,
 
 def _svm_cv_features(
     X: np.ndarray, y: np.ndarray, members: tuple, *, folds: int, random_state: int
-) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...], tuple[np.ndarray, np.ndarray]]:
     """Out-of-fold (p, d, right) of gallery faces; (p, d) of leave-one-member-out strangers;
     and both's leads (how much nearer the candidate is than the next member)."""
     k = int(min(folds, np.bincount(y).min()))

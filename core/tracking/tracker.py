@@ -188,8 +188,7 @@ class Tracker:
         cfg = self.cfg
         confirmed = set()
         for j, box in enumerate(boxes):
-            side = max(box[2] - box[0], box[3] - box[1])
-            if j in strong or j in matched or side / self.scale >= cfg.small_face:
+            if j in strong or j in matched or not _too_small_for_quick(box, self.scale, cfg):
                 continue
             found = [
                 face
@@ -422,11 +421,14 @@ def _redetect_small(
     own). Faces come back in full-frame pixels."""
     found = []
     for track in active:
-        left, top, right, bottom = track.last_box
-        side = max(right - left, bottom - top)
-        if side / scale < cfg.small_face:
+        if _too_small_for_quick(track.last_box, scale, cfg):
             found += _look_around(detector, full, track.last_box, cfg, threshold)
     return found
+
+
+def _too_small_for_quick(box: Box, scale: float, cfg: Settings) -> bool:
+    """Whether a face (full-frame box) is under `small_face` pixels on the quick pass's frame."""
+    return max(box[2] - box[0], box[3] - box[1]) / scale < cfg.small_face
 
 
 def _look_around(detector, full, box: Box, cfg: Settings, threshold: float) -> list[Face]:
