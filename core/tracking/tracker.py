@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 
 import cv2
@@ -33,6 +34,7 @@ from core.tracking.tracks import (
     crowded,
     fill_boxes,
     iou,
+    pace_keys,
     substantial,
     to_full,
 )
@@ -77,6 +79,10 @@ class Tracker:
         # now continues it (ByteTrack's lost tracks).
         self.lost: list[tuple[int, Track]] = []
         self.cuts: list[int] = []
+        # The frames since the last passes, and where the shot began: a face first found by
+        # a pass is followed back through them (Tracker.follow_back).
+        self.recent: deque[tuple[int, np.ndarray]] = deque(maxlen=2 * cfg.keyframe_interval)
+        self.shot_start = start
         self.previous_thumb: tuple = (None, None)  # the last frame's histogram, and its planes
         self.next_id = first_id
         self.spent = {"detect": 0.0, "chips": 0.0}
@@ -100,10 +106,14 @@ class Tracker:
             if cut:
                 self.cuts.append(index)
                 self.active, self.lost = [], []
+                self.recent.clear()
+                self.shot_start = index
             deep = since == 0 or cut or since % self.cfg.deep_interval == 0
             if not (deep or since % self.cfg.keyframe_interval == 0):
+                self.recent.append((index, planes))
                 continue
             self.keyframe(index, planes, deep)
+            self.recent.append((index, planes))
             if progress and since % 30 == 0:
                 progress(100.0 * since / total, "finding faces")
         t_decode = time.perf_counter() - t0 - sum(self.spent.values())
@@ -136,9 +146,7 @@ class Tracker:
         # The tracker looks at the luma plane, small. Detection and chips need colour: the
         # quick pass a small RGB frame, thorough passes, small-face windows and chips the
         # full frame, converted only when one of them needs it.
-        luma = yuv_planes(planes)[0]
-        small = self.small_size
-        frame = cv2.resize(luma, small, interpolation=cv2.INTER_AREA) if self.scale > 1 else luma
+        frame = self.small_luma(planes)
         full = _Lazy(lambda: cv2.cvtColor(planes, cv2.COLOR_YUV2RGB_I420))
         t = time.perf_counter()
         found, windowed = self.detect(planes, full, deep)
@@ -155,11 +163,52 @@ class Tracker:
         matched = {k: matched[j] for k, j in enumerate(taken) if j in matched}
         kept, boxes = [kept[j] for j in taken], [boxes[j] for j in taken]
         owners = self.extend(index, frame, kept, boxes, matched, quick=not deep, windowed=windowed)
+        if index > self.shot_start:
+            self.follow_back([t for t in owners if t.opened == index], frame, index)
         self.close(index, boxes, followed, {t.id for t in owners}, deep)
         if kept:
             t = time.perf_counter()
             self.collect_chips(index, full(), kept, boxes, owners)
             self.spent["chips"] += time.perf_counter() - t
+
+    def small_luma(self, planes: np.ndarray) -> np.ndarray:
+        """The luma plane at the analysis size: what the correlation tracker looks at."""
+        luma = yuv_planes(planes)[0]
+        if self.scale > 1:
+            return cv2.resize(luma, self.small_size, interpolation=cv2.INTER_AREA)
+        return luma
+
+    def follow_back(self, tracks: list[Track], frame: np.ndarray, index: int) -> None:
+        """Faces first found on this pass were most likely there before it: each is followed
+        back through the frames since the last pass (since the shot began, when that was at
+        most two passes ago) for as long as the correlation tracker is sure of it. A face a
+        shot's first pass missed (turned, blurred, behind a hand) was otherwise unboxed until
+        a pass found it: up to 23 frames of each such shot."""
+        if not tracks:
+            return
+        cfg = self.cfg
+        reach = 2 * cfg.keyframe_interval
+        since = (
+            self.shot_start if index - self.shot_start <= reach else index - cfg.keyframe_interval
+        )
+        earlier = [(f, planes) for f, planes in reversed(self.recent) if since <= f < index]
+        small: dict[int, np.ndarray] = {}
+        for track in tracks:
+            follower = dlib.correlation_tracker()
+            start = tuple(int(v / self.scale) for v in track.last_box)
+            follower.start_track(frame, dlib.rectangle(*start))
+            back = []
+            for f, planes in earlier:
+                if f not in small:
+                    small[f] = self.small_luma(planes)
+                psr = follower.update(small[f])
+                rect = follower.get_position()
+                corners = (rect.left(), rect.top(), rect.right(), rect.bottom())
+                box = to_full(corners, self.scale, self.info)
+                if psr < cfg.min_tracker_psr or box[2] <= box[0] or box[3] <= box[1]:
+                    break
+                back.append((f, box))
+            track.keyframes[:0] = back[::-1]
 
     def detect(self, planes: np.ndarray, full, deep: bool) -> tuple[list[Face], set[int]]:
         """Faces of this keyframe, strongest first, in full-frame pixels; and the ids of those
@@ -263,7 +312,7 @@ class Tracker:
         for j, box in enumerate(boxes):
             track = matched.get(j)
             if track is None:
-                track = Track(id=self.next_id)
+                track = Track(id=self.next_id, opened=index)
                 self.next_id += 1
                 self.tracks.append(track)
                 self.active.append(track)
@@ -344,6 +393,16 @@ class Tracker:
         boundaries = sorted([*self.cuts, self.end])
         for track in identified:
             fill_boxes(track, boundaries, cfg, self.end, (self.info.width, self.info.height))
+        # A face followed back onto a face another track boxes there (the same face, found
+        # again under a new track) is that face's already.
+        for track in identified:
+            for f in [f for f in track.boxes if f < track.opened]:
+                box = track.boxes[f]
+                if any(
+                    other is not track and f in other.boxes and _same_place(other.boxes[f], box)
+                    for other in identified
+                ):
+                    del track.boxes[f]
         return identified
 
 
@@ -387,6 +446,15 @@ def _near(a: Box, b: Box, cfg: Settings) -> float:
     return cfg.match_iou * (1.0 + 0.1 * (1.0 - gap / reach)) if gap <= reach else 0.0
 
 
+def _same_place(a: Box, b: Box) -> bool:
+    """Whether two boxes of one frame are on one face: centres closer than three quarters of
+    the larger box's side."""
+    side = max(a[2] - a[0], a[3] - a[1], b[2] - b[0], b[3] - b[1])
+    dx = (a[0] + a[2] - b[0] - b[2]) / 2
+    dy = (a[1] + a[3] - b[1] - b[3]) / 2
+    return math.hypot(dx, dy) < 0.75 * side
+
+
 def _keeps_pace(track: Track, index: int, box: Box, cfg: Settings) -> bool:
     """Whether a followed box is where a moving face would be. A correlation tracker can stick
     to the background a fast, blurred face left, and stay sure of it: on a harsh 1080p stage
@@ -400,9 +468,10 @@ def _keeps_pace(track: Track, index: int, box: Box, cfg: Settings) -> bool:
 
 def _expected(track: Track, index: int) -> Box:
     """Where the track's face would be at frame index, moving as between its last two boxes."""
-    if len(track.keyframes) < 2:
+    paced = pace_keys(track)
+    if paced is None:
         return track.keyframes[-1][1]
-    (f0, b0), (f1, b1) = track.keyframes[-2:]
+    (f0, b0), (f1, b1) = paced
     step = (index - f1) / max(f1 - f0, 1)
     return tuple(int(round(q + (q - p) * step)) for p, q in zip(b0, b1, strict=True))
 

@@ -95,6 +95,7 @@ class Track:
     candidate: str | None = None
     confidence: float = 0.0
     stop: int | None = None  # boxes are never held on to this frame (where a split part starts)
+    opened: int = 0  # the frame of its first detection; boxes before it were followed back
     # The parts of one track split where its face seemed to change person share this (the
     # track's id before the split); None for a track never split.
     kin: int | None = None
@@ -173,6 +174,17 @@ def substantial(track: Track, cfg: Settings) -> bool:
     )
 
 
+def pace_keys(track: Track):
+    """The two keyframes a track's pace is measured between: its last two, or, where the one
+    before the last was followed back from its first detection (a frame from the next, where
+    a tracker's jitter is no pace), the first it was followed back to. None for one keyframe."""
+    keys = track.keyframes
+    if len(keys) < 2:
+        return None
+    before = keys[-2] if keys[-2][0] >= track.opened else keys[0]
+    return before, keys[-1]
+
+
 def fill_boxes(
     track: Track, boundaries: list[int], cfg: Settings, end: int, size: tuple[int, int]
 ) -> None:
@@ -190,8 +202,9 @@ def fill_boxes(
     gap = cfg.keyframe_interval if track.quick_hits else cfg.deep_interval
     stop = min([b for b in boundaries if b > last] + [last + gap, end, track.stop or end])
     step = (0.0, 0.0)
-    if len(keys) >= 2:
-        (f0, b0), (f1, b1) = keys[-2], keys[-1]
+    paced = pace_keys(track)
+    if paced is not None:
+        (f0, b0), (f1, b1) = paced
         step = (
             (b1[0] + b1[2] - b0[0] - b0[2]) / 2 / (f1 - f0),
             (b1[1] + b1[3] - b0[1] - b0[3]) / 2 / (f1 - f0),

@@ -13,8 +13,8 @@ from core.tracking import segments
 from core.tracking.naming import name_tracks
 from core.tracking.samples import identify
 from core.tracking.segments import Source, analyze_parallel
-from core.tracking.tracker import _keeps_pace, analyze
-from core.tracking.tracks import Analysis, Settings, Track, crowded
+from core.tracking.tracker import _expected, _keeps_pace, analyze
+from core.tracking.tracks import Analysis, Settings, Track, crowded, pace_keys
 from tests.conftest import wait_for
 from tests.core.stage import FPS, alive, children, chip, encode, face, scene
 
@@ -284,7 +284,8 @@ def test_a_small_face_is_detected_on_every_quick_pass(tmp_path):
 def test_a_small_face_that_appears_after_the_thorough_pass_is_found_by_a_closer_look(tmp_path):
     """A 72 px face comes on at frame 6, after the thorough pass at 0 and with none due until
     180: the 640 px quick passes score it under the 0.5 that opens a track; a closer look
-    around that weak detection finds it, so it has a track from the first quick pass on."""
+    around that weak detection finds it at the first quick pass. Followed back from there, it
+    is boxed from the frame it came on, and not before."""
     shots = []
     for f in range(49):
         canvas = Image.new("RGB", (1280, 720), (90, 110, 90))
@@ -294,8 +295,11 @@ def test_a_small_face_that_appears_after_the_thorough_pass_is_found_by_a_closer_
     path = tmp_path / "late.mp4"
     encode(shots, path, 25)
     (track,) = analyze(path).tracks
-    assert track.first_frame == Settings().keyframe_interval and track.last_frame == 48
+    assert track.opened == Settings().keyframe_interval
     assert track.detections == 48 // Settings().keyframe_interval
+    assert sorted(track.boxes) == list(range(6, 49))
+    left, top, right, bottom = track.boxes[6]
+    assert abs((left + right) / 2 - (336 + 12)) < 12 and abs((top + bottom) / 2 - 336) < 12
 
 
 def test_a_face_hidden_for_a_second_is_found_again_by_its_track(tmp_path):
@@ -386,7 +390,7 @@ from core.tracking.naming import name_tracks
 from core.tracking.samples import identify
 from core.tracking.segments import Source, analyze_parallel
 from core.tracking.tracker import analyze
-from core.tracking.tracks import Analysis, Settings, Track, crowded
+from core.tracking.tracks import Analysis, Settings, Track, crowded, pace_keys
 info = probe(sys.argv[1])
 slow = Settings(keyframe_interval=1, deep_interval=1)
 while True:
@@ -480,3 +484,17 @@ def test_a_followed_box_left_behind_by_a_moving_face_is_not_taken():
     assert _keeps_pace(moving, 24, (240, 102, 290, 152), cfg)
     still = Track(id=2, keyframes=[(0, (100, 100, 150, 150)), (12, (102, 100, 152, 150))])
     assert _keeps_pace(still, 24, (100, 98, 150, 148), cfg)
+
+
+def test_a_pace_is_measured_from_where_a_face_was_followed_back_to():
+    """Boxes followed back from a track's first detection are a frame apart: its pace is
+    measured from the first of them, over their whole stretch, not over one frame of a
+    tracker's jitter; later, between its last two keyframes as before."""
+    back = [(f, (100 + 2 * (f - 6), 100, 150 + 2 * (f - 6), 150)) for f in range(6, 12)]
+    # Jitter on the last followed-back box: 9 px against the face's 2 px a frame.
+    back[-1] = (11, (119, 100, 169, 150))
+    track = Track(id=1, keyframes=[*back, (12, (112, 100, 162, 150))], opened=12)
+    assert pace_keys(track) == (back[0], (12, (112, 100, 162, 150)))
+    assert _expected(track, 24) == (136, 100, 186, 150)  # 2 px a frame on, not -7
+    track.keyframes.append((24, (136, 100, 186, 150)))
+    assert pace_keys(track) == ((12, (112, 100, 162, 150)), (24, (136, 100, 186, 150)))
