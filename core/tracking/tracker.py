@@ -262,7 +262,7 @@ class Tracker:
         # kept moving as it did, or failing both by being a face of its size close by (a face
         # crossing the stage can move its own width between passes).
         def overlap(t: Track, b: Box) -> float:
-            return max(iou(t.last_box, b), iou(_expected(t, index), b), _near(t.last_box, b, cfg))
+            return max(iou(t.last_box, b), iou(_expected(t, index), b), _near(t, b, cfg))
 
         first = sorted(strong)
         matched = {
@@ -434,12 +434,16 @@ def _follow(track: Track, frame: np.ndarray, scale: float, info: VideoInfo, cfg:
     return None
 
 
-def _near(a: Box, b: Box, cfg: Settings) -> float:
-    """Just enough to match (more the closer) for a face of about the same size whose centre is
-    within `near_reach` face sizes; 0 otherwise. Used only where boxes do not overlap enough.
-    Sizes are the longer side: a face turning away narrows its box, not its height."""
+def _near(track: Track, b: Box, cfg: Settings) -> float:
+    """Just enough to match (more the closer) for a face of about the track's size whose centre
+    is within `near_reach` face sizes of its last box; 0 otherwise. Used only where boxes do
+    not overlap enough. Sizes are the longer side: a face turning away narrows its box, not its
+    height. About the same: within `near_size`, or `near_size_windowed` for a track only the
+    small-face windows have found, whose boxes vary more."""
+    a = track.last_box
     side_a, side_b = max(a[2] - a[0], a[3] - a[1]), max(b[2] - b[0], b[3] - b[1])
-    if min(side_a, side_b) <= 0 or max(side_a, side_b) > 1.5 * min(side_a, side_b):
+    ratio = cfg.near_size if track.quick_hits else cfg.near_size_windowed
+    if min(side_a, side_b) <= 0 or max(side_a, side_b) > ratio * min(side_a, side_b):
         return 0.0
     reach = cfg.near_reach * (side_a + side_b) / 2
     gap = math.hypot((a[0] + a[2] - b[0] - b[2]) / 2, (a[1] + a[3] - b[1] - b[3]) / 2)

@@ -55,6 +55,13 @@ class Settings:
     # Or, failing any overlap, a face of its size this many face sizes away: a dancer crossing
     # the stage at 8 px a frame moves 96 px between quick passes, 1.6 times a 60 px face.
     near_reach: float = 2.0
+    # ...of about its size: the longer sides within this ratio. The small-face windows' boxes
+    # of one face vary more (59 then 91 px two passes apart on a 1080p harsh stage, where the
+    # track went on beside the face and a new one named it): for tracks only they have found,
+    # the wider ratio (on six harsh and plain videos: named right +2.4 points on one, the same
+    # on five).
+    near_size: float = 1.5
+    near_size_windowed: float = 2.0
     # Bhattacharyya distance of hue-saturation histograms between frames: over 9 stage videos
     # (93 cuts, 8,700 frames) cuts score 0.32 and up, frames within a shot 0.085 at most.
     cut_threshold: float = 0.2

@@ -13,7 +13,7 @@ from core.tracking import segments
 from core.tracking.naming import name_tracks
 from core.tracking.samples import identify
 from core.tracking.segments import Source, analyze_parallel
-from core.tracking.tracker import _expected, _keeps_pace, analyze
+from core.tracking.tracker import _expected, _keeps_pace, _near, analyze
 from core.tracking.tracks import Analysis, Settings, Track, crowded, pace_keys
 from tests.conftest import wait_for
 from tests.core.stage import FPS, alive, children, chip, encode, face, scene
@@ -498,3 +498,16 @@ def test_a_pace_is_measured_from_where_a_face_was_followed_back_to():
     assert _expected(track, 24) == (136, 100, 186, 150)  # 2 px a frame on, not -7
     track.keyframes.append((24, (136, 100, 186, 150)))
     assert pace_keys(track) == ((12, (112, 100, 162, 150)), (24, (136, 100, 186, 150)))
+
+
+def test_a_face_near_a_track_only_the_windows_found_continues_it_within_twice_its_size():
+    """The small-face windows' boxes of one face vary in size more than the quick pass's: a
+    detection 1.6 times the box of a track only windows found, close by, continues it (its
+    face), where for a track the quick passes found it would be another face."""
+    cfg = Settings()
+    windowed = Track(id=1, keyframes=[(0, (800, 540, 851, 599))])  # 59 px
+    found = (835, 520, 900, 614)  # 94 px, its centre 45 px away
+    assert _near(windowed, found, cfg) > 0
+    quick = Track(id=2, keyframes=[(0, (800, 540, 851, 599))], quick_hits=3)
+    assert _near(quick, found, cfg) == 0
+    assert _near(windowed, (835, 520, 960, 660), cfg) == 0  # 140 px: over twice the size
