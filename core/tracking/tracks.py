@@ -181,7 +181,7 @@ def substantial(track: Track, cfg: Settings) -> bool:
     )
 
 
-def pace_keys(track: Track):
+def pace_keys(track: Track) -> tuple[tuple[int, Box], tuple[int, Box]] | None:
     """The two keyframes a track's pace is measured between: its last two, or, where the one
     before the last was followed back from its first detection (a frame from the next, where
     a tracker's jitter is no pace), the first it was followed back to. None for one keyframe."""
