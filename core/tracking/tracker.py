@@ -79,9 +79,11 @@ class Tracker:
         # now continues it (ByteTrack's lost tracks).
         self.lost: list[tuple[int, Track]] = []
         self.cuts: list[int] = []
-        # The frames since the last passes, and where the shot began: a face first found by
-        # a pass is followed back through them (Tracker.follow_back).
+        # The frames since the last passes (luma, every `thin`-th pixel of every `thin`-th row:
+        # 0.2 MB a frame at 1080p, against 3.1 MB for the decoded frame), and where the shot
+        # began: a face first found by a pass is followed back through them (follow_back).
         self.recent: deque[tuple[int, np.ndarray]] = deque(maxlen=2 * cfg.keyframe_interval)
+        self.thin = max(1, round(self.scale))
         self.shot_start = start
         self.previous_thumb: tuple = (None, None)  # the last frame's histogram, and its planes
         self.next_id = first_id
@@ -110,10 +112,10 @@ class Tracker:
                 self.shot_start = index
             deep = since == 0 or cut or since % self.cfg.deep_interval == 0
             if not (deep or since % self.cfg.keyframe_interval == 0):
-                self.recent.append((index, planes))
+                self.recent.append((index, self.thinned(planes)))
                 continue
             self.keyframe(index, planes, deep)
-            self.recent.append((index, planes))
+            self.recent.append((index, self.thinned(planes)))
             if progress and since % 30 == 0:
                 progress(100.0 * since / total, "finding faces")
         t_decode = time.perf_counter() - t0 - sum(self.spent.values())
@@ -164,7 +166,7 @@ class Tracker:
         kept, boxes = [kept[j] for j in taken], [boxes[j] for j in taken]
         owners = self.extend(index, frame, kept, boxes, matched, quick=not deep, windowed=windowed)
         if index > self.shot_start:
-            self.follow_back([t for t in owners if t.opened == index], frame, index)
+            self.follow_back([t for t in owners if t.opened == index], planes, index)
         self.close(index, boxes, followed, {t.id for t in owners}, deep)
         if kept:
             t = time.perf_counter()
@@ -178,7 +180,13 @@ class Tracker:
             return cv2.resize(luma, self.small_size, interpolation=cv2.INTER_AREA)
         return luma
 
-    def follow_back(self, tracks: list[Track], frame: np.ndarray, index: int) -> None:
+    def thinned(self, planes: np.ndarray) -> np.ndarray:
+        """The frame's luma, thinned to about the analysis size (a strided copy: no filtering,
+        which cost 1.2 ms a 1080p frame)."""
+        luma = yuv_planes(planes)[0]
+        return np.ascontiguousarray(luma[:: self.thin, :: self.thin])
+
+    def follow_back(self, tracks: list[Track], planes: np.ndarray, index: int) -> None:
         """Faces first found on this pass were most likely there before it: each is followed
         back through the frames since the last pass (since the shot began, when that was at
         most two passes ago) for as long as the correlation tracker is sure of it. A face a
@@ -191,20 +199,19 @@ class Tracker:
         since = (
             self.shot_start if index - self.shot_start <= reach else index - cfg.keyframe_interval
         )
-        earlier = [(f, planes) for f, planes in reversed(self.recent) if since <= f < index]
-        small: dict[int, np.ndarray] = {}
+        earlier = [(f, thin) for f, thin in reversed(self.recent) if since <= f < index]
+        if not earlier:
+            return
+        now, k = self.thinned(planes), self.thin
         for track in tracks:
             follower = dlib.correlation_tracker()
-            start = tuple(int(v / self.scale) for v in track.last_box)
-            follower.start_track(frame, dlib.rectangle(*start))
+            follower.start_track(now, dlib.rectangle(*(int(v / k) for v in track.last_box)))
             back = []
-            for f, planes in earlier:
-                if f not in small:
-                    small[f] = self.small_luma(planes)
-                psr = follower.update(small[f])
+            for f, thin in earlier:
+                psr = follower.update(thin)
                 rect = follower.get_position()
                 corners = (rect.left(), rect.top(), rect.right(), rect.bottom())
-                box = to_full(corners, self.scale, self.info)
+                box = to_full(corners, k, self.info)
                 if psr < cfg.min_tracker_psr or box[2] <= box[0] or box[3] <= box[1]:
                     break
                 back.append((f, box))
