@@ -25,6 +25,19 @@ log = logging.getLogger(__name__)
 # Sent in the worker process (never in a work horse) when it starts and at every sweep.
 worker_warm = Signal()
 
+
+class _StoppingIsNoError(logging.Filter):
+    """A worker asked to stop (Ctrl-C, SIGTERM) while a warm-up receiver still loads raises
+    StopRequested inside that receiver; Worker.warm stops on it, but Django's send_robust
+    first logs it as the receiver's error, with a traceback (seen when the demo was stopped
+    two seconds after it began serving, on a loaded machine)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], StopRequested))
+
+
+logging.getLogger("django.dispatch").addFilter(_StoppingIsNoError())
+
 # Seconds between sweeps: a lost job waits about this long before it is queued again.
 SWEEP_INTERVAL = 10
 
