@@ -79,10 +79,10 @@ class Tracker:
         # now continues it (ByteTrack's lost tracks).
         self.lost: list[tuple[int, Track]] = []
         self.cuts: list[int] = []
-        # The frames since the last passes (luma, every `thin`-th pixel of every `thin`-th row:
-        # 0.2 MB a frame at 1080p, against 3.1 MB for the decoded frame), and where the shot
-        # began: a face first found by a pass is followed back through them (follow_back).
-        self.recent: deque[tuple[int, np.ndarray]] = deque(maxlen=2 * cfg.keyframe_interval)
+        # This frame and those since the last two passes (luma, every `thin`-th pixel of every
+        # `thin`-th row: 0.2 MB a frame at 1080p, against 3.1 MB for the decoded frame), and
+        # where the shot began: a face first found by a pass is followed back (follow_back).
+        self.recent: deque[tuple[int, np.ndarray]] = deque(maxlen=2 * cfg.keyframe_interval + 1)
         self.thin = max(1, round(self.scale))
         self.shot_start = start
         self.previous_thumb: tuple = (None, None)  # the last frame's histogram, and its planes
@@ -110,12 +110,11 @@ class Tracker:
                 self.active, self.lost = [], []
                 self.recent.clear()
                 self.shot_start = index
+            self.recent.append((index, self.thinned(planes)))
             deep = since == 0 or cut or since % self.cfg.deep_interval == 0
             if not (deep or since % self.cfg.keyframe_interval == 0):
-                self.recent.append((index, self.thinned(planes)))
                 continue
             self.keyframe(index, planes, deep)
-            self.recent.append((index, self.thinned(planes)))
             if progress and since % 30 == 0:
                 progress(100.0 * since / total, "finding faces")
         t_decode = time.perf_counter() - t0 - sum(self.spent.values())
@@ -148,7 +147,9 @@ class Tracker:
         # The tracker looks at the luma plane, small. Detection and chips need colour: the
         # quick pass a small RGB frame, thorough passes, small-face windows and chips the
         # full frame, converted only when one of them needs it.
-        frame = self.small_luma(planes)
+        luma = yuv_planes(planes)[0]
+        small = self.small_size
+        frame = cv2.resize(luma, small, interpolation=cv2.INTER_AREA) if self.scale > 1 else luma
         full = _Lazy(lambda: cv2.cvtColor(planes, cv2.COLOR_YUV2RGB_I420))
         t = time.perf_counter()
         found, windowed = self.detect(planes, full, deep)
@@ -166,19 +167,12 @@ class Tracker:
         kept, boxes = [kept[j] for j in taken], [boxes[j] for j in taken]
         owners = self.extend(index, frame, kept, boxes, matched, quick=not deep, windowed=windowed)
         if index > self.shot_start:
-            self.follow_back([t for t in owners if t.opened == index], planes, index)
+            self.follow_back([t for t in owners if t.opened == index], index)
         self.close(index, boxes, followed, {t.id for t in owners}, deep)
         if kept:
             t = time.perf_counter()
             self.collect_chips(index, full(), kept, boxes, owners)
             self.spent["chips"] += time.perf_counter() - t
-
-    def small_luma(self, planes: np.ndarray) -> np.ndarray:
-        """The luma plane at the analysis size: what the correlation tracker looks at."""
-        luma = yuv_planes(planes)[0]
-        if self.scale > 1:
-            return cv2.resize(luma, self.small_size, interpolation=cv2.INTER_AREA)
-        return luma
 
     def thinned(self, planes: np.ndarray) -> np.ndarray:
         """The frame's luma, thinned to about the analysis size (a strided copy: no filtering,
@@ -186,7 +180,7 @@ class Tracker:
         luma = yuv_planes(planes)[0]
         return np.ascontiguousarray(luma[:: self.thin, :: self.thin])
 
-    def follow_back(self, tracks: list[Track], planes: np.ndarray, index: int) -> None:
+    def follow_back(self, tracks: list[Track], index: int) -> None:
         """Faces first found on this pass were most likely there before it: each is followed
         back through the frames since the last pass (since the shot began, when that was at
         most two passes ago) for as long as the correlation tracker is sure of it. A face a
@@ -199,10 +193,11 @@ class Tracker:
         since = (
             self.shot_start if index - self.shot_start <= reach else index - cfg.keyframe_interval
         )
-        earlier = [(f, thin) for f, thin in reversed(self.recent) if since <= f < index]
+        (_, now), *before = reversed(self.recent)  # this frame first
+        earlier = [(f, thin) for f, thin in before if since <= f]
         if not earlier:
             return
-        now, k = self.thinned(planes), self.thin
+        k = self.thin
         for track in tracks:
             follower = dlib.correlation_tracker()
             follower.start_track(now, dlib.rectangle(*(int(v / k) for v in track.last_box)))
