@@ -1,6 +1,7 @@
 """Writes for recognition: encoding gallery faces, training model versions, activating them."""
 
 import logging
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -331,10 +332,17 @@ def model_version_activate(*, version: ModelVersion, note: str = "") -> ModelVer
 
 def margin_gate_words(margin: dict) -> str:
     """What a version's margin gate for tracks is and costs, in a sentence (train, admin)."""
+    reach = margin.get("reach")  # versions trained before the reach have none on record
+    within = (
+        f", while no further from that member than {reach:.3f} (the nearest such a stranger "
+        f"came to a member)"
+        if reach is not None and math.isfinite(reach)
+        else ""
+    )
     return (
         f"Tracks are also named when their member is nearer than the next by "
         f"{margin['gate']:.3f} (no stranger of cross-validation came nearer one member than "
-        f"the next by more); nested, on single faces beyond the distance gate, it let in "
+        f"the next by more){within}; nested, on single faces beyond the distance gate, it let in "
         f"{margin['strangers_let_in']:.1%} of strangers and named {margin['known_named']:.1%} "
         f"of known faces right, {margin['known_wrong']:.1%} wrong."
     )

@@ -3,7 +3,8 @@
 A linear SVM proposes the most likely member; the name is given only when its probability is
 high enough *and* the face is close enough to one of that member's own gallery faces, or, under
 the gated rule, a track (several faces) much closer to that member than to any other
-(``margin_gate``: further ahead than any stranger of the gallery's cross-validation came). The
+(``margin_gate``: further ahead than any stranger of the gallery's cross-validation came, and no
+further from that member than the nearest of those strangers came, ``margin_reach``). The
 probability is one of two rules' (``FaceClassifier.rule``): "gated", the SVM calibrated by
 cross-validation (``CalibratedClassifierCV``, one sigmoid per member), or "seed", the original
 scripts' ``SVC(probability=True)`` (libsvm's pairwise sigmoids, coupled), whose own gates were
@@ -31,8 +32,9 @@ FORMAT_NAME = "twicesite-face-classifier"
 # 2 added the rule, libsvm's pairwise sigmoids, the operating points and the same-person
 # distance; files of version 1 are read as the "gated" rule with only its default point.
 # 3 added the margin gate; older files are read without one.
-FORMAT_VERSION = 3
-READS_VERSIONS = (1, 2, 3)
+# 4 added the margin gate's reach; version 3 files get it from their gallery when read.
+FORMAT_VERSION = 4
+READS_VERSIONS = (1, 2, 3, 4)
 
 # Share of known faces that cross-validation may leave unknown at no cost while it tightens
 # the gates against strangers (the product target: at most 2% of known faces unnamed).
@@ -125,6 +127,13 @@ class FaceClassifier:
     # further from every gallery face than new photos are, so the distance gate leaves them
     # unknown; but they stay nearer their own member than the others, and strangers do not.
     margin_gate: float = math.inf
+    # The margin gate names a track no further than this from its member (inf: at any
+    # distance): the nearest any stranger of the gallery's cross-validation came to a member's
+    # face. Nearer, cross-validation saw no stranger; further, it did, and a lead there is what
+    # a look-alike stranger has too: on two of five fresh stage videos a stranger's track 1.20
+    # from its look-alike, ahead of the next member by the margin gate, was named (19% and 7%
+    # of the strangers' faces), while no member's track that far was.
+    margin_reach: float = math.inf
 
     def at_point(self, point: int) -> FaceClassifier:
         """This classifier with the gates of an operating point (-2 strictest .. 2 loosest)."""
@@ -247,7 +256,8 @@ class FaceClassifier:
             sure = score > t.min_probability  # the seed scripts' strict comparison
         else:
             sure = score >= t.min_probability
-        named = sure and (distance <= t.max_distance or lead >= self.margin_gate)
+        by_lead = lead >= self.margin_gate and distance <= self.margin_reach
+        named = sure and (distance <= t.max_distance or by_lead)
         name = self.members[member]
         return Prediction(
             label=name if named else None, confidence=score, candidate=name, distance=distance
@@ -312,6 +322,7 @@ def save(clf: FaceClassifier, path: str | os.PathLike) -> str:
         "rule": np.array(clf.rule),
         "same_person_distance": np.array(clf.same_person_distance),
         "margin_gate": np.array(clf.margin_gate),
+        "margin_reach": np.array(clf.margin_reach),
         "points": np.array(
             [
                 [p.min_probability, p.max_distance, p.cv_known_unknown, p.cv_strangers_named]
@@ -469,6 +480,18 @@ def _member_distances(X: np.ndarray, G: np.ndarray, g_members: np.ndarray, n: in
     return out
 
 
+def nearest_other_member(X: np.ndarray, y: np.ndarray) -> float:
+    """The least distance between two faces of different members (inf with one member): the
+    nearest a gallery face comes to a member when its own member is left out."""
+    nearest = math.inf
+    for m in np.unique(y):
+        mine, others = X[y == m], X[y != m]
+        for i in range(0, len(mine), 1024):  # bounded memory, as _member_distances
+            if len(others):
+                nearest = min(nearest, float(distance_matrix(mine[i : i + 1024], others).min()))
+    return nearest
+
+
 def distance_matrix(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     # |a-b|^2 = |a|^2 + |b|^2 - 2a.b: one matrix product instead of |A|*|B| subtractions.
     sq = (A * A).sum(1)[:, None] + (B * B).sum(1)[None, :] - 2.0 * A @ B.T
@@ -510,6 +533,11 @@ def _from_arrays(a: dict) -> FaceClassifier:
         extra["same_person_distance"] = float(a["same_person_distance"])
     if "margin_gate" in a:
         extra["margin_gate"] = float(a["margin_gate"])
+    if "margin_reach" in a:
+        extra["margin_reach"] = float(a["margin_reach"])
+    elif math.isfinite(extra.get("margin_gate", math.inf)):
+        # A version 3 file: the reach its training would have found, from its own gallery.
+        extra["margin_reach"] = nearest_other_member(gallery, g_members)
     if "points" in a and len(a["points"]):
         rows = np.asarray(a["points"], dtype=np.float64)
         if rows.shape != (len(POINTS), 4):

@@ -366,7 +366,7 @@ def _fitted(
         # not change; tracks have the margin gate besides.
         tp, td = gated.thresholds.min_probability, gated.thresholds.max_distance
         if margin is not None:
-            clf.margin_gate = margin["gate"]
+            clf.margin_gate, clf.margin_reach = margin["gate"], margin["reach"]
     else:
         tp, td = won["min_probability"], won["max_distance"]
         clf.thresholds = Thresholds(
@@ -426,8 +426,9 @@ def _old_rule_nested(
 
 def _margin_gate(X, y, gen, imp, leads, td: float, folds: int, random_state: int) -> dict:
     """The margin gate for tracks: the widest lead of a stranger's face (each member's faces
-    with her left out) over the next member, so no stranger of this cross-validation passes.
-    With what it does nested (the gate chosen without the faces it is measured on): the
+    with her left out) over the next member, so no stranger of this cross-validation passes;
+    and its reach, the nearest such a stranger came to a member, beyond which no lead names.
+    With what it does nested (both chosen without the faces they are measured on): the
     strangers' faces it lets in, and the known faces beyond the distance gate it names, right
     and wrong, where the distance gate `td` left them. A track's lead is its samples' median
     distances', steadier than one face's."""
@@ -440,13 +441,17 @@ def _margin_gate(X, y, gen, imp, leads, td: float, folds: int, random_state: int
     for tr, te in StratifiedKFold(k, shuffle=True, random_state=random_state).split(X, y):
         rows = np.zeros(len(y), bool)
         rows[tr] = True
-        named[te] = (gen_d[te] > td) & (gen_m[te] >= gaps.widest(rows))
+        beyond = (gen_d[te] > td) & (gen_d[te] <= gaps.nearest(rows))
+        named[te] = beyond & (gen_m[te] >= gaps.widest(rows))
     let_in = np.zeros(len(y), bool)
     for h in np.unique(y):
         out = y == h
-        let_in[out] = (imp_d[out] > td) & (imp_m[out] >= gaps.widest(~out))
+        beyond = (imp_d[out] > td) & (imp_d[out] <= gaps.nearest(~out))
+        let_in[out] = beyond & (imp_m[out] >= gaps.widest(~out))
+    everyone = np.ones(len(y), bool)
     return {
-        "gate": gaps.widest(np.ones(len(y), bool)),
+        "gate": gaps.widest(everyone),
+        "reach": gaps.nearest(everyone),
         "strangers_let_in": float(let_in.mean()),
         "known_named": float((named & gen_ok).mean()),
         "known_wrong": float((named & ~gen_ok).mean()),
@@ -455,7 +460,7 @@ def _margin_gate(X, y, gen, imp, leads, td: float, folds: int, random_state: int
 
 class _Gaps:
     """How far ahead of the next member the nearest member of a gallery face can be when that
-    face's own member is left out (a stranger), at the most."""
+    face's own member is left out (a stranger), at the most; and how near it can come."""
 
     def __init__(self, X: np.ndarray, y: np.ndarray) -> None:
         self.full = distance_matrix(X, X)
@@ -463,15 +468,25 @@ class _Gaps:
 
     def widest(self, rows: np.ndarray) -> float:
         """From the faces in `rows` (a mask) alone; inf under three members."""
+        ordered = self._ordered(rows)
+        return np.inf if ordered is None else float((ordered[:, 1] - ordered[:, 0]).max())
+
+    def nearest(self, rows: np.ndarray) -> float:
+        """The least distance from a face in `rows` to another member's face in `rows`; inf
+        under three members, as widest()."""
+        ordered = self._ordered(rows)
+        return np.inf if ordered is None else float(ordered[:, 0].min())
+
+    def _ordered(self, rows: np.ndarray) -> np.ndarray | None:
+        """Each face's distances to the other members' nearest faces, nearest first."""
         y = self.y[rows]
         present = np.unique(y)
         if len(present) < 3:
-            return np.inf
+            return None
         sub = self.full[np.ix_(rows, rows)]
         near = np.stack([sub[:, y == m].min(1) for m in present], axis=1)
         near[np.arange(len(near)), np.searchsorted(present, y)] = np.inf  # her own member
-        ordered = np.sort(near, axis=1)
-        return float((ordered[:, 1] - ordered[:, 0]).max())
+        return np.sort(near, axis=1)
 
 
 def _margins(feats, quarters: float = MARGIN) -> tuple[float, float]:

@@ -143,6 +143,10 @@ def test_a_track_beyond_the_distance_gate_is_named_by_its_lead_over_the_next_mem
     assert all(p.label is None for p in named.predict(far))
     # Strangers' tracks are not named by it.
     assert named.predict_track(X[labels == "will-smith"][:5]).label is None
+    # Nor beyond its reach, however far ahead.
+    assert replace(named, margin_reach=track.distance).predict_track(far).label == "miley-cyrus"
+    beyond = replace(named, margin_reach=track.distance * 0.99)
+    assert beyond.predict_track(far).label is None
 
 
 def test_a_track_is_never_named_a_member_it_was_said_not_to_be(clf, faces):

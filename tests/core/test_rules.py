@@ -115,18 +115,28 @@ def test_the_old_rule_names_tracks_by_a_margin_no_stranger_of_the_gallery_reache
     fitted = fit_choosing(X, list(y), default_max_distance=ARCFACE_GATE)
     assert fitted.choice["name"] == "gated"
     members = sorted(set(y))
-    widest = 0.0
+    widest, nearest = 0.0, np.inf
     for face, own in zip(X, y, strict=True):
         near = sorted(
             np.linalg.norm(X[y == other] - face, axis=1).min() for other in members if other != own
         )
-        widest = max(widest, near[1] - near[0])
-    gate = fitted.clf.margin_gate
+        widest, nearest = max(widest, near[1] - near[0]), min(nearest, near[0])
+    gate, reach = fitted.clf.margin_gate, fitted.clf.margin_reach
     assert gate == pytest.approx(widest)
+    # Its reach: the nearest a stranger of that cross-validation came to a member.
+    assert reach == pytest.approx(nearest) and reach > fitted.clf.thresholds.max_distance
     margin = fitted.choice["margin"]
-    assert margin["gate"] == gate and 0.0 <= margin["strangers_let_in"] < 0.02
+    assert margin["gate"] == gate and margin["reach"] == reach
+    assert 0.0 <= margin["strangers_let_in"] < 0.02
     save(fitted.clf, tmp_path / "clf.npz")
     assert load(tmp_path / "clf.npz").margin_gate == gate
+    assert load(tmp_path / "clf.npz").margin_reach == reach
+    # A file saved before the reach (format 3) gets the same reach from its gallery.
+    with np.load(tmp_path / "clf.npz") as z:
+        arrays = {k: z[k] for k in z.files if k != "margin_reach"}
+    arrays["format_version"] = np.array(3)
+    np.savez(tmp_path / "v3.npz", **arrays)
+    assert load(tmp_path / "v3.npz").margin_reach == pytest.approx(reach)
     # "Name only when sure" is the gates alone.
     assert fitted.clf.at_point(-1).margin_gate == np.inf
     assert fitted.clf.at_point(1).margin_gate == gate

@@ -145,6 +145,11 @@ def test_train_and_admin_say_what_the_margin_gate_for_tracks_is_and_costs():
     assert words in rule_summary(version) and "let in 0.4% of strangers" in rule_summary(version)
     shown = ModelVersionAdmin(ModelVersion, admin.site).naming_rule(version)
     assert words in shown and "let in 0.4% of strangers" in shown
+    assert "no further from that member than" not in shown  # trained before the reach
+    margin["reach"] = 1.1741
+    reach = "while no further from that member than 1.174 (the nearest such a stranger came"
+    assert reach in rule_summary(version)
+    assert reach in ModelVersionAdmin(ModelVersion, admin.site).naming_rule(version)
     # A version without one says nothing of it.
     del metrics["rule"]["margin"]
     assert "nearer than the next" not in rule_summary(version)
