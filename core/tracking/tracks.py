@@ -44,6 +44,9 @@ class Settings:
     # 0.64 of faces under 80 px of a 1080p frame (under 27 px at 640).
     small_face: int = 40
     window_face: int = 64
+    # A tracked face a quick pass found nothing at is looked for again where it would be, at
+    # this size (0: not looked for).
+    missed_face: int = 128
     misses_allowed: int = 1  # quick passes a track may miss before it is closed
     # A closed track is continued by a face found near where it would be within this many
     # frames of its closing (a face turned away or behind a hand for a second, found again).

@@ -511,3 +511,27 @@ def test_a_face_near_a_track_only_the_windows_found_continues_it_within_twice_it
     quick = Track(id=2, keyframes=[(0, (800, 540, 851, 599))], quick_hits=3)
     assert _near(quick, found, cfg) == 0
     assert _near(windowed, (835, 520, 960, 660), cfg) == 0  # 140 px: over twice the size
+
+
+def test_a_tracked_face_the_quick_pass_misses_is_looked_for_again_where_it_would_be(tmp_path):
+    """The light goes down at frame 10 and stays down: a 185 px face of a 1080p stage, 62 px on
+    the quick pass's frame, scores 0.07 there, under the 0.3 that continues a track, and 0.64
+    in a window around where it would be, at 128 px. Looked for again, it has a detection on
+    every pass and a box on every frame; not looked for, it has the first pass's detection
+    alone, and a lone detection is taken for noise: no track at all."""
+    frames = []
+    for f in range(49):
+        canvas = Image.new("RGB", (1920, 1080), (40, 20, 50))
+        canvas.paste(face("halle-berry", 1, 185), (300 + 2 * f, 600))
+        light = (1.0, 1.0, 1.0) if f < 10 else (0.05, 0.03, 0.06)
+        frames.append(np.clip(np.asarray(canvas) * np.array(light), 0, 255).astype(np.uint8))
+    path = tmp_path / "dim.mp4"
+    encode(frames, path, 25)
+    (track,) = analyze(path).tracks
+    assert track.detections == 1 + 48 // Settings().keyframe_interval
+    assert sorted(track.boxes) == list(range(49))
+    left, top, right, bottom = track.boxes[48]
+    assert abs((left + right) / 2 - (392 + 2 * 48)) < 20 and abs((top + bottom) / 2 - 692) < 20
+    # Its samples are the faces the quick pass saw, not the dim ones only a second look found.
+    assert [frame for frame, _ in track.sample_boxes] == [0]
+    assert analyze(path, settings=Settings(missed_face=0)).tracks == []
