@@ -1,7 +1,6 @@
 """Writes for recognition: encoding gallery faces, training model versions, activating them."""
 
 import logging
-import math
 import tempfile
 import time
 from pathlib import Path
@@ -332,11 +331,13 @@ def model_version_activate(*, version: ModelVersion, note: str = "") -> ModelVer
 
 def margin_gate_words(margin: dict) -> str:
     """What a version's margin gate for tracks is and costs, in a sentence (train, admin)."""
-    reach = margin.get("reach")  # versions trained before the reach have none on record
+    # Versions trained before the reach have none on record. Where there is a margin gate
+    # there are four members or more, so the reach is a finite distance.
+    reach = margin.get("reach")
     within = (
         f", while no further from that member than {reach:.3f} (the nearest such a stranger "
         f"came to a member)"
-        if reach is not None and math.isfinite(reach)
+        if reach is not None
         else ""
     )
     return (
