@@ -2,7 +2,8 @@
 them into tracks, and gather chips to name them by.
 
 Quick passes run every `keyframe_interval` frames on a small frame; thorough passes (a larger
-input) at the first frame, at every cut and every `deep_interval` frames. Between detections
+input) at the first frame, at every cut and every `deep_interval` frames, and on large frames
+once more early in each shot (`Settings.second_look`). Between detections
 a correlation tracker follows faces a pass missed. The result is tracks of unnamed faces with
 boxes for every frame and sample embeddings (tracking.naming names them).
 """
@@ -114,6 +115,7 @@ class Tracker:
             deep = since == 0 or cut or since % self.cfg.deep_interval == 0
             if not (deep or since % self.cfg.keyframe_interval == 0):
                 continue
+            deep = deep or self.second_look(index)
             self.keyframe(index, planes, deep)
             if progress and since % 30 == 0:
                 progress(100.0 * since / total, "finding faces")
@@ -129,6 +131,15 @@ class Tracker:
             cuts=self.cuts,
             timings={key: round(value, 3) for key, value in timings.items()},
         )
+
+    def second_look(self, index: int) -> bool:
+        """Whether this quick pass's keyframe is the shot's second thorough look (see
+        `Settings.second_look`): the first keyframe that far into the shot, on frames the quick
+        pass sees at under half their size."""
+        first = self.cfg.second_look
+        if not first or self.scale <= 2:
+            return False
+        return first <= index - self.shot_start < first + self.cfg.keyframe_interval
 
     def is_cut(self, planes: np.ndarray) -> bool:
         """A cut: the frame's colours jump from the last frame's, and so do its shapes. Stage
@@ -296,10 +307,12 @@ class Tracker:
         for j, box in enumerate(boxes):
             if j in strong or j in matched or not _too_small_for_quick(box, self.scale, cfg):
                 continue
+            others = boxes[:j] + boxes[j + 1 :]
             found = [
                 face
                 for face in _look_around(self.detector, full, box, cfg, cfg.quick_threshold)
-                if iou(to_full(face.box, 1.0, self.info), box) >= cfg.match_iou
+                if iou(seen := to_full(face.box, 1.0, self.info), box) >= cfg.match_iou
+                and not any(iou(seen, other) >= SAME_FACE_IOU for other in others)
             ]
             if found:
                 kept[j] = max(found, key=lambda face: face.score)

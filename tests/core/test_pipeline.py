@@ -8,13 +8,14 @@ import pytest
 from PIL import Image
 
 from core.faces import embed
+from core.faces.detect import Face
 from core.media.probe import ffmpeg_exe, probe
 from core.tracking import segments
 from core.tracking.naming import name_tracks
 from core.tracking.samples import identify
 from core.tracking.segments import Source, analyze_parallel
-from core.tracking.tracker import _expected, _keeps_pace, _near, analyze
-from core.tracking.tracks import Analysis, Settings, Track, crowded, pace_keys
+from core.tracking.tracker import Tracker, _expected, _keeps_pace, _near, analyze
+from core.tracking.tracks import Analysis, Settings, Track, crowded, pace_keys, to_full
 from tests.conftest import wait_for
 from tests.core.stage import FPS, alive, children, chip, encode, face, scene
 
@@ -518,7 +519,8 @@ def test_a_tracked_face_the_quick_pass_misses_is_looked_for_again_where_it_would
     the quick pass's frame, scores 0.07 there, under the 0.3 that continues a track, and 0.64
     in a window around where it would be, at 128 px. Looked for again, it has a detection on
     every pass and a box on every frame; not looked for, it has the first pass's detection
-    alone, and a lone detection is taken for noise: no track at all."""
+    alone, and a lone detection is taken for noise: no track at all. (The shot's second
+    thorough look, which finds it too, is left out: this is the quick passes' part.)"""
     frames = []
     for f in range(49):
         canvas = Image.new("RGB", (1920, 1080), (40, 20, 50))
@@ -527,11 +529,72 @@ def test_a_tracked_face_the_quick_pass_misses_is_looked_for_again_where_it_would
         frames.append(np.clip(np.asarray(canvas) * np.array(light), 0, 255).astype(np.uint8))
     path = tmp_path / "dim.mp4"
     encode(frames, path, 25)
-    (track,) = analyze(path).tracks
-    assert track.detections == 1 + 48 // Settings().keyframe_interval
+    quick = Settings(second_look=0)
+    (track,) = analyze(path, settings=quick).tracks
+    assert track.detections == 1 + 48 // quick.keyframe_interval
     assert sorted(track.boxes) == list(range(49))
     left, top, right, bottom = track.boxes[48]
     assert abs((left + right) / 2 - (392 + 2 * 48)) < 20 and abs((top + bottom) / 2 - 692) < 20
     # Its samples are the faces the quick pass saw, not the dim ones only a second look found.
     assert [frame for frame, _ in track.sample_boxes] == [0]
-    assert analyze(path, settings=Settings(missed_face=0)).tracks == []
+    assert analyze(path, settings=Settings(missed_face=0, second_look=0)).tracks == []
+
+
+def _small_face_stage(tmp_path, width, height, side, frames=60, appears=5):
+    """A face of `side` px crossing a dark stage slowly, on screen from frame `appears` on."""
+    out = []
+    for f in range(frames):
+        canvas = Image.new("RGB", (width, height), (40, 20, 50))
+        if f >= appears:
+            canvas.paste(face("halle-berry", 1, side), (width // 2 + f, height // 2))
+        out.append(np.asarray(canvas))
+    path = tmp_path / f"small-{width}.mp4"
+    encode(out, path, 25)
+    return path
+
+
+def test_a_small_face_a_shot_begins_without_is_found_by_its_second_thorough_look(tmp_path):
+    """A 56 px face of a 1080p stage, 19 px on the quick pass's frame (SCRFD scores it under
+    0.1 there, 0.67 at full size), comes on five frames after the shot began: the shot's first
+    thorough pass had nothing to see, and no quick pass sees it. The second thorough look, 24
+    frames in, finds it; small, it is then followed in windows, and boxed from where the
+    tracker can follow it back to. Without that look it was never found."""
+    path = _small_face_stage(tmp_path, 1920, 1080, 56)
+    (track,) = analyze(path).tracks
+    assert track.opened == Settings().second_look
+    assert min(track.boxes) <= 12 and max(track.boxes) == 59
+    left, top, right, bottom = track.boxes[40]
+    assert abs((left + right) / 2 - (960 + 40 + 28)) < 15 and abs((top + bottom) / 2 - 568) < 15
+    assert analyze(path, settings=Settings(second_look=0)).tracks == []
+
+
+def test_a_closer_look_does_not_open_a_second_track_on_a_face_already_matched(tmp_path):
+    """On a 1080p frame a small face found by its track's window and weakly by the quick pass,
+    the quick pass's box a little off (centre outside the window's box, so both are kept): the
+    closer look at the weak one finds the same face, which already continues its track. It is
+    not confirmed: that had opened a second track on the face, whose name then won the clash
+    and left the longer track unnamed for all its 99 frames."""
+    image = np.asarray(_frame_with_face(1920, 1080, 56, (1000, 500)))
+    info = probe(_small_face_stage(tmp_path, 1920, 1080, 56, frames=2, appears=0))
+    tracker = Tracker(info, 0, 2, Settings(), embed.embedder(), 1)
+    found = embed.detector().detect(image, input_size=(1920, 1088), threshold=0.5)
+    assert len(found) == 1
+    window = found[0]
+    # The quick pass's weak box of the same face: its centre just right of the window's box.
+    left, top, right, bottom = window.box
+    shift = (right - left) * 0.55
+    weak = Face((left + shift, top, right + shift, bottom), 0.35, window.keypoints + [shift, 0])
+    kept = [window, weak]
+    boxes = [to_full(f.box, 1.0, info) for f in kept]
+    owner = Track(id=1, keyframes=[(0, boxes[0])])
+    confirmed = tracker.look_closer(lambda: image, kept, boxes, {0}, {0: owner})
+    assert confirmed == set() and kept[1] is weak
+    # Alone, the weak detection is the face a closer look confirms.
+    alone = tracker.look_closer(lambda: image, [weak], [boxes[1]], set(), {})
+    assert alone == {0}
+
+
+def _frame_with_face(width, height, side, at):
+    canvas = Image.new("RGB", (width, height), (40, 20, 50))
+    canvas.paste(face("halle-berry", 1, side), at)
+    return canvas
