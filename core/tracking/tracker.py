@@ -438,25 +438,19 @@ class Tracker:
         cfg = self.cfg
         if not cfg.sharpen_face:
             return
-        image = full()
-        height, width = image.shape[:2]
         for j in chipped:
-            box = boxes[j]
-            side = max(box[2] - box[0], box[3] - box[1])
-            margin = round(cfg.sharpen_margin * side)
-            x0, y0 = max(0, box[0] - margin), max(0, box[1] - margin)
-            x1, y1 = min(width, box[2] + margin), min(height, box[3] + margin)
-            if side < 6 or x1 - x0 < 8 or y1 - y0 < 8:
-                continue
-            zoom = cfg.sharpen_face / side
-            size = fit_input_size(x1 - x0, y1 - y0, max(32, round(max(x1 - x0, y1 - y0) * zoom)))
-            found = [
-                _shift(face, x0, y0)
-                for face in self.detector.detect(
-                    image[y0:y1, x0:x1], input_size=size, threshold=cfg.continue_threshold
-                )
+            found = _look_around(
+                self.detector,
+                full,
+                boxes[j],
+                cfg,
+                cfg.continue_threshold,
+                cfg.sharpen_face,
+                cfg.sharpen_margin,
+            )
+            on_box = [
+                f for f in found if iou(to_full(f.box, 1.0, self.info), boxes[j]) >= SAME_FACE_IOU
             ]
-            on_box = [f for f in found if iou(to_full(f.box, 1.0, self.info), box) >= SAME_FACE_IOU]
             if on_box:
                 kept[j] = kept[j]._replace(keypoints=max(on_box, key=lambda f: f.score).keypoints)
 
@@ -559,9 +553,9 @@ def _near(track: Track, b: Box, cfg: Settings) -> float:
 
 
 # A track whose box overlaps another track's box in the same frame by at least DOUBLE_IOU,
-# on DOUBLE_SHARE of its frames or more, boxes that track's face twice over. Duplicates on
-# eight development videos overlapped their face's track by 0.22-0.51 (IoU) on 80% of their
-# frames; two faces one partly in front of the other, by 0.07 at most.
+# on DOUBLE_SHARE of its frames or more, boxes that track's face twice over. The three such
+# duplicates of 14 development videos overlapped their face's track by 0.22-0.51 (IoU) on 80%
+# of their frames; five pairs of faces, one partly in front of the other, by 0.07 at most.
 DOUBLE_IOU = 0.15
 DOUBLE_SHARE = 0.8
 
@@ -646,18 +640,26 @@ def _too_small_for_quick(box: Box, scale: float, cfg: Settings) -> bool:
 
 
 def _look_around(
-    detector, full, box: Box, cfg: Settings, threshold: float, face: int | None = None
+    detector,
+    full,
+    box: Box,
+    cfg: Settings,
+    threshold: float,
+    face: int | None = None,
+    margin: float = 1.0,
 ) -> list[Face]:
-    """Faces in a window around `box` (a face's full-frame box, the window a face's size
-    wider on every side: faces move less than that between passes), scaled so the face is
-    about `face` pixels (`window_face` unless given); in full-frame pixels."""
+    """Faces in a window around `box` (a face's full-frame box, the window `margin` of the
+    face's size wider on every side: by default a face's size, as faces move less than that
+    between passes), scaled so the face is about `face` pixels (`window_face` unless given);
+    in full-frame pixels."""
     left, top, right, bottom = box
     side = max(right - left, bottom - top)
     if side < 6:
         return []
     height, width = full().shape[:2]
-    x0, y0 = max(0, left - side), max(0, top - side)
-    x1, y1 = min(width, right + side), min(height, bottom + side)
+    wider = round(margin * side)
+    x0, y0 = max(0, left - wider), max(0, top - wider)
+    x1, y1 = min(width, right + wider), min(height, bottom + wider)
     if x1 - x0 < 8 or y1 - y0 < 8:  # off the frame (a face carried out of it)
         return []
     window = full()[y0:y1, x0:x1]

@@ -85,9 +85,10 @@ class Settings:
     # On large frames (where the quick pass sees them at under half their size) the faces a
     # quick pass chips are found again in a window this much of a side wider on every side,
     # scaled so the face is `sharpen_face` pixels, for keypoints to cut the chip along (0:
-    # never). On three 1080p harsh stage videos the members' tracks came 0.012 nearer their
-    # own gallery on average and named right went up 0-5.8 points, for 6-9% more analysis CPU
-    # there; on 720p 0.0015 nearer, for 8-10% more, so it does not run there.
+    # never). On four 1080p harsh stage videos the members' tracks came 0.007 nearer their
+    # own gallery on average, and named right went 0.858 -> 0.909 on one, the same on three,
+    # for 4-8% more analysis CPU there. On 720p, done to every face, the tracks came 0.0015
+    # nearer for 8-10% more CPU, so it does not run there.
     sharpen_face: int = 112
     sharpen_margin: float = 0.4
     samples_per_track: int = 5
