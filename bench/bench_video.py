@@ -116,7 +116,7 @@ def _one_after_the_other(args, info, embedder, clf) -> tuple[float, float]:
     t1 = time.perf_counter()
     bounds = part_bounds(info)
     analysis = analyze_parallel(Source(args.video, info, embedder=embedder), bounds, args.processes)
-    name_tracks(analysis.tracks, clf)
+    name_tracks(analysis.tracks, clf, cuts=analysis.cuts)
     t_analysis = time.perf_counter() - t1
     labels = track_labels(analysis.tracks, _looks(clf))
     t2 = time.perf_counter()

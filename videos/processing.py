@@ -243,7 +243,7 @@ def _join_segments(video: Video, attempt: int, info: VideoInfo, progress) -> Non
     for n in range(len(bounds)):
         with default_storage.open(work_name(video, attempt, f"segment-{n}.npz")) as f:
             final = stitcher.add(segments.load(f))
-        name_tracks(final, classifier)
+        name_tracks(final, classifier, cuts=stitcher.cuts)
         publisher.add(final, stitcher.final_before)
     analysis = stitcher.result()
     publisher.finish(analysis)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from core.tracking.tracks import Track
+from core.tracking.tracks import Settings, Track, bridge_hidden
 
 
 @dataclass(frozen=True)
@@ -130,8 +130,15 @@ def clash_losers(
     return losers
 
 
-def name_tracks(tracks: list[Track], classifier) -> None:
-    """Name freshly analysed tracks in place.
+def name_tracks(
+    tracks: list[Track],
+    classifier,
+    *,
+    cuts: list[int] | None = None,
+    settings: Settings | None = None,
+) -> None:
+    """Name freshly analysed tracks in place; given the video's `cuts`, a member's face lost
+    behind another for a while is boxed through it (tracks.bridge_hidden).
 
     On one BLAS thread: the products are small (a track's samples against the gallery), and
     while analysis processes keep every core busy a second BLAS thread only waits for a core;
@@ -143,3 +150,5 @@ def name_tracks(tracks: list[Track], classifier) -> None:
         )
     for track, name in zip(tracks, names, strict=True):
         track.label, track.candidate, track.confidence = name.label, name.candidate, name.confidence
+    if cuts is not None:
+        bridge_hidden(tracks, cuts, settings or Settings())

@@ -180,7 +180,7 @@ def analyze_named(
     with contextlib.closing(parts):
         for part in parts:
             final = stitcher.add(part)  # numbered, in order
-            name_tracks(final, naming.classifier)
+            name_tracks(final, naming.classifier, cuts=stitcher.cuts, settings=source.settings)
             if on_final is not None:
                 on_final(final, stitcher.final_before)
     return stitcher.result()

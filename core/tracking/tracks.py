@@ -3,6 +3,7 @@ settings it runs with. Boxes are (left, top, right, bottom) in pixels of the dis
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,6 +61,10 @@ class Settings:
     # A closed track is continued by a face found near where it would be within this many
     # frames of its closing (a face turned away or behind a hand for a second, found again).
     lost_frames: int = 36
+    # Two tracks named the same member in one shot, this many frames apart at most, with the
+    # second coming on near where the first went off, are one face lost behind another face
+    # (or a hand) for a while: boxed through the frames between (0: never).
+    bridge_frames: int = 60
     # Between detections a correlation tracker follows each face; below this peak-to-sidelobe
     # ratio its answer is not trusted.
     min_tracker_psr: float = 7.0
@@ -244,3 +249,41 @@ def fill_boxes(
         dx = max(-box[0], min(width - 1 - box[2], dx))
         dy = max(-box[1], min(height - 1 - box[3], dy))
         track.boxes[f] = (box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy)
+
+
+def bridge_hidden(tracks: list[Track], cuts: list[int], cfg: Settings) -> None:
+    """Box a named face through the frames it was hidden in: where two tracks named the same
+    member follow each other in one shot within `bridge_frames`, and the later one comes on
+    near where the earlier one went off, the earlier one's box is carried across the gap
+    (interpolated between the two). A member is named once a frame,
+    so such tracks never share frames, and a third one between them would be the next pair."""
+    if not cfg.bridge_frames:
+        return
+    named: dict[str, list[Track]] = {}
+    for track in tracks:
+        if track.label is not None and track.boxes:
+            named.setdefault(track.label, []).append(track)
+    for same in named.values():
+        same.sort(key=lambda t: t.first_frame)
+        for before, after in zip(same, same[1:], strict=False):
+            last, first = before.last_frame, after.first_frame
+            if not 1 < first - last <= cfg.bridge_frames + 1:
+                continue
+            if any(last < cut <= first for cut in cuts):
+                continue
+            a, b = before.boxes[last], after.boxes[first]
+            side_a, side_b = max(a[2] - a[0], a[3] - a[1]), max(b[2] - b[0], b[3] - b[1])
+            if min(side_a, side_b) <= 0 or max(side_a, side_b) > 2 * min(side_a, side_b):
+                continue
+            # As far as `near_reach` face sizes a keyframe interval allows, for the gap's
+            # first two intervals; half that pace after (a dancer does not cross the whole
+            # stage unseen).
+            moved = math.hypot((a[0] + a[2] - b[0] - b[2]) / 2, (a[1] + a[3] - b[1] - b[3]) / 2)
+            paces = max(2.0, 1.0 + (first - last) / (2 * cfg.keyframe_interval))
+            if moved > paces * cfg.near_reach * (side_a + side_b) / 2:
+                continue
+            for f in range(last + 1, first):
+                k = (f - last) / (first - last)
+                before.boxes[f] = tuple(
+                    int(round(p + k * (q - p))) for p, q in zip(a, b, strict=True)
+                )

@@ -22,7 +22,15 @@ from core.tracking.tracker import (
     _without_doubles,
     analyze,
 )
-from core.tracking.tracks import Analysis, Settings, Track, crowded, pace_keys, to_full
+from core.tracking.tracks import (
+    Analysis,
+    Settings,
+    Track,
+    bridge_hidden,
+    crowded,
+    pace_keys,
+    to_full,
+)
 from tests.conftest import wait_for
 from tests.core.stage import FPS, alive, children, chip, encode, face, scene
 
@@ -661,3 +669,78 @@ def test_a_large_frames_quick_pass_faces_are_chipped_along_keypoints_found_close
 
 
 PAIR = ("tom-hanks", "miley-cyrus")
+
+
+def _behind(tmp_path):
+    """Tom walking right for 101 frames; from frame 20 to 74 Halle's larger face is drawn over
+    his, all of it: a face hidden behind another for 55 frames, longer than a lost track is
+    kept (Settings.lost_frames)."""
+    shots = []
+    for f in range(101):
+        canvas = Image.new("RGB", (1280, 720), (80, 90, 120))
+        canvas.paste(face("tom-hanks", 1, 100), (200 + 3 * f, 300))
+        if 20 <= f <= 74:
+            canvas.paste(face("halle-berry", 1, 140), (180 + 3 * f, 280))
+        shots.append(np.asarray(canvas))
+    path = tmp_path / "behind.mp4"
+    encode(shots, path, 25)
+    return path
+
+
+def test_a_member_hidden_behind_another_face_is_boxed_through_it(tmp_path, model):
+    """Found before and after as two tracks, both named Tom: with the video's cuts, his box
+    is carried across the frames Halle's face hid his, along the way he walked; without them
+    (nothing known of where a shot ends) the two tracks are left as they were found."""
+    path = _behind(tmp_path)
+    analysis = analyze(path)
+    apart = [t for t in analysis.tracks if t.boxes]
+    name_tracks(apart, model)
+    toms = [t for t in apart if t.label == "tom-hanks"]
+    assert len(toms) == 2, "the pipeline this test is about found Tom's face again late"
+    unbridged = sorted(f for t in toms for f in t.boxes)
+    assert not set(range(35, 60)) & set(unbridged)
+
+    analysis = analyze(path)
+    name_tracks(analysis.tracks, model, cuts=analysis.cuts)
+    toms = [t for t in analysis.tracks if t.label == "tom-hanks"]
+    frames = sorted(f for t in toms for f in t.boxes)
+    assert frames == list(range(101))  # once a frame each, no frame twice
+    for f in (30, 47, 65):
+        (box,) = [t.boxes[f] for t in toms if f in t.boxes]
+        assert abs((box[0] + box[2]) / 2 - (250 + 3 * f)) < 25
+        assert abs((box[1] + box[3]) / 2 - 350) < 25
+    assert {t.label for t in analysis.tracks if 47 in t.boxes} == {"tom-hanks", "halle-berry"}
+
+
+def _named(id, label, frames, box, dx=0):
+    track = _boxed(id, frames, box, dx)
+    track.label = label
+    return track
+
+
+def test_only_a_gap_between_one_members_tracks_in_one_shot_near_where_she_was_is_bridged():
+    face_box = (100, 100, 180, 180)
+    cfg = Settings()
+
+    def bridged(later, cuts=(), first_label="tom"):
+        earlier = _named(1, first_label, range(0, 20), face_box, dx=2)
+        bridge_hidden([earlier, later], list(cuts), cfg)
+        return sorted(earlier.boxes)
+
+    # 40 frames hidden, found again where walking on had taken her: every frame boxed.
+    assert bridged(_named(2, "tom", range(60, 90), face_box, dx=2)) == list(range(60))
+    # ...along the way between the two boxes.
+    earlier = _named(1, "tom", range(0, 20), face_box, dx=2)
+    bridge_hidden([earlier, _named(2, "tom", range(60, 90), face_box, dx=2)], [], cfg)
+    assert earlier.boxes[40] == (180, 100, 260, 180)
+    unchanged = list(range(20))
+    assert bridged(_named(2, "tom", range(60, 90), face_box, dx=2), cuts=[45]) == unchanged
+    assert bridged(_named(2, "tom", range(100, 130), face_box, dx=2)) == unchanged  # too long
+    assert bridged(_named(2, "keanu", range(60, 90), face_box, dx=2)) == unchanged
+    assert bridged(_named(2, None, range(60, 90), face_box, dx=2)) == unchanged
+    assert bridged(_named(2, "tom", range(60, 90), face_box, dx=2), first_label=None) == unchanged
+    far = (900, 500, 980, 580)  # 11 face sizes off: another time she came on
+    assert bridged(_named(2, "tom", range(60, 90), far)) == unchanged
+    small = (220, 100, 250, 130)  # a face a third the size
+    assert bridged(_named(2, "tom", range(60, 90), small)) == unchanged
+    assert bridged(_named(2, "tom", range(20, 90), face_box, dx=2)) == unchanged  # no gap
