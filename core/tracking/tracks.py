@@ -271,6 +271,8 @@ def bridge_hidden(tracks: list[Track], cuts: list[int], cfg: Settings) -> None:
                 continue
             if any(last < cut <= first for cut in cuts):
                 continue
+            if any(f in t.boxes for t in same for f in range(last + 1, first)):
+                continue  # another of her tracks is there (one with a gap in its boxes)
             a, b = before.boxes[last], after.boxes[first]
             side_a, side_b = max(a[2] - a[0], a[3] - a[1]), max(b[2] - b[0], b[3] - b[1])
             if min(side_a, side_b) <= 0 or max(side_a, side_b) > 2 * min(side_a, side_b):

@@ -744,3 +744,15 @@ def test_only_a_gap_between_one_members_tracks_in_one_shot_near_where_she_was_is
     small = (220, 100, 250, 130)  # a face a third the size
     assert bridged(_named(2, "tom", range(60, 90), small)) == unchanged
     assert bridged(_named(2, "tom", range(20, 90), face_box, dx=2)) == unchanged  # no gap
+
+
+def test_a_third_track_of_the_member_in_the_gap_is_bridged_to_on_each_side():
+    cfg = Settings()
+    face_box = (100, 100, 180, 180)
+    first = _named(1, "tom", range(0, 20), face_box)
+    middle = _named(2, "tom", range(30, 40), face_box)
+    last = _named(3, "tom", range(50, 70), face_box)
+    bridge_hidden([last, first, middle], [], cfg)
+    assert sorted(first.boxes) == list(range(30))
+    assert sorted(middle.boxes) == list(range(30, 50))
+    assert sorted(last.boxes) == list(range(50, 70))
