@@ -345,6 +345,7 @@ def save(analysis: Analysis, path) -> None:
             "samples": len(track.samples),
             "name": [track.label, track.candidate, track.confidence],
             "kin": track.kin,
+            "brief": track.brief,
         }
         for track in analysis.tracks
     ]
@@ -374,6 +375,7 @@ def load(path) -> Analysis:
         track.thumbnail = thumbs[k]
         track.label, track.candidate, track.confidence = t.get("name", (None, None, 0.0))
         track.kin = t.get("kin")
+        track.brief = t.get("brief", False)
         offset += t["samples"]
         tracks.append(track)
     return Analysis(

@@ -111,6 +111,7 @@ class Tracker:
             cut = self.is_cut(planes)
             if cut:
                 self.cuts.append(index)
+                self.follow_on()
                 self.active, self.lost = [], []
                 self.recent.clear()
                 self.shot_start = index
@@ -122,6 +123,7 @@ class Tracker:
             self.keyframe(index, planes, deep)
             if progress and since % 30 == 0:
                 progress(100.0 * since / total, "finding faces")
+        self.follow_on()
         t_decode = time.perf_counter() - t0 - sum(self.spent.values())
         t = time.perf_counter()
         tracks = self.finish()
@@ -244,6 +246,31 @@ class Tracker:
                     break
                 back.append((f, box))
             track.keyframes[:0] = back[::-1]
+
+    def follow_on(self) -> None:
+        """At a shot's end: a face found once by a pass after which none came in its shot
+        (see `no_pass_after`) is followed on by the correlation tracker through the shot's
+        frames since, for as long as it is sure, for a box that keeps up with it. Held still,
+        a box fell off a face crossing the stage within 5 frames."""
+        frames = dict(self.recent)
+        for track in self.active:
+            index, box = track.keyframes[-1]  # its detection, unless a pass followed it on
+            if track.detections != 1 or index != track.opened or index not in frames:
+                continue
+            if not self.no_pass_after(index):
+                continue
+            follower = dlib.correlation_tracker()
+            follower.start_track(frames[index], dlib.rectangle(*(int(v / self.thin) for v in box)))
+            for f, thin in self.recent:
+                if f <= index:
+                    continue
+                psr = follower.update(thin)
+                rect = follower.get_position()
+                corners = (rect.left(), rect.top(), rect.right(), rect.bottom())
+                found = to_full(corners, self.thin, self.info)
+                if psr < self.cfg.min_tracker_psr or found[2] <= found[0] or found[3] <= found[1]:
+                    break
+                track.keyframes.append((f, found))
 
     def detect(self, planes: np.ndarray, full, deep: bool) -> tuple[list[Face], set[int]]:
         """Faces of this keyframe, strongest first, in full-frame pixels; and the ids of those
@@ -468,14 +495,29 @@ class Tracker:
             if len(track.candidates) > self.cfg.max_candidates:
                 del track.candidates[1::2]  # every other one: still spread over the track
 
+    def no_pass_after(self, index: int) -> bool:
+        """Whether the shot of keyframe `index` ends (at a cut, or at the video's end) before
+        the next pass. A shot cut before the segment ends goes on in the next segment, whose
+        first pass sees it."""
+        ends = [cut for cut in self.cuts if cut > index]
+        if self.end == self.info.frames:
+            ends.append(self.end)
+        interval = self.cfg.keyframe_interval
+        after = self.start + ((index - self.start) // interval + 1) * interval
+        return bool(ends) and after >= min(ends)
+
     def finish(self) -> list[Track]:
         """Drop noise, split tracks that jumped between people, fill in every frame's box."""
         cfg = self.cfg
-        # One lone detection is more likely noise than a face, unless it opens or closes a
-        # segment: the track may go on in the segment before or after, and the join decides.
+        # One lone detection is more likely noise than a face, unless no other pass could see
+        # it (its shot ended first: 11 frames of two members' faces at a harsh stage video's
+        # end were unboxed), or it opens or closes a segment: the track may go on in the
+        # segment before or after, and the join decides.
         # (Faces appearing at a cut in a segment's last keyframe interval were dropped: on a
         # 1080p harsh stage, every face of a shot starting 7 frames before a seam.)
         last_pass = self.end - cfg.keyframe_interval
+        for track in self.tracks:
+            track.brief = track.detections == 1 and self.no_pass_after(track.opened)
         tracks = [
             t
             for t in self.tracks

@@ -132,6 +132,9 @@ class Track:
     # The parts of one track split where its face seemed to change person share this (the
     # track's id before the split); None for a track never split.
     kin: int | None = None
+    # Its shot ended before another pass could see the face (a shot shorter than a keyframe
+    # interval, or the video's last frames): one detection is all there could be.
+    brief: bool = False
 
     @property
     def last_box(self) -> Box:
@@ -200,9 +203,11 @@ def to_full(box, scale: float, info: VideoInfo) -> Box:
 
 
 def substantial(track: Track, cfg: Settings) -> bool:
-    """Enough of a track to keep: one lone detection is more likely noise than a face."""
+    """Enough of a track to keep: one lone detection is more likely noise than a face, unless
+    no other pass could have seen it."""
     return (
-        track.detections >= cfg.min_track_detections
+        track.brief
+        or track.detections >= cfg.min_track_detections
         or len(track.keyframes) >= 3 * cfg.min_track_detections
     )
 
