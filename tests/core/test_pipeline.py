@@ -791,3 +791,48 @@ def test_a_face_seen_once_is_kept_only_where_no_other_pass_could_see_it(tmp_path
     assert [t.brief for t in segments.load(tmp_path / "a.npz").tracks] == [
         t.brief for t in analysis.tracks
     ]
+
+
+def _crossing(tell_apart):
+    """Tom's and Halle's faces side by side on a 1080p frame; each one's track last boxed 70 px
+    towards the other, so that by boxes alone each track is a little nearer the other's
+    face."""
+    canvas = Image.new("RGB", (1920, 1080), (70, 90, 140))
+    canvas.paste(face("tom-hanks", 1, 100), (800, 500))
+    canvas.paste(face("halle-berry", 1, 100), (920, 500))
+    image = np.asarray(canvas)
+    info = probe_like(1920, 1080)
+    cfg = Settings(tell_apart=tell_apart)
+    tracker = Tracker(info, 0, 30, cfg, embed.embedder(), 1)
+    kept = sorted(
+        embed.detector().detect(image, input_size=(1920, 1088), threshold=0.5),
+        key=lambda f: f.box[0],
+    )
+    boxes = [to_full(f.box, 1.0, info) for f in kept]
+    assert len(boxes) == 2
+    tracks = []
+    for person, box, dx in (("tom-hanks", boxes[0], 70), ("halle-berry", boxes[1], -70)):
+        moved = (box[0] + dx, box[1], box[2] + dx, box[3])
+        track = Track(id=len(tracks) + 1, keyframes=[(0, moved)], quick_hits=1, detections=1)
+        track.candidates = [(1.0, 0, moved, chip(person, 1), True)]
+        tracks.append(track)
+    tracker.active = list(tracks)
+    tracker.looked = {}
+    matched, _ = tracker.match(12, None, boxes, {0, 1}, kept, lambda: image)
+    return {j: t.id for j, t in matched.items()}
+
+
+def probe_like(width, height):
+    from core.media.probe import VideoInfo
+
+    return VideoInfo(
+        width=width, height=height, fps=25.0, frames=30, duration=1.2, rotation=0,
+        has_audio=False, audio_codec=None, video_codec="h264", pix_fmt="yuv420p", vfr=False,
+    )  # fmt: skip
+
+
+def test_two_faces_close_together_are_told_apart_by_their_looks():
+    """Each face continues its own track: the chips say who is who where boxes are in doubt.
+    By boxes alone the two tracks swap faces."""
+    assert _crossing(tell_apart=True) == {0: 1, 1: 2}
+    assert _crossing(tell_apart=False) == {0: 2, 1: 1}
