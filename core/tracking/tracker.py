@@ -91,6 +91,7 @@ class Tracker:
         self.shot_start = start
         self.previous_thumb: tuple = (None, None)  # the last frame's histogram, and its planes
         self.next_id = first_id
+        self.looked: dict[int, np.ndarray] = {}  # this pass: id(face) -> embedding, if looked at
         self.spent = {
             "detect": 0.0,
             "look again": 0.0,
@@ -186,7 +187,7 @@ class Tracker:
             again = self.look_again(index, full, kept, boxes)
             windowed |= again
             self.spent["look again"] += time.perf_counter() - t
-        self.looked: dict[int, np.ndarray] = {}  # id(face) -> its embedding, where looked at
+        self.looked = {}
         matched, followed = self.match(index, frame, boxes, strong, kept, full)
         if not deep:
             strong |= self.look_closer(full, kept, boxes, strong, matched)

@@ -69,13 +69,6 @@ class Settings:
     # ratio its answer is not trusted.
     min_tracker_psr: float = 7.0
     match_iou: float = 0.25  # a detection continues a track above this overlap
-    # On large frames (1080p and up), where a pass's face could continue either of two tracks
-    # about as well (tracker.DOUBT), or a track either of two faces, each face's chip is
-    # compared with each track's last chip, and matching goes by looks as well as boxes. On a
-    # 1080p harsh crowd two small faces crossing swapped tracks; each track then held two
-    # people, and neither was named: named right 0.896 -> 0.938 there, for 1.9 CPU-s (5%) of
-    # its analysis. On 720p it took 0.8-1.4 CPU-s a 30 s video and changed nothing on seven.
-    tell_apart: bool = True
     # Or, failing any overlap, a face of its size this many face sizes away: a dancer crossing
     # the stage at 8 px a frame moves 96 px between quick passes, 1.6 times a 60 px face.
     near_reach: float = 2.0
@@ -86,6 +79,13 @@ class Settings:
     # on five).
     near_size: float = 1.5
     near_size_windowed: float = 2.0
+    # On large frames (1080p and up), where a pass's face could continue either of two tracks
+    # about as well (tracker.DOUBT), or a track either of two faces, each face's chip is
+    # compared with each track's last chip, and matching goes by looks as well as boxes. On a
+    # 1080p harsh crowd two small faces crossing swapped tracks; each track then held two
+    # people, and neither was named: named right 0.896 -> 0.938 there, for 1.9 CPU-s (5%) of
+    # its analysis. On 720p it took 0.8-1.4 CPU-s a 30 s video and changed nothing on seven.
+    tell_apart: bool = True
     # Bhattacharyya distance of hue-saturation histograms between frames: over 9 stage videos
     # (93 cuts, 8,700 frames) cuts score 0.32 and up, frames within a shot 0.085 at most.
     cut_threshold: float = 0.2
@@ -269,8 +269,8 @@ def bridge_hidden(tracks: list[Track], cuts: list[int], cfg: Settings) -> None:
     """Box a named face through the frames it was hidden in: where two tracks named the same
     member follow each other in one shot within `bridge_frames`, and the later one comes on
     near where the earlier one went off, the earlier one's box is carried across the gap
-    (interpolated between the two). A member is named once a frame,
-    so such tracks never share frames, and a third one between them would be the next pair."""
+    (interpolated between the two). A member is named once a frame, so such tracks never
+    share frames; a third one between them makes two pairs."""
     if not cfg.bridge_frames:
         return
     named: dict[str, list[Track]] = {}
