@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 from redis.exceptions import LockError
+from rq.exceptions import StopRequested
 
 from base.db import row_lock
 from base.jobs import job_alive, job_enqueue, running
@@ -403,5 +404,7 @@ def models_warm() -> None:
         try:
             embed.embedder_for_model_id(version.embedding_model).load()
             model_version_load(version)
+        except StopRequested:
+            raise  # Ctrl-C while loading: the worker stops (base.worker), nothing failed
         except Exception:  # a broken file fails its jobs with the reason, not the worker
             log.exception("could not load %s", version)
