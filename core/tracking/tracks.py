@@ -83,7 +83,7 @@ class Settings:
     # about as well (tracker.DOUBT), or a track either of two faces, each face's chip is
     # compared with each track's last chip, and matching goes by looks as well as boxes. On a
     # 1080p harsh crowd two small faces crossing swapped tracks; each track then held two
-    # people, and neither was named: named right 0.896 -> 0.938 there, for 1.9 CPU-s (5%) of
+    # people, and neither was named: named right 0.896 -> 0.938 there, for 1.9 CPU-s (6%) of
     # its analysis. On 720p it took 0.8-1.4 CPU-s a 30 s video and changed nothing on seven.
     tell_apart: bool = True
     # Bhattacharyya distance of hue-saturation histograms between frames: over 9 stage videos
