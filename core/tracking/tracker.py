@@ -240,20 +240,8 @@ class Tracker:
         earlier = [(f, thin) for f, thin in before if since <= f]
         if not earlier:
             return
-        k = self.thin
         for track in tracks:
-            follower = dlib.correlation_tracker()
-            follower.start_track(now, dlib.rectangle(*(int(v / k) for v in track.last_box)))
-            back = []
-            for f, thin in earlier:
-                psr = follower.update(thin)
-                rect = follower.get_position()
-                corners = (rect.left(), rect.top(), rect.right(), rect.bottom())
-                box = to_full(corners, k, self.info)
-                if psr < cfg.min_tracker_psr or box[2] <= box[0] or box[3] <= box[1]:
-                    break
-                back.append((f, box))
-            track.keyframes[:0] = back[::-1]
+            track.keyframes[:0] = self.followed(now, track.last_box, earlier)[::-1]
 
     def follow_on(self) -> None:
         """At a shot's end: a face found once by a pass after which none came in its shot
@@ -267,18 +255,25 @@ class Tracker:
                 continue
             if not self.no_pass_after(index):
                 continue
-            follower = dlib.correlation_tracker()
-            follower.start_track(frames[index], dlib.rectangle(*(int(v / self.thin) for v in box)))
-            for f, thin in self.recent:
-                if f <= index:
-                    continue
-                psr = follower.update(thin)
-                rect = follower.get_position()
-                corners = (rect.left(), rect.top(), rect.right(), rect.bottom())
-                found = to_full(corners, self.thin, self.info)
-                if psr < self.cfg.min_tracker_psr or found[2] <= found[0] or found[3] <= found[1]:
-                    break
-                track.keyframes.append((f, found))
+            later = [(f, thin) for f, thin in self.recent if f > index]
+            track.keyframes += self.followed(frames[index], box, later)
+
+    def followed(self, start: np.ndarray, box: Box, frames) -> list[tuple[int, Box]]:
+        """The face in `box` (full size) on the thinned frame `start`, followed by the
+        correlation tracker through `frames` ((index, thinned frame), in the order given) for as
+        long as it is sure of it (the PSR gate of every followed box): (index, full-size box)."""
+        follower = dlib.correlation_tracker()
+        follower.start_track(start, dlib.rectangle(*(int(v / self.thin) for v in box)))
+        found = []
+        for f, thin in frames:
+            psr = follower.update(thin)
+            rect = follower.get_position()
+            corners = (rect.left(), rect.top(), rect.right(), rect.bottom())
+            where = to_full(corners, self.thin, self.info)
+            if psr < self.cfg.min_tracker_psr or where[2] <= where[0] or where[3] <= where[1]:
+                break
+            found.append((f, where))
+        return found
 
     def detect(self, planes: np.ndarray, full, deep: bool) -> tuple[list[Face], set[int]]:
         """Faces of this keyframe, strongest first, in full-frame pixels; and the ids of those
