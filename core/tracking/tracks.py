@@ -232,6 +232,11 @@ def pace_keys(track: Track) -> tuple[tuple[int, Box], tuple[int, Box]] | None:
     return before, keys[-1]
 
 
+def between(a: Box, b: Box, share: float) -> Box:
+    """The box `share` of the way from `a` to `b` (0: a, 1: b), in whole pixels."""
+    return tuple(int(round(p + share * (q - p))) for p, q in zip(a, b, strict=True))
+
+
 def fill_boxes(
     track: Track, boundaries: list[int], cfg: Settings, end: int, size: tuple[int, int]
 ) -> None:
@@ -246,8 +251,7 @@ def fill_boxes(
     keys = track.keyframes
     for (f0, b0), (f1, b1) in zip(keys, keys[1:], strict=False):
         for f in range(f0, f1):
-            a = (f - f0) / (f1 - f0)
-            track.boxes[f] = tuple(int(round(p + a * (q - p))) for p, q in zip(b0, b1, strict=True))
+            track.boxes[f] = between(b0, b1, (f - f0) / (f1 - f0))
     last, box = keys[-1]
     gap = cfg.keyframe_interval if track.quick_hits else min(cfg.lost_frames, cfg.deep_interval)
     stop = min([b for b in boundaries if b > last] + [last + gap, end, track.stop or end])
@@ -302,7 +306,4 @@ def bridge_hidden(tracks: list[Track], cuts: list[int], cfg: Settings) -> None:
             if moved > paces * cfg.near_reach * (side_a + side_b) / 2:
                 continue
             for f in range(last + 1, first):
-                k = (f - last) / (first - last)
-                before.boxes[f] = tuple(
-                    int(round(p + k * (q - p))) for p, q in zip(a, b, strict=True)
-                )
+                before.boxes[f] = between(a, b, (f - last) / (first - last))
