@@ -244,16 +244,13 @@ def fill_boxes(
     on as it was moving until a pass that could have seen the face did not, never across a
     cut, kept inside the frame (`size`: width, height). A box held still there stayed behind
     a face crossing the stage: 25 of 1,780 named boxes of a harsh stage video had no face
-    under them, in runs of 4-8 frames. Quick passes do not end a track only thorough passes
-    and the windows found, so its box is carried on for `lost_frames` at most, not to the next
-    thorough pass: a face half hidden under a larger one was carried on so for 79 frames, and
-    its box and name ended on the face in front (37 frames named wrong)."""
+    under them, in runs of 4-8 frames."""
     keys = track.keyframes
     for (f0, b0), (f1, b1) in zip(keys, keys[1:], strict=False):
         for f in range(f0, f1):
             track.boxes[f] = between(b0, b1, (f - f0) / (f1 - f0))
     last, box = keys[-1]
-    gap = cfg.keyframe_interval if track.quick_hits else min(cfg.lost_frames, cfg.deep_interval)
+    gap = cfg.keyframe_interval if track.quick_hits else cfg.deep_interval
     stop = min([b for b in boundaries if b > last] + [last + gap, end, track.stop or end])
     step = (0.0, 0.0)
     paced = pace_keys(track)

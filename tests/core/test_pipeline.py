@@ -29,7 +29,6 @@ from core.tracking.tracks import (
     Track,
     bridge_hidden,
     crowded,
-    fill_boxes,
     pace_keys,
     to_full,
 )
@@ -372,33 +371,6 @@ def test_after_its_last_detection_a_box_goes_on_moving_with_the_face(tmp_path):
     for frame in (52, 57):
         left, _, right, _ = track.boxes[frame]
         assert abs((left + right) / 2 - (70 + 6 * frame)) < 12
-
-
-def test_a_box_no_pass_confirms_is_carried_on_for_a_second_at_most():
-    """A track only thorough passes and the windows found is not ended by quick passes that
-    miss it, and its box was carried on at its pace until the next thorough pass, 180 frames
-    on: on a harsh stage a face half hidden under another's was boxed so for 79 frames after
-    its last detection, and the box ended on the face in front, under the hidden one's name.
-    It is carried on for `lost_frames` (a face found again within them would continue the
-    track); one the quick passes found, for a keyframe interval, as before."""
-    cfg = Settings()
-    keys = [(0, (300, 600, 370, 700)), (12, (276, 600, 346, 700))]  # 2 px a frame leftwards
-    windowed = Track(id=1, keyframes=list(keys))
-    fill_boxes(windowed, [], cfg, 900, (1280, 720))
-    assert sorted(windowed.boxes) == list(range(12 + cfg.lost_frames))
-    assert windowed.boxes[40] == (220, 600, 290, 700)  # still at its pace
-    quick = Track(id=2, keyframes=list(keys), quick_hits=2)
-    fill_boxes(quick, [], cfg, 900, (1280, 720))
-    assert sorted(quick.boxes) == list(range(12 + cfg.keyframe_interval))
-    # A cut, the video's end and a thorough pass sooner still end it.
-    for boundaries, end in (([30], 900), ([], 20)):
-        cut_short = Track(id=3, keyframes=list(keys))
-        fill_boxes(cut_short, boundaries, cfg, end, (1280, 720))
-        assert max(cut_short.boxes) == min([*boundaries, end]) - 1
-    thorough = Settings(deep_interval=24)
-    often = Track(id=4, keyframes=list(keys))
-    fill_boxes(often, [], thorough, 900, (1280, 720))
-    assert max(often.boxes) == 12 + 24 - 1
 
 
 def test_a_weak_detection_continues_a_track_but_opens_none(tmp_path):
