@@ -266,11 +266,8 @@ class Tracker:
         follower.start_track(start, dlib.rectangle(*(int(v / self.thin) for v in box)))
         found = []
         for f, thin in frames:
-            psr = follower.update(thin)
-            rect = follower.get_position()
-            corners = (rect.left(), rect.top(), rect.right(), rect.bottom())
-            where = to_full(corners, self.thin, self.info)
-            if psr < self.cfg.min_tracker_psr or where[2] <= where[0] or where[3] <= where[1]:
+            where = _sure_step(follower, thin, self.thin, self.info, self.cfg)
+            if where is None:
                 break
             found.append((f, where))
         return found
@@ -626,8 +623,15 @@ def _follow(track: Track, frame: np.ndarray, scale: float, info: VideoInfo, cfg:
         track.follower = dlib.correlation_tracker()
         track.follower.start_track(anchor_frame, dlib.rectangle(*anchor_box))
         track.anchor = None
-    psr = track.follower.update(frame)
-    rect = track.follower.get_position()
+    return _sure_step(track.follower, frame, scale, info, cfg)
+
+
+def _sure_step(follower, frame: np.ndarray, scale: float, info: VideoInfo, cfg: Settings):
+    """A correlation tracker moved on to `frame` (analysis pixels, `scale` to full size): its
+    full-frame box where it is sure of it (PSR at least min_tracker_psr, a box not empty),
+    else None."""
+    psr = follower.update(frame)
+    rect = follower.get_position()
     box = to_full((rect.left(), rect.top(), rect.right(), rect.bottom()), scale, info)
     if psr >= cfg.min_tracker_psr and box[2] > box[0] and box[3] > box[1]:
         return box
