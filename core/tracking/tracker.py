@@ -95,6 +95,7 @@ class Tracker:
         self.spent = {
             "detect": 0.0,
             "look again": 0.0,
+            "second opinion": 0.0,
             "tell apart": 0.0,
             "sharpen": 0.0,
             "chips": 0.0,
@@ -179,7 +180,12 @@ class Tracker:
         self.spent["detect"] += time.perf_counter() - t
         kept = _suppress(found)
         opens = self.cfg.deep_threshold if deep else self.cfg.quick_threshold
-        strong = {j for j, face in enumerate(kept) if face.score >= opens}
+        confirmed: set[int] = set()
+        if deep:
+            t = time.perf_counter()
+            kept, confirmed = self.second_opinion(index, full, kept)
+            self.spent["second opinion"] += time.perf_counter() - t
+        strong = {j for j, face in enumerate(kept) if face.score >= opens} | confirmed
         boxes = [to_full(f.box, 1.0, self.info) for f in kept]
         again: set[int] = set()
         if not deep:
@@ -278,6 +284,8 @@ class Tracker:
         cfg = self.cfg
         weakest = min(cfg.continue_threshold, cfg.deep_threshold if deep else cfg.quick_threshold)
         if deep:
+            if cfg.second_opinion:
+                weakest = min(weakest, cfg.second_opinion)
             found = self.detector.detect(full(), input_size=self.deep_input, threshold=weakest)
             return found, set()
         small = _small_rgb(planes, self.small_size) if self.scale > 1 else full()
@@ -289,6 +297,30 @@ class Tracker:
         # half hidden behind another face, the window search misses them more often.
         looked_again = _redetect_small(self.detector, full, self.active, self.scale, cfg, weakest)
         return sorted(found + looked_again, key=lambda f: -f.score), {id(f) for f in looked_again}
+
+    def second_opinion(self, index: int, full, kept: list[Face]) -> tuple[list[Face], set[int]]:
+        """A thorough pass's weak detections (from `Settings.second_opinion` up) where no open
+        track's face is, shown to a second detector: the indices of those it finds a face at
+        (they open tracks), and the faces kept. The faintest (under `continue_threshold`) are
+        kept only where it does; the others stay weak detections, as without it."""
+        cfg = self.cfg
+        if not cfg.second_opinion:
+            return kept, set()
+        opens = cfg.deep_threshold
+        tracked = [b for t in self.active for b in (t.last_box, _expected(t, index))]
+        faces, confirmed = [], set()
+        for face in kept:
+            if face.score < opens:
+                box = to_full(face.box, 1.0, self.info)
+                sure = not any(iou(box, b) >= cfg.match_iou for b in tracked) and (
+                    embed.face_check().face_at(full(), box) is not None
+                )
+                if sure:
+                    confirmed.add(len(faces))
+                elif face.score < cfg.continue_threshold:
+                    continue
+            faces.append(face)
+        return faces, confirmed
 
     def look_again(self, index, full, kept: list[Face], boxes: list[Box]) -> set[int]:
         """Tracked faces this quick pass found nothing at, looked for again in a window around

@@ -49,6 +49,15 @@ class Settings:
     # faces turning, blurring or half hidden score 0.3-0.5, and a track lost there is a face
     # left unnamed; on its own such a score is not enough to say a face is there.
     continue_threshold: float = 0.3
+    # A thorough pass's weak detection from this score up (under the opening score) on no
+    # track is shown to a second detector, dlib's MMOD CNN (core.faces.mmod): where it finds a
+    # face too, the detection opens a track; under `continue_threshold` it is kept only then
+    # (0: no second opinion). SCRFD-500M scores some faces under 0.5 whatever their size (a
+    # tilted face lit red, 0.1-0.3 through a 31-frame shot). On seven development stage videos
+    # the thorough passes held 0-3 such detections each, MMOD confirmed 9 of 13, all faces
+    # (the rest: a face under a hand, three unseen), and faces detected went up on four
+    # (0.959 -> 0.978, 0.975 -> 1.000 on 1080p; 0.912 -> 0.934 on a harsh 720p), down on none.
+    second_opinion: float = 0.2
     # Tracked faces smaller than this (analysis-frame pixels) are searched for again in a
     # window around them, scaled so the face is `window_face` pixels: SCRFD at 640 input finds
     # 0.64 of faces under 80 px of a 1080p frame (under 27 px at 640).

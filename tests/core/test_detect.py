@@ -233,3 +233,25 @@ def test_aligning_a_detected_face_undoes_its_rotation_and_scale(det):
 
     chip = align(frame, face.keypoints)
     assert len(detect_in_crop(det, chip)) == 1
+
+
+# -- the second opinion ------------------------------------------------------------------
+
+
+def test_the_second_detector_finds_a_face_only_where_one_is(det):
+    """FaceCheck (dlib's MMOD detector) says whether a face's centre lies in a given box: a
+    face tilted and shrunk into a stage frame, yes; the plain background, a box beside the
+    face, a sliver and a box off the frame, no."""
+    from core.faces.mmod import FaceCheck
+
+    check = FaceCheck()
+    frame, _ = paste(load(CROPS[2]), 20, 0.9, (640, 360))
+    (face,) = det.detect(frame, threshold=0.5)
+    left, top, right, bottom = face.box
+    confidence = check.face_at(frame, face.box)
+    assert confidence is not None and confidence > 0
+    side = right - left
+    assert check.face_at(frame, (100, 100, 100 + side, 100 + side)) is None
+    assert check.face_at(frame, (right + 5, top, right + 5 + side, bottom)) is None
+    assert check.face_at(frame, (600, 300, 604, 304)) is None
+    assert check.face_at(frame, (1300, 800, 1400, 900)) is None

@@ -327,6 +327,7 @@ if __name__ == "__main__":
 def test_the_onnx_model_files_are_the_published_ones():
     assert weights.problems() == []
     assert weights.SCRFD.locate().name == "scrfd_500m_bnkps.onnx"
+    assert weights.MMOD.checked_path().name == "mmod_human_face_detector.dat"
 
 
 def test_an_altered_model_file_is_refused_with_one_clear_message_and_nothing_loads(tmp_path):

@@ -835,3 +835,41 @@ def test_two_faces_close_together_are_told_apart_by_their_looks():
     By boxes alone the two tracks swap faces."""
     assert _crossing(tell_apart=True) == {0: 1, 1: 2}
     assert _crossing(tell_apart=False) == {0: 2, 1: 1}
+
+
+def test_a_thorough_pass_weak_detection_opens_a_track_where_a_second_detector_sees_a_face():
+    """SCRFD-500M scores some faces under the 0.5 that opens a track whatever their size (a
+    tilted face under red light: 0.1-0.3 through a whole shot). dlib's MMOD detector is asked
+    about each weak detection of a thorough pass on no track: where it finds a face, the
+    detection opens a track; the faintest (under the score that continues one) are dropped
+    where it finds none, stronger ones stay weak detections. One on a track's face is not
+    asked: it continues the track as before."""
+    canvas = Image.new("RGB", (1920, 1080), (60, 40, 70))
+    canvas.paste(face("halle-berry", 1, 110), (900, 500))
+    image = np.asarray(canvas)
+    tracker = Tracker(_info(1920, 1080), 0, 30, Settings(), embed.embedder(), 1)
+    (real,) = embed.detector().detect(image, input_size=(1920, 1088), threshold=0.5)
+    keypoints = real.keypoints
+
+    def weak(box, score):
+        return Face(box, score, keypoints)
+
+    on_face = weak(real.box, 0.25)
+    wall_faint = weak((300.0, 300.0, 410.0, 420.0), 0.25)  # plain background
+    wall_weak = weak((1500.0, 200.0, 1610.0, 320.0), 0.4)
+    kept, confirmed = tracker.second_opinion(0, lambda: image, [on_face, wall_faint, wall_weak])
+    assert kept == [on_face, wall_weak] and confirmed == {0}
+
+    # On an open track's face: not asked, so a faint one goes and a weak one stays weak.
+    box = tuple(int(v) for v in real.box)
+    tracker.active = [Track(id=1, keyframes=[(0, box)], detections=1)]
+    on_track = weak(real.box, 0.35)
+    assert tracker.second_opinion(12, lambda: image, [on_face]) == ([], set())
+    assert tracker.second_opinion(12, lambda: image, [on_track]) == ([on_track], set())
+
+    # Switched off: every detection is kept, none confirmed.
+    off = Tracker(_info(1920, 1080), 0, 30, Settings(second_opinion=0), embed.embedder(), 1)
+    assert off.second_opinion(0, lambda: image, [on_face, wall_faint]) == (
+        [on_face, wall_faint],
+        set(),
+    )
