@@ -449,7 +449,7 @@ class Tracker:
         such track's last chip: the distance of their embeddings, in same-person distances,
         above the track's nearest. Matching adds it to the cost, so that two faces crossing
         are not swapped. None where nothing is in doubt."""
-        if not self.cfg.tell_apart or not self.large or not tracks or not js:
+        if not self.cfg.tell_apart or not tracks or not js:
             return None
         overlaps = np.array([[overlap(t, boxes[j]) for j in js] for t in tracks])
         # In doubt: a second choice near as good as the first (a clear best needs no looks).
