@@ -300,21 +300,28 @@ class Tracker:
 
     def second_opinion(self, index: int, full, kept: list[Face]) -> tuple[list[Face], set[int]]:
         """A thorough pass's weak detections (from `Settings.second_opinion` up) where no open
-        track's face is, shown to a second detector: the indices of those it finds a face at
-        (they open tracks), and the faces kept. The faintest (under `continue_threshold`) are
-        kept only where it does; the others stay weak detections, as without it."""
+        track's face is, shown to a second detector, the strongest first and at most
+        `second_opinions` of them: the indices of those it finds a face at (they open tracks),
+        and the faces kept. The faintest (under `continue_threshold`) are kept only where it
+        does; the others stay weak detections, as without it."""
         cfg = self.cfg
         if not cfg.second_opinion:
             return kept, set()
         opens = cfg.deep_threshold
         tracked = [b for t in self.active for b in (t.last_box, _expected(t, index))]
         faces, confirmed = [], set()
-        for face in kept:
+        asked = 0
+        for face in kept:  # strongest first
             if face.score < opens:
                 box = to_full(face.box, 1.0, self.info)
-                sure = not any(iou(box, b) >= cfg.match_iou for b in tracked) and (
-                    embed.face_check().face_at(full(), box) is not None
-                )
+                sure = False
+                if (
+                    asked < cfg.second_opinions
+                    and min(box[2] - box[0], box[3] - box[1]) >= cfg.second_opinion_side
+                    and not any(iou(box, b) >= cfg.match_iou for b in tracked)
+                ):
+                    asked += 1
+                    sure = embed.face_check().face_at(full(), box) is not None
                 if sure:
                     confirmed.add(len(faces))
                 elif face.score < cfg.continue_threshold:

@@ -58,6 +58,11 @@ class Settings:
     # (the rest: a face under a hand, three unseen), and faces detected went up on four
     # (0.959 -> 0.978, 0.975 -> 1.000 on 1080p; 0.912 -> 0.934 on a harsh 720p), down on none.
     second_opinion: float = 0.2
+    # ...at most this many a pass (each costs 0.1-0.2 s; a crowd's faint faces would otherwise
+    # cost seconds a pass), and none under this many pixels a side (the stage faces confirmed
+    # were 47 px and up; MMOD's window is 80 px, and the face is scaled to 100 for it).
+    second_opinions: int = 3
+    second_opinion_side: int = 32
     # Tracked faces smaller than this (analysis-frame pixels) are searched for again in a
     # window around them, scaled so the face is `window_face` pixels: SCRFD at 640 input finds
     # 0.64 of faces under 80 px of a 1080p frame (under 27 px at 640).

@@ -873,3 +873,28 @@ def test_a_thorough_pass_weak_detection_opens_a_track_where_a_second_detector_se
         [on_face, wall_faint],
         set(),
     )
+
+
+def test_a_pass_asks_for_few_second_opinions_strongest_first_and_none_on_tiny_boxes():
+    """Each second opinion costs 0.1-0.2 s: a pass asks about its strongest weak detections
+    only, `second_opinions` of them; the faintest beyond them go unasked, as without it. A box
+    under `second_opinion_side` is never asked about."""
+    canvas = Image.new("RGB", (1920, 1080), (60, 40, 70))
+    people = ["halle-berry", "tom-hanks", "keanu-reeves", "hugh-laurie"]
+    for k, person in enumerate(people):
+        canvas.paste(face(person, 1, 110), (200 + 400 * k, 400))
+    image = np.asarray(canvas)
+    real = sorted(
+        embed.detector().detect(image, input_size=(1920, 1088), threshold=0.5),
+        key=lambda f: f.box[0],
+    )
+    assert len(real) == 4
+    weak = [Face(f.box, 0.29 - 0.01 * k, f.keypoints) for k, f in enumerate(real)]
+    tracker = Tracker(_info(1920, 1080), 0, 30, Settings(second_opinions=3), embed.embedder(), 1)
+    kept, confirmed = tracker.second_opinion(0, lambda: image, weak)
+    assert kept == weak[:3] and confirmed == {0, 1, 2}
+
+    # The same faces, smaller than the side a box needs to be asked about.
+    cfg = Settings(second_opinion_side=150)
+    small = Tracker(_info(1920, 1080), 0, 30, cfg, embed.embedder(), 1)
+    assert small.second_opinion(0, lambda: image, weak) == ([], set())
