@@ -54,9 +54,9 @@ class Settings:
     # face too, the detection opens a track; under `continue_threshold` it is kept only then
     # (0: no second opinion). SCRFD-500M scores some faces under 0.5 whatever their size (a
     # tilted face lit red, 0.1-0.3 through a 31-frame shot). On seven development stage videos
-    # the thorough passes held 0-3 such detections each, MMOD confirmed 9 of 13, all faces
-    # (the rest: a face under a hand, three unseen), and faces detected went up on four
-    # (0.959 -> 0.978, 0.975 -> 1.000 on 1080p; 0.912 -> 0.934 on a harsh 720p), down on none.
+    # the thorough passes held 0-3 such detections each, all on faces; MMOD confirmed 8 of 12,
+    # and faces detected went up on four (0.959 -> 0.978, 0.975 -> 1.000 on 1080p; 0.912 ->
+    # 0.934 on a harsh 720p), down on none.
     second_opinion: float = 0.2
     # ...at most this many a pass (each costs 0.1-0.2 s; a crowd's faint faces would otherwise
     # cost seconds a pass), and none under this many pixels a side (the stage faces confirmed
