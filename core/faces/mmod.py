@@ -3,11 +3,11 @@
 SCRFD-500M scores some faces under the 0.5 that opens a track, at any input size: on a harsh
 1080p stage a tilted face under red light scored 0.1-0.3 through a whole 31-frame shot,
 mirrored, equalised or turned upright alike. dlib's CNN face detector (max-margin object
-detection, trained on other faces with another loss) found it on 7 of 8 sampled frames. It is
-far too slow to search whole frames with (dlib-bin has no BLAS: 0.5 s for a 300 px window),
-but asked about one place, the face scaled to FACE_PX in a window MARGIN of its size wider,
-it takes about 0.2 s; and a video's thorough passes hold few weak detections on no track
-(0-3 on each of seven stage videos).
+detection, trained on other faces with another loss) found it on each of 8 sampled frames. It
+is far too slow to search whole frames with (dlib-bin has no BLAS: 0.4-0.6 s for a 300 px
+window), but asked about one place, the face scaled to FACE_PX in a window MARGIN of its size
+wider, it takes 0.17 s on average; and a video's thorough passes hold few weak detections on
+no track (0-3 on each of nineteen stage videos).
 
 Typical use::
 
