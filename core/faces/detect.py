@@ -43,6 +43,7 @@ __all__ = [
     "detect_in_crop",
     "fit_input_size",
     "main_face",
+    "window_around",
 ]
 
 STRIDES = (8, 16, 32)
@@ -77,6 +78,21 @@ def fit_input_size(width: int, height: int, max_side: int = DEFAULT_MAX_SIDE) ->
         raise ValueError("empty image")
     scale = max_side / max(width, height)
     return (_ceil32(width * scale), _ceil32(height * scale))
+
+
+def window_around(
+    box: tuple[int, int, int, int], width: int, height: int, margin: float
+) -> tuple[int, int, int, int] | None:
+    """The window around a face's box (whole pixels) `margin` of its longer side wider on every
+    side, clipped to a `width` x `height` image: (x0, y0, x1, y1); None where under 8 px of it
+    are left on the image (a box off it)."""
+    left, top, right, bottom = box
+    wider = round(margin * max(right - left, bottom - top))
+    x0, y0 = max(0, left - wider), max(0, top - wider)
+    x1, y1 = min(width, right + wider), min(height, bottom + wider)
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None
+    return x0, y0, x1, y1
 
 
 def _ceil32(x: float) -> int:

@@ -22,6 +22,7 @@ import dlib
 import numpy as np
 
 from core.faces import weights
+from core.faces.detect import window_around
 
 __all__ = ["FACE_PX", "MARGIN", "FaceCheck"]
 
@@ -43,16 +44,15 @@ class FaceCheck:
         """The confidence of the face MMOD finds with its centre inside `box` (left, top, right,
         bottom in the image's pixels), the most confident if several; None where it finds none.
         It looks at a window around the box, scaled so the box's longer side is FACE_PX."""
-        left, top, right, bottom = (int(round(v)) for v in box)
+        left, top, right, bottom = whole = tuple(int(round(v)) for v in box)
         side = max(right - left, bottom - top)
         if side < 8:
             return None
         height, width = image_rgb.shape[:2]
-        wider = round(MARGIN * side)
-        x0, y0 = max(0, left - wider), max(0, top - wider)
-        x1, y1 = min(width, right + wider), min(height, bottom + wider)
-        if x1 - x0 < 8 or y1 - y0 < 8:
+        around = window_around(whole, width, height, MARGIN)
+        if around is None:
             return None
+        x0, y0, x1, y1 = around
         zoom = FACE_PX / side
         window = cv2.resize(
             image_rgb[y0:y1, x0:x1],

@@ -20,7 +20,7 @@ import dlib
 import numpy as np
 
 from core.faces import embed
-from core.faces.detect import Face, fit_input_size
+from core.faces.detect import Face, fit_input_size, window_around
 from core.media.decode import read_frames, scaled_size
 from core.media.draw import yuv_planes
 from core.media.probe import VideoInfo, probe
@@ -798,11 +798,10 @@ def _look_around(
     if side < 6:
         return []
     height, width = full().shape[:2]
-    wider = round(margin * side)
-    x0, y0 = max(0, left - wider), max(0, top - wider)
-    x1, y1 = min(width, right + wider), min(height, bottom + wider)
-    if x1 - x0 < 8 or y1 - y0 < 8:  # off the frame (a face carried out of it)
+    around = window_around(box, width, height, margin)
+    if around is None:  # off the frame (a face carried out of it)
         return []
+    x0, y0, x1, y1 = around
     window = full()[y0:y1, x0:x1]
     zoom = (face or cfg.window_face) / side
     size = fit_input_size(x1 - x0, y1 - y0, max(32, round(max(x1 - x0, y1 - y0) * zoom)))
